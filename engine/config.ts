@@ -1,0 +1,228 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv } from 'ajv';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { readYamlFile } from './yamlFile.js';
+
+/** The root of the installed package (where `config/` ships). */
+export const packageRoot = (() => {
+  const here = fileURLToPath(import.meta.url);
+  // engine/config.ts from the sources (tests), dist/engine/config.js once built.
+  return resolve(dirname(here), here.endsWith('.ts') ? '..' : '../..');
+})();
+
+/** The config file used when none is given. */
+export const defaultConfigFile = resolve(packageRoot, 'config/default.yaml');
+
+/** The engine's configuration, as in `config/default.yaml` (every key documented there). */
+export interface Config {
+  nats: {
+    /** Server(s), comma separated. @default 'nats://127.0.0.1:4222' */
+    url: string;
+    /** Durable consumer name on CX_EVENTS. @default 'cxstream' */
+    durable: string;
+    /** @default 30000 */
+    ackWaitMs: number;
+    /** Most events pulled and not yet acked. @default 100000 */
+    maxInFlight: number;
+  };
+  clickhouse: {
+    /** `embedded:DIR` (chDB in-process) or `http(s)://user:pass@host:port/db`. @default 'embedded:./.cxstream/clickhouse' */
+    url: string;
+    /** @default 1000 */
+    flushIntervalMs: number;
+    /** @default 500000 */
+    maxBufferedRows: number;
+  };
+  state: {
+    /** Local directory for embedded checkpoints. @default './.cxstream/state' */
+    dir: string;
+  };
+  /** Rule files. @default ['config/rules.yaml'] */
+  rules: string[];
+  engine: {
+    /** Partitions (one worker thread each); 0 = one per core less one for the main thread, at least 1. @default 0 */
+    partitions: number;
+    /** @default 1000 */
+    batchMaxEvents: number;
+    /** @default 20 */
+    batchMaxWaitMs: number;
+    /** @default 'Asia/Shanghai' */
+    defaultTz: string;
+    /** @default 60000 */
+    profileIntervalMs: number;
+    /** @default 5000 */
+    tickIntervalMs: number;
+  };
+  metrics: {
+    /** HTTP port of /metrics, /healthz, /readyz; 0 turns it off. @default 9464 */
+    port: number;
+    /** @default '127.0.0.1' */
+    host: string;
+  };
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    nats: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        url: { type: 'string', minLength: 1 },
+        durable: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' },
+        ackWaitMs: { type: 'integer', minimum: 1000 },
+        maxInFlight: { type: 'integer', minimum: 1 },
+      },
+    },
+    clickhouse: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        url: { type: 'string', pattern: '^(embedded:.+|https?://.+)$' },
+        flushIntervalMs: { type: 'integer', minimum: 10 },
+        maxBufferedRows: { type: 'integer', minimum: 1000 },
+      },
+    },
+    state: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { dir: { type: 'string', minLength: 1 } },
+    },
+    rules: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+    engine: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        partitions: { type: 'integer', minimum: 0, maximum: 256 },
+        batchMaxEvents: { type: 'integer', minimum: 1 },
+        batchMaxWaitMs: { type: 'integer', minimum: 0 },
+        defaultTz: { type: 'string', minLength: 1 },
+        profileIntervalMs: { type: 'integer', minimum: 0 },
+        tickIntervalMs: { type: 'integer', minimum: 100 },
+      },
+    },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { port: { type: 'integer', minimum: 0, maximum: 65535 }, host: { type: 'string' } },
+    },
+  },
+} as const;
+
+const defaults: Config = {
+  nats: { url: 'nats://127.0.0.1:4222', durable: 'cxstream', ackWaitMs: 30_000, maxInFlight: 100_000 },
+  clickhouse: { url: 'embedded:./.cxstream/clickhouse', flushIntervalMs: 1000, maxBufferedRows: 500_000 },
+  state: { dir: './.cxstream/state' },
+  rules: ['config/rules.yaml'],
+  engine: {
+    partitions: 0,
+    batchMaxEvents: 1000,
+    batchMaxWaitMs: 20,
+    defaultTz: 'Asia/Shanghai',
+    profileIntervalMs: 60_000,
+    tickIntervalMs: 5000,
+  },
+  metrics: { port: 9464, host: '127.0.0.1' },
+};
+
+const validate = new Ajv({ allErrors: true }).compile(schema);
+
+/**
+ * Loads a config file (or the defaults), applies environment overrides and validates once.
+ * Every key has an override named `CXSTREAM_<SECTION>_<KEY>` in upper snake case
+ * (`CXSTREAM_ENGINE_PARTITIONS`, `CXSTREAM_NATS_URL`); `CXSTREAM_RULES` is comma separated.
+ * Relative paths resolve against the working directory; the shipped rule file is found from
+ * the package when the working directory has none.
+ * @throws ConfigError with file:line for every problem
+ */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const configFile = file ?? defaultConfigFile;
+  const yaml = readYamlFile(configFile);
+  const problems: ConfigProblem[] = [];
+  const fromFile = yaml.value ?? {};
+  if (!validate(fromFile)) {
+    for (const err of validate.errors ?? []) {
+      const path = err.instancePath.split('/').slice(1);
+      const where =
+        err.keyword === 'additionalProperties' ? [...path, String(err.params.additionalProperty)] : path;
+      const name = where.join('.') || '(root)';
+      const detail =
+        err.keyword === 'additionalProperties' ? 'is not a known key' : (err.message ?? 'is invalid');
+      problems.push(yaml.problem(where, `${name} ${detail}`));
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const merged = mergeDeep(structuredClone(defaults), fromFile as Partial<Config>);
+  const envProblems = applyEnv(merged, env);
+  if (envProblems.length > 0) throw new ConfigError(envProblems);
+  if (!validate(merged)) {
+    throw new ConfigError(
+      (validate.errors ?? []).map((e) => ({
+        file: 'environment',
+        line: 0,
+        message: `${e.instancePath.slice(1).replaceAll('/', '.')} ${e.message}`,
+      })),
+    );
+  }
+  merged.rules = merged.rules.map((r) => resolveShipped(r));
+  if (merged.engine.partitions === 0) merged.engine.partitions = Math.max(1, availableParallelism() - 1);
+  return deepFreeze(merged);
+}
+
+/** `CXSTREAM_` + path in upper snake case, e.g. engine.batchMaxEvents → CXSTREAM_ENGINE_BATCH_MAX_EVENTS. */
+export function envName(path: string[]): string {
+  return `CXSTREAM_${path.map((p) => p.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`;
+}
+
+function applyEnv(config: Config, env: NodeJS.ProcessEnv): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const rules = env[envName(['rules'])];
+  if (rules !== undefined && rules.trim() !== '')
+    config.rules = rules
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  for (const [section, values] of Object.entries(config)) {
+    if (typeof values !== 'object' || Array.isArray(values)) continue;
+    for (const [key, current] of Object.entries(values as Record<string, unknown>)) {
+      const name = envName([section, key]);
+      const raw = env[name];
+      if (raw === undefined || raw === '') continue;
+      if (typeof current === 'number') {
+        const n = Number(raw);
+        if (!Number.isFinite(n))
+          problems.push({ file: 'environment', line: 0, message: `${name}=${raw} is not a number` });
+        else (values as Record<string, unknown>)[key] = n;
+      } else {
+        (values as Record<string, unknown>)[key] = raw;
+      }
+    }
+  }
+  return problems;
+}
+
+function resolveShipped(path: string): string {
+  if (isAbsolute(path)) return path;
+  const local = resolve(path);
+  if (existsSync(local)) return local;
+  const shipped = resolve(packageRoot, path);
+  return existsSync(shipped) ? shipped : local;
+}
+
+function mergeDeep<T>(target: T, source: Partial<T>): T {
+  for (const [k, v] of Object.entries(source as object)) {
+    const t = (target as Record<string, unknown>)[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && t && typeof t === 'object') mergeDeep(t, v);
+    else (target as Record<string, unknown>)[k] = v;
+  }
+  return target;
+}
+
+function deepFreeze<T>(o: T): Readonly<T> {
+  for (const v of Object.values(o as object)) if (v && typeof v === 'object') deepFreeze(v);
+  return Object.freeze(o);
+}

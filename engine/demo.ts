@@ -1,0 +1,148 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { pack } from 'msgpackr';
+import type { Trigger } from '../operators/types.js';
+import { formatFunnel, queryFunnel } from '../sinks/funnel.js';
+import { loadConfig } from './config.js';
+import { generateTraffic, subjectOf } from './demoTraffic.js';
+import { connectNats, openSinks, runEngine } from './engine.js';
+import { iterableSource } from './fileSource.js';
+import { jetstreamSource } from './jetstreamSource.js';
+import { findNatsServer, NatsServer } from './natsServer.js';
+import { replaySummary } from './progress.js';
+import { loadRules } from './rulesFile.js';
+import { ensureStreams } from './streams.js';
+import type { EventSource, RawEvent } from './types.js';
+
+/** Options of `cxstream demo`. */
+export interface DemoOptions {
+  /** @default 3000 */
+  customers?: number;
+  /** @default 42 */
+  seed?: number;
+  /** Use a private nats-server when one is installed. @default true */
+  useNats?: boolean;
+  /** Working directory of the demo (wiped at start). @default './.cxstream/demo' */
+  dir?: string;
+  /** Where the report goes. @default process.stdout */
+  out?: NodeJS.WritableStream;
+}
+
+/**
+ * `cxstream demo`: a generated day of traffic through the real pipeline — JetStream on a private
+ * nats-server when the binary is installed, the in-process source otherwise — into embedded
+ * ClickHouse; prints what happened.
+ */
+export async function runDemo(options: DemoOptions = {}): Promise<void> {
+  const out = options.out ?? process.stdout;
+  const say = (s = '') => out.write(`${s}\n`);
+  const started = performance.now();
+  const dir = resolve(options.dir ?? '.cxstream/demo');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+
+  const events = generateTraffic({ customers: options.customers ?? 3000, seed: options.seed ?? 42 });
+  const raw: RawEvent[] = events.map((e, i) => ({ seq: i + 1, subject: subjectOf(e), data: pack(e) }));
+  say(`cxstream demo: ${events.length} events of ${options.customers ?? 3000} customers over one day`);
+
+  const config = loadConfig(undefined, {
+    ...process.env,
+    CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
+    CXSTREAM_STATE_DIR: `${dir}/state`,
+  });
+  const rules = loadRules(config.rules);
+  const natsBinary = options.useNats === false ? null : findNatsServer();
+  if (options.useNats !== false && natsBinary === null) {
+    say('nats-server is not installed: feeding the pipeline from the in-process source');
+    say('(install the Debian package nats-server to run the demo through JetStream)');
+  }
+
+  const server = natsBinary ? await NatsServer.start({ jetstream: true }) : null;
+  let nc: NatsConnection | null = null;
+  try {
+    const delivered: Trigger[] = [];
+    let source: EventSource;
+    if (server) {
+      nc = await connectNats({ ...config, nats: { ...config.nats, url: server.url } });
+      await ensureStreams(nc);
+      // What a dialer sees: every trigger message on its subject.
+      nc.subscribe('cx.triggers.>', { callback: (_err, msg) => void delivered.push(msg.json<Trigger>()) });
+      say(`private nats-server ${server.url}: publishing to stream CX_EVENTS ...`);
+      await publishAll(nc, raw, (i) => events[i]!.id);
+      source = jetstreamSource({ nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight });
+    } else {
+      source = iterableSource(raw);
+    }
+    const sinks = await openSinks(config, nc);
+    const summary = replaySummary();
+    const processingStarted = performance.now();
+    const finished = server ? stopWhenAcked(source, raw.length) : null;
+    await runEngine({ config, rules, source, sinks, live: false, onOutput: (o) => summary.add(o) });
+    await finished;
+    const seconds = (performance.now() - processingStarted) / 1000;
+    if (nc) await nc.flush();
+    const triggers = server ? delivered : (sinks.memoryTriggers?.triggers ?? []);
+
+    say();
+    say(
+      `processed ${summary.events} events in ${seconds.toFixed(1)} s (${Math.round(summary.events / seconds)} events/s)`,
+    );
+    say(summary.format().trimEnd());
+    say(
+      `trigger messages ${server ? 'received on cx.triggers.>' : 'collected in memory'}: ${triggers.length}`,
+    );
+    say();
+    say('three sample triggers:');
+    for (const t of sampleTriggers(triggers, 3)) say(JSON.stringify(t, null, 2));
+    say();
+    say('funnel consult → add to cart → order (7-day window), by channel:');
+    say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'channel' }), 'channel').trimEnd());
+    say();
+    say('by A/B script variant:');
+    say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'variant' }), 'variant').trimEnd());
+    await sinks.close();
+    say();
+    say(
+      `done in ${((performance.now() - started) / 1000).toFixed(1)} s; ClickHouse data in ${dir}/clickhouse`,
+    );
+    say(`query it: CXSTREAM_CLICKHOUSE_URL=embedded:${dir}/clickhouse npx cxstream funnel --by variant`);
+  } finally {
+    await nc?.close();
+    await server?.stop();
+  }
+}
+
+/** Bulk-loads the stream with core publishes and periodic flushes (PITFALLS: ~10× faster than awaiting acks). */
+async function publishAll(nc: NatsConnection, raw: RawEvent[], idOf: (i: number) => string): Promise<void> {
+  for (let i = 0; i < raw.length; i++) {
+    const e = raw[i]!;
+    const h = headers();
+    // Nats-Msg-Id = event id, as upstream publishers are asked to do (de-duplication).
+    h.set('Nats-Msg-Id', idOf(i));
+    nc.publish(e.subject, e.data, { headers: h });
+    if (i % 5000 === 4999) await nc.flush();
+  }
+  await nc.flush();
+  const jsm = await jetstreamManager(nc);
+  for (;;) {
+    const info = await jsm.streams.info('CX_EVENTS');
+    if (info.state.messages >= raw.length) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Stops a live source once it has acked `total` events (the demo's stream is finite). */
+async function stopWhenAcked(source: EventSource, total: number): Promise<void> {
+  while (source.stats().acked < total) await new Promise((r) => setTimeout(r, 50));
+  await source.stop();
+}
+
+/** Up to `n` triggers of different rules, in a stable order. */
+function sampleTriggers(triggers: Trigger[], n: number): Trigger[] {
+  const byRule = new Map<string, Trigger>();
+  for (const t of [...triggers].sort((a, b) => a.id.localeCompare(b.id)))
+    if (!byRule.has(t.rule)) byRule.set(t.rule, t);
+  return [...byRule.values()].slice(0, n);
+}

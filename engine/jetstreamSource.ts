@@ -1,0 +1,420 @@
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
+import { type NatsConnection, nanos } from '@nats-io/transport-node';
+import { Observable, type Subscriber } from 'rxjs';
+import { AckTracker } from './ackTracker.js';
+import { log } from './log.js';
+import { natsNames } from './streams.js';
+import type { EventSource, RawEvent } from './types.js';
+
+/** A source of raw events with at-least-once delivery, acked once the sinks accepted the outputs. */
+/** Options of {@link jetstreamSource}. */
+export interface JetStreamSourceOptions {
+  nc: NatsConnection;
+  /**
+   * Durable consumer name on CX_EVENTS. One running source per durable: recovery may recreate it.
+   * @default 'cxstream'
+   */
+  durable?: string;
+  /**
+   * Events per emitted chunk (at most).
+   * @default 1000
+   */
+  chunkSize?: number;
+  /**
+   * A chunk is emitted this long after its first event even when not full.
+   * @default 5
+   */
+  chunkWaitMs?: number;
+  /**
+   * Emitted events not yet acked, at most; reading pauses at the limit.
+   * @default 20_000
+   */
+  maxInFlight?: number;
+  /**
+   * The consumer's ack wait: an event not acked this long after delivery is redelivered.
+   * @default 30_000
+   */
+  ackWaitMs?: number;
+  /**
+   * Stop waiting for acks after this long in `stop()` when no timeout is given.
+   * @default 30_000
+   */
+  stopTimeoutMs?: number;
+}
+
+/** Which consumer incarnation delivered a message: acks only count on the incarnation that sent them. */
+interface AckHandle {
+  msg: JsMsg;
+  generation: number;
+}
+
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5_000;
+
+/**
+ * Reads CX_EVENTS through a durable pull consumer (`AckPolicy.All`) and emits the raw messages in
+ * stream order, in chunks, without decoding them. Acks advance only over contiguous done prefixes.
+ *
+ * Delivery: the main loop reads `consume()`'s iterator, whose pull requests are only sent as it is
+ * read, so the client never buffers more than one pull (`max_messages`, at most 10 000) while
+ * reading pauses at `maxInFlight` (nats.js #218). `max_ack_pending` = `maxInFlight` + that buffer.
+ *
+ * Because acking sequence N acks everything below it, a message lost between server and client
+ * (a reconnect, a server restart) must never be skipped: when a new message's sequence jumps past
+ * the next one expected, the stream is asked whether the missing ones exist (deleted ones are
+ * fine); if they do, the consumer is recreated at the acked floor ("resync") and what follows
+ * arrives again in order, with sequences already emitted dropped as redeliveries. The same resync
+ * recreates a consumer that disappeared (server state lost, someone deleted it).
+ */
+export function jetstreamSource(opts: JetStreamSourceOptions): EventSource {
+  return new JetStreamSource(opts);
+}
+
+class JetStreamSource implements EventSource {
+  readonly chunks$: Observable<RawEvent[]>;
+
+  private readonly nc: NatsConnection;
+  private readonly durable: string;
+  private readonly chunkSize: number;
+  private readonly chunkWaitMs: number;
+  private readonly maxInFlight: number;
+  private readonly ackWaitMs: number;
+  private readonly bufferMessages: number;
+  private readonly stopTimeoutMs: number;
+  private readonly stream = natsNames.eventsStream;
+
+  private readonly tracker: AckTracker<AckHandle>;
+  private subscriber: Subscriber<RawEvent[]> | null = null;
+  private jsm: JetStreamManager | null = null;
+  private messages: ConsumerMessages | null = null;
+
+  /** Consumer incarnation: incremented whenever the consumer is recreated. */
+  private generation = 0;
+  /** Highest stream sequence emitted (or known acked at start): at or below is a redelivery. */
+  private seen = 0;
+  /** Ack floor to recreate the consumer from: the server's at start, then ours. */
+  private ackFloor = 0;
+  /** The highest redelivered message of the current incarnation, usable to ack for stale handles. */
+  private latestRedelivery: JsMsg | null = null;
+  private resyncWanted = false;
+  private stopping = false;
+  /** Settles when the read loop has ended and its last chunk was emitted. */
+  private runEnded: Promise<void> = Promise.resolve();
+  private stopSignal!: () => void;
+  private readonly stopped = new Promise<void>((resolve) => {
+    this.stopSignal = resolve;
+  });
+
+  private chunk: RawEvent[] = [];
+  private chunkSeqs: number[] = [];
+  private chunkLast: JsMsg | null = null;
+  private chunkTimer: ReturnType<typeof setTimeout> | null = null;
+
+  private received = 0;
+  private pending = 0;
+
+  constructor(opts: JetStreamSourceOptions) {
+    this.nc = opts.nc;
+    this.durable = opts.durable ?? 'cxstream';
+    this.chunkSize = positive('chunkSize', opts.chunkSize ?? 1000);
+    this.chunkWaitMs = Math.max(0, opts.chunkWaitMs ?? 5);
+    this.maxInFlight = positive('maxInFlight', opts.maxInFlight ?? 20_000);
+    this.ackWaitMs = positive('ackWaitMs', opts.ackWaitMs ?? 30_000);
+    this.stopTimeoutMs = opts.stopTimeoutMs ?? 30_000;
+    this.bufferMessages = Math.min(10_000, Math.max(this.chunkSize, Math.ceil(this.maxInFlight / 2)));
+    this.tracker = new AckTracker<AckHandle>((handle, lastSeq) => this.ack(handle, lastSeq));
+    this.chunks$ = new Observable<RawEvent[]>((subscriber) => {
+      if (this.subscriber || this.stopping) {
+        subscriber.error(new Error('jetstreamSource: chunks$ can be subscribed once'));
+        return;
+      }
+      this.subscriber = subscriber;
+      this.runEnded = this.run().then(
+        () => subscriber.complete(),
+        (e: unknown) => subscriber.error(e),
+      );
+      return () => {
+        if (!this.stopping) void this.stop(0);
+      };
+    });
+  }
+
+  done(seqs: ArrayLike<number>): void {
+    this.tracker.done(seqs);
+  }
+
+  async stop(timeoutMs = this.stopTimeoutMs): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.stopSignal();
+      // not awaited: the read loop may sit in a JetStream API call; runEnded below covers it
+      this.messages?.stop();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.runEnded.then(() => this.tracker.whenBelow(1)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  stats(): { received: number; acked: number; inFlight: number; pending: number } {
+    const inFlight = this.tracker.inFlight;
+    return { received: this.received, acked: this.received - inFlight, inFlight, pending: this.pending };
+  }
+
+  /** The read loop: one `consume()` per pass; a pass ends on stop, resync or a closed iterator. */
+  private async run(): Promise<void> {
+    this.jsm = await jetstreamManager(this.nc);
+    const info = await this.ensureConsumer();
+    this.ackFloor = info.ack_floor.stream_seq;
+    this.seen = this.ackFloor;
+    this.pending = info.num_pending;
+    let failures = 0;
+    let seenAtResync = -1;
+    let seenAtFailure = -1;
+    try {
+      while (!this.stopping) {
+        if (this.nc.isClosed()) throw new Error('jetstreamSource: the NATS connection was closed');
+        try {
+          if (this.resyncWanted) {
+            // a resync that did not let anything new through is retried with back-off, not in a loop
+            if (this.seen === seenAtResync) {
+              failures++;
+              await this.pause(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures, 6)));
+              if (this.stopping) break;
+            } else failures = 0;
+            seenAtResync = this.seen;
+            await this.resync();
+          }
+          await this.consumeOnce();
+          if (this.stopping || this.resyncWanted || this.nc.isClosed()) continue;
+          throw new Error('consume() ended without being stopped');
+        } catch (e) {
+          if (this.stopping || this.nc.isClosed()) break;
+          // back off on repeated failures; one after progress starts again from the shortest pause
+          failures = this.seen === seenAtFailure ? failures + 1 : 1;
+          seenAtFailure = this.seen;
+          log.warn(
+            { err: e, durable: this.durable, failures },
+            'jetstreamSource: consuming failed; retrying',
+          );
+          await this.pause(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures, 6)));
+        }
+      }
+      if (!this.stopping && this.nc.isClosed())
+        throw new Error('jetstreamSource: the NATS connection was closed');
+    } finally {
+      this.flush();
+      await this.closeMessages();
+    }
+  }
+
+  /** Creates the durable consumer, or updates the settings this source owns on an existing one. */
+  private async ensureConsumer(startSeq?: number) {
+    const jsm = this.jsm!;
+    const config: Partial<ConsumerConfig> = {
+      durable_name: this.durable,
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(this.ackWaitMs),
+      max_ack_pending: this.maxInFlight + this.bufferMessages,
+      ...(startSeq === undefined
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }),
+    };
+    if (startSeq === undefined) {
+      try {
+        const existing = await jsm.consumers.info(this.stream, this.durable);
+        if (existing.config.ack_policy !== AckPolicy.All) {
+          throw new Error(
+            `jetstreamSource: consumer ${this.durable} on ${this.stream} has ack_policy ${existing.config.ack_policy}; ` +
+              'it must be "all" (delete it to let cxstream recreate it)',
+          );
+        }
+        if (
+          existing.config.ack_wait === config.ack_wait &&
+          existing.config.max_ack_pending === config.max_ack_pending
+        ) {
+          return existing;
+        }
+        return await jsm.consumers.update(this.stream, this.durable, {
+          ack_wait: config.ack_wait,
+          max_ack_pending: config.max_ack_pending,
+        });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+    }
+    return jsm.consumers.add(this.stream, config);
+  }
+
+  /** Recreates the consumer at the ack floor, so everything not acked arrives again, in order. */
+  private async resync(): Promise<void> {
+    await this.closeMessages();
+    this.flush();
+    const startSeq = Math.max(this.ackFloor, this.tracker.ackedSeq) + 1;
+    log.warn(
+      { durable: this.durable, startSeq, seen: this.seen },
+      'jetstreamSource: recreating the consumer',
+    );
+    try {
+      await this.jsm!.consumers.delete(this.stream, this.durable);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    await this.ensureConsumer(startSeq);
+    this.generation++;
+    this.latestRedelivery = null;
+    this.resyncWanted = false;
+  }
+
+  /** One `consume()` on the current consumer incarnation, until it ends. */
+  private async consumeOnce(): Promise<void> {
+    const js = jetstream(this.nc);
+    const consumer = await js.consumers.get(this.stream, this.durable).catch((e: unknown) => {
+      if (isNotFound(e)) this.resyncWanted = true;
+      throw e;
+    });
+    const messages = await consumer.consume({ max_messages: this.bufferMessages });
+    this.messages = messages;
+    const generation = this.generation;
+    void this.watchStatus(messages);
+    try {
+      for await (const m of messages) {
+        if (this.stopping || this.resyncWanted) break;
+        const seq = m.seq;
+        if (seq <= this.seen) {
+          this.redelivered(m, seq, generation);
+          continue;
+        }
+        if (seq > this.seen + 1 && (await this.lostBefore(seq))) {
+          this.resyncWanted = true;
+          break;
+        }
+        if (this.tracker.inFlight + this.chunk.length >= this.maxInFlight) {
+          // downstream cannot finish what it has not seen, so hand over the partial chunk first
+          this.flush();
+          await Promise.race([this.tracker.whenBelow(this.maxInFlight), this.stopped]);
+          if (this.stopping) break;
+        }
+        this.chunk.push({ seq, subject: m.subject, data: m.data });
+        this.chunkSeqs.push(seq);
+        this.chunkLast = m;
+        this.seen = seq;
+        this.received++;
+        this.pending = m.info.pending;
+        if (this.chunk.length >= this.chunkSize) this.flush();
+        else if (this.chunk.length === 1 && !this.chunkTimer) {
+          this.chunkTimer = setTimeout(() => this.flush(), this.chunkWaitMs);
+        }
+      }
+    } finally {
+      if (this.messages === messages) this.messages = null;
+      messages.stop();
+    }
+  }
+
+  /** Consumer notifications: a consumer that vanished is recreated. */
+  private async watchStatus(messages: ConsumerMessages): Promise<void> {
+    for await (const s of messages.status()) {
+      if (s.type === 'consumer_not_found' || s.type === 'consumer_deleted') {
+        log.warn({ durable: this.durable, status: s }, 'jetstreamSource: consumer missing');
+        this.resyncWanted = true;
+        messages.stop();
+        return;
+      }
+    }
+  }
+
+  /** A message at or below `seen`: drop it, but let the current incarnation ack what is done. */
+  private redelivered(m: JsMsg, seq: number, generation: number): void {
+    if (generation !== this.generation) return;
+    if (seq <= this.tracker.ackedSeq || seq <= this.ackFloor) {
+      // done and acked before (maybe on an older incarnation, or the server lost the ack): ack again
+      m.ack();
+      return;
+    }
+    if (!this.latestRedelivery || this.latestRedelivery.seq < seq) this.latestRedelivery = m;
+    this.tracker.replaceHandle(seq, { msg: m, generation });
+  }
+
+  /** Whether a message between `seen` and `seq` exists in the stream (so it was lost in transit). */
+  private async lostBefore(seq: number): Promise<boolean> {
+    // `next_by_subj` (nats-server >= 2.9) finds the first stored message at or after `seq`
+    const next = await this.jsm!.streams.getMessage(this.stream, {
+      seq: this.seen + 1,
+      next_by_subj: '>',
+    } as unknown as { seq: number });
+    const lost = next !== null && next.seq < seq;
+    if (lost) log.warn({ durable: this.durable, expected: this.seen + 1, got: seq }, 'jetstreamSource: gap');
+    return lost;
+  }
+
+  private ack(handle: AckHandle, lastSeq: number): void {
+    this.ackFloor = Math.max(this.ackFloor, lastSeq);
+    if (handle.generation === this.generation) {
+      handle.msg.ack();
+      return;
+    }
+    // The chunk came from a consumer since recreated: ack through the newest redelivery covered.
+    const r = this.latestRedelivery;
+    if (r && r.seq <= lastSeq) r.ack();
+  }
+
+  /** Emits the partial chunk (tracking it first: downstream may call done() synchronously). */
+  private flush(): void {
+    if (this.chunkTimer) {
+      clearTimeout(this.chunkTimer);
+      this.chunkTimer = null;
+    }
+    if (this.chunk.length === 0) return;
+    const events = this.chunk;
+    this.tracker.track(this.chunkSeqs, { msg: this.chunkLast!, generation: this.generation });
+    this.chunk = [];
+    this.chunkSeqs = [];
+    this.chunkLast = null;
+    this.subscriber?.next(events);
+  }
+
+  private async closeMessages(): Promise<void> {
+    const m = this.messages;
+    this.messages = null;
+    if (m) {
+      m.stop();
+      await m.closed().catch(() => undefined);
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+      this.stopped,
+    ]).finally(() => clearTimeout(timer));
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0)
+    throw new RangeError(`jetstreamSource: ${name} must be > 0 (got ${value})`);
+  return value;
+}
+
+function isNotFound(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as { code?: number }).code;
+  return code === 10014 || code === 10059 || /not found/i.test(e.message);
+}

@@ -1,0 +1,91 @@
+import { createReadStream } from 'node:fs';
+import { SingleBar } from 'cli-progress';
+import type { BatchOutput, EventSource } from './types.js';
+
+/** Counts of a run, printed at its end (replay, demo). */
+export interface RunSummary {
+  add(output: BatchOutput): void;
+  readonly events: number;
+  readonly rejects: number;
+  readonly triggersByRule: ReadonlyMap<string, number>;
+  format(): string;
+}
+
+/** Collects events, dead letters (with their first reasons) and triggers per rule. */
+export function replaySummary(): RunSummary {
+  let events = 0;
+  let rejects = 0;
+  let profiles = 0;
+  const reasons: string[] = [];
+  const triggersByRule = new Map<string, number>();
+  return {
+    add(o) {
+      events += o.events.length;
+      rejects += o.rejects.length;
+      profiles += o.profiles.length;
+      for (const r of o.rejects) if (reasons.length < 5) reasons.push(`seq ${r.seq}: ${r.reason}`);
+      for (const t of o.triggers) triggersByRule.set(t.rule, (triggersByRule.get(t.rule) ?? 0) + 1);
+    },
+    get events() {
+      return events;
+    },
+    get rejects() {
+      return rejects;
+    },
+    triggersByRule,
+    format() {
+      const lines = [
+        `events applied     ${events}`,
+        `dead letters       ${rejects}`,
+        `profile snapshots  ${profiles}`,
+      ];
+      for (const r of reasons) lines.push(`  ${r}`);
+      lines.push('triggers per rule:');
+      const rules = [...triggersByRule.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+      const width = Math.max(4, ...rules.map(([r]) => r.length));
+      for (const [rule, n] of rules) lines.push(`  ${rule.padEnd(width)}  ${String(n).padStart(7)}`);
+      if (rules.length === 0) lines.push('  (none)');
+      return `${lines.join('\n')}\n`;
+    },
+  };
+}
+
+/** Counts the non-empty lines of a file (the total of a replay's progress bar). */
+export async function countLines(file: string): Promise<number> {
+  let n = 0;
+  let last = 10;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    for (let i = 0; i < chunk.length; i++) {
+      if (chunk[i] === 10 && last !== 10) n++;
+      last = chunk[i]!;
+    }
+  }
+  return last === 10 ? n : n + 1;
+}
+
+/**
+ * Runs `work` with a progress bar of events handled out of the lines of `file` on stderr
+ * (only when stderr is a terminal; logs stay clean in CI and pipes).
+ */
+export async function withProgress(
+  file: string,
+  source: EventSource,
+  work: (onOutput: (o: BatchOutput) => void) => Promise<void>,
+): Promise<void> {
+  if (!process.stderr.isTTY) return work(() => {});
+  const bar = new SingleBar({
+    format: 'replay [{bar}] {percentage}% | {value}/{total} events | {rate} ev/s | eta {eta}s',
+    stream: process.stderr,
+    hideCursor: true,
+  });
+  const started = performance.now();
+  bar.start(await countLines(file), 0, { rate: 0 });
+  try {
+    await work(() => {
+      const done = source.stats().acked;
+      bar.update(done, { rate: Math.round(done / ((performance.now() - started) / 1000)) });
+    });
+  } finally {
+    bar.stop();
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Opening ClickHouse (embedded chDB or a server over HTTP) and the `cxstream` schema.
+ *
+ * Both paths go through `@clickhouse/client`, so the writer and the queries are the same code
+ * whether the engine runs in-process or a server is configured (CONTRACT.md "ClickHouse").
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+
+/** Database used when the URL names none. */
+export const DEFAULT_DATABASE = 'cxstream';
+
+const EMBEDDED_PREFIX = 'embedded:';
+
+type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
+
+/**
+ * Opens a client for `url`: `embedded:DIR` runs chDB in this process on the data directory DIR
+ * (created if missing); `http(s)://user:pass@host:port/db` talks to a server.
+ *
+ * The client is not bound to the URL's database (a server refuses every request, even
+ * `CREATE DATABASE`, whose `database` parameter names a missing database): queries qualify their
+ * tables with {@link clickHouseDatabase}`(url)` instead.
+ */
+export function openClickHouse(url: string): ClickHouseClient {
+  if (url.startsWith(EMBEDDED_PREFIX)) {
+    const dir = url.slice(EMBEDDED_PREFIX.length);
+    if (dir === '') throw new Error(`ClickHouse URL "${url}" needs a directory after "embedded:"`);
+    const path = resolve(dir);
+    mkdirSync(path, { recursive: true });
+    // chdb types its connection against @clickhouse/client-common while @clickhouse/client bundles
+    // its own copy of the same types; they differ only in identity, the runtime contract is the same.
+    const connection = createChdbConnection({ path }) as unknown as ClientConnection;
+    return createClient({ connection });
+  }
+  const parsed = parseServerUrl(url);
+  return createClient({
+    url: parsed.origin,
+    username: parsed.username,
+    password: parsed.password,
+    request_timeout: 30_000,
+    // Every failure reaches the caller (a rejected promise, or the writer's onError on each retry):
+    // the client's own stderr lines would only repeat them outside the engine's log.
+    log: { level: ClickHouseLogLevel.OFF },
+  });
+}
+
+/** The database a ClickHouse URL names (`/db` path of a server URL), else `cxstream`. */
+export function clickHouseDatabase(url: string): string {
+  if (url.startsWith(EMBEDDED_PREFIX)) return DEFAULT_DATABASE;
+  return parseServerUrl(url).database;
+}
+
+/**
+ * Creates the database and the tables if they do not exist; safe to call on every start.
+ * @param database @default 'cxstream'
+ */
+export async function ensureSchema(client: ClickHouseClient, database = DEFAULT_DATABASE): Promise<void> {
+  const db = quoteIdentifier(database);
+  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
+  for (const ddl of schemaStatements(db)) await client.command({ query: ddl });
+}
+
+/**
+ * The CREATE TABLE statements (docs/CLICKHOUSE.md explains the choices).
+ *
+ * Every table is a ReplacingMergeTree whose sorting key identifies a row by what is deterministic
+ * in it (event id, trigger id, customer + snapshot time), so rows inserted again after a crash or a
+ * retried insert collapse; readers use FINAL. The partition expression uses a column of the
+ * sorting key, so duplicates always sit in the same partition and do collapse on merge.
+ */
+function schemaStatements(db: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${db}.events (
+      partition UInt32,
+      seq UInt64,
+      id String,
+      ts DateTime64(3, 'UTC'),
+      customer String,
+      type LowCardinality(String),
+      channel LowCardinality(String),
+      \`from\` LowCardinality(String),
+      region LowCardinality(String),
+      tz LowCardinality(String),
+      session String,
+      agent String,
+      variant LowCardinality(String),
+      source LowCardinality(String),
+      amount Nullable(Float64),
+      sku String,
+      category LowCardinality(String),
+      intent LowCardinality(String),
+      sentiment Nullable(Float64),
+      recognized Nullable(Bool),
+      status LowCardinality(String),
+      score Nullable(Float64),
+      text String
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(ts)
+    ORDER BY (customer, ts, id)`,
+    `CREATE TABLE IF NOT EXISTS ${db}.triggers (
+      id String,
+      rule LowCardinality(String),
+      customer String,
+      fired_at DateTime64(3, 'UTC'),
+      event_time DateTime64(3, 'UTC'),
+      priority Float64,
+      reason String,
+      subject LowCardinality(String),
+      payload String,
+      profile String
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(event_time)
+    ORDER BY (rule, customer, event_time, id)`,
+    `CREATE TABLE IF NOT EXISTS ${db}.profiles (
+      customer String,
+      updated_at DateTime64(3, 'UTC'),
+      tier LowCardinality(String),
+      rfm_score Float64,
+      spend Float64,
+      orders UInt32,
+      tags Array(String),
+      profile String
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(updated_at)
+    ORDER BY (customer, updated_at)`,
+  ];
+}
+
+/** Back-quotes a database or table name after checking it is a plain identifier. */
+export function quoteIdentifier(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    throw new Error(`ClickHouse name "${name}" must be letters, digits and _ (not starting with a digit)`);
+  }
+  return `\`${name}\``;
+}
+
+interface ServerUrl {
+  origin: string;
+  username: string;
+  password: string;
+  database: string;
+}
+
+function parseServerUrl(url: string): ServerUrl {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (e) {
+    throw new Error(`ClickHouse URL "${url}" must be embedded:DIR or http(s)://user:pass@host:port/db`, {
+      cause: e,
+    });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new Error(`ClickHouse URL "${url}" must be embedded:DIR or http(s)://user:pass@host:port/db`);
+  }
+  const path = decodeURIComponent(u.pathname.replace(/^\/+|\/+$/g, ''));
+  return {
+    origin: u.origin,
+    username: u.username === '' ? 'default' : decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    database: path === '' ? DEFAULT_DATABASE : path,
+  };
+}

@@ -1,0 +1,387 @@
+/**
+ * Batched, retrying inserts into `cxstream.events`, `triggers` and `profiles`.
+ *
+ * Per table: rows queue in arrival order; one insert is in flight at a time; a batch leaves when it
+ * reaches `maxBatchRows`, when its oldest row has waited `flushIntervalMs`, on `flush()`, or when
+ * writers are blocked on the memory bound. A failed insert is retried with capped exponential
+ * back-off until it succeeds, so rows are never dropped; a retry may insert rows a lost response
+ * had already stored, which the ReplacingMergeTree tables collapse (readers use FINAL).
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { EventRow, ProfileRow, Trigger } from '../operators/types.js';
+import { DEFAULT_DATABASE, quoteIdentifier } from './clickhouse.js';
+
+/** Options of {@link ClickHouseWriter}. */
+export interface ClickHouseWriterOptions {
+  /** Database holding the tables. @default 'cxstream' */
+  database?: string;
+  /** Longest time a queued row waits before its batch is inserted. @default 1000 */
+  flushIntervalMs?: number;
+  /** Most rows in one insert. @default 50_000 */
+  maxBatchRows?: number;
+  /** Rows queued or in flight (all tables) beyond which `write*` calls wait. @default 500_000 */
+  maxBufferedRows?: number;
+  /** Back-off between attempts of a failed insert: doubles from `initialMs` up to `maxMs`. @default { initialMs: 200, maxMs: 10_000 } */
+  retry?: { initialMs: number; maxMs: number };
+  /** Told about every failed attempt (for logs and metrics); the writer retries regardless. */
+  onError?: (error: Error, info: { table: string; rows: number; attempt: number; retryInMs: number }) => void;
+}
+
+/** What the writer has done so far. */
+export interface ClickHouseWriterStats {
+  /** Rows queued or in flight, not yet inserted: at most `maxBufferedRows` plus one write call's rows. */
+  bufferedRows: number;
+  /** Rows of `write*` calls waiting for room (back-pressure engaged when > 0). */
+  blockedRows: number;
+  /** Rows inserted (a retried batch counts once). */
+  insertedRows: number;
+  /** Insert attempts that failed (each was retried). */
+  failedAttempts: number;
+  /** Message of the latest failed attempt; null again after the next successful insert. */
+  lastError: string | null;
+}
+
+interface ResolvedOptions {
+  database: string;
+  flushIntervalMs: number;
+  maxBatchRows: number;
+  maxBufferedRows: number;
+  retry: { initialMs: number; maxMs: number };
+  onError: ClickHouseWriterOptions['onError'];
+}
+
+type Row = Record<string, unknown>;
+
+interface InsertWaiter {
+  /** Resolved once `inserted` reaches this count. */
+  upTo: number;
+  resolve: () => void;
+}
+
+/** One table's queue; counts are cumulative so a waiter needs only the position of its last row. */
+interface TableQueue {
+  table: string;
+  /** Row arrays as they were written; the first may be partly taken (`headOffset`). */
+  chunks: Row[][];
+  headOffset: number;
+  pendingRows: number;
+  inFlightRows: number;
+  enqueued: number;
+  inserted: number;
+  /** Queued rows up to this position must leave now (set by `flush()`). */
+  flushUpTo: number;
+  waiters: InsertWaiter[];
+  timer: NodeJS.Timeout | null;
+  /** The oldest queued row has waited `flushIntervalMs`. */
+  due: boolean;
+  pumping: boolean;
+}
+
+/** A writer waiting for room under `maxBufferedRows`. */
+interface SpaceWaiter {
+  queue: TableQueue;
+  rows: Row[];
+  /** Resolves when the rows have been queued. */
+  admitted: Promise<void>;
+  /** Queues nothing itself: hands the writer the promise of its rows' insert. */
+  admit: (inserted: Promise<void>) => void;
+}
+
+/** Batched ClickHouse inserts with back-off retries and a memory bound (back-pressure). */
+export class ClickHouseWriter {
+  readonly #client: ClickHouseClient;
+  readonly #options: ResolvedOptions;
+  readonly #events: TableQueue;
+  readonly #triggers: TableQueue;
+  readonly #profiles: TableQueue;
+  readonly #queues: TableQueue[];
+  readonly #spaceWaiters: SpaceWaiter[] = [];
+  #failedAttempts = 0;
+  #lastError: string | null = null;
+  #closed = false;
+
+  constructor(client: ClickHouseClient, options: ClickHouseWriterOptions = {}) {
+    this.#client = client;
+    this.#options = resolveOptions(options);
+    const db = quoteIdentifier(this.#options.database);
+    this.#events = newQueue(`${db}.events`);
+    this.#triggers = newQueue(`${db}.triggers`);
+    this.#profiles = newQueue(`${db}.profiles`);
+    this.#queues = [this.#events, this.#triggers, this.#profiles];
+  }
+
+  /** Queues event rows; resolves once they are inserted. Waits first while the buffer is full. */
+  writeEvents(rows: EventRow[]): Promise<void> {
+    // Copied: the caller may reuse its array once the call returns.
+    return this.#write(this.#events, rows.slice() as unknown as Row[]);
+  }
+
+  /** Queues triggers (as `triggers` rows); resolves once they are inserted. */
+  writeTriggers(rows: Trigger[]): Promise<void> {
+    return this.#write(this.#triggers, rows.map(triggerRow));
+  }
+
+  /** Queues profile snapshots; resolves once they are inserted. */
+  writeProfiles(rows: ProfileRow[]): Promise<void> {
+    return this.#write(this.#profiles, rows.slice() as unknown as Row[]);
+  }
+
+  /** Inserts everything queued so far now, including rows of writers waiting for room; resolves once inserted. */
+  async flush(): Promise<void> {
+    const blocked = this.#spaceWaiters.map((w) => w.admitted);
+    await this.#flushQueued();
+    if (blocked.length > 0) {
+      await Promise.all(blocked);
+      await this.#flushQueued();
+    }
+  }
+
+  /** Stops taking rows, flushes, then stops the timers. Does not close the client. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flush();
+    for (const q of this.#queues) {
+      if (q.timer) clearTimeout(q.timer);
+      q.timer = null;
+    }
+  }
+
+  /** Counters for metrics and health checks. */
+  stats(): ClickHouseWriterStats {
+    return {
+      bufferedRows: this.#bufferedRows(),
+      blockedRows: this.#spaceWaiters.reduce((n, w) => n + w.rows.length, 0),
+      insertedRows: this.#queues.reduce((n, q) => n + q.inserted, 0),
+      failedAttempts: this.#failedAttempts,
+      lastError: this.#lastError,
+    };
+  }
+
+  #write(queue: TableQueue, rows: Row[]): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error('ClickHouseWriter is closed'));
+    if (rows.length === 0) return Promise.resolve();
+    if (this.#spaceWaiters.length === 0 && this.#bufferedRows() < this.#options.maxBufferedRows) {
+      return this.#enqueue(queue, rows);
+    }
+    // Full: wait in line. Whoever frees the space queues the waiter's rows synchronously, so two
+    // released writers never both count the same free space.
+    let admit!: (inserted: Promise<void>) => void;
+    const inserted = new Promise<void>((resolve) => {
+      admit = resolve;
+    });
+    let markAdmitted!: () => void;
+    const admitted = new Promise<void>((resolve) => {
+      markAdmitted = resolve;
+    });
+    this.#spaceWaiters.push({
+      queue,
+      rows,
+      admitted,
+      admit: (p) => {
+        markAdmitted();
+        admit(p);
+      },
+    });
+    for (const q of this.#queues) this.#pump(q);
+    return inserted;
+  }
+
+  async #flushQueued(): Promise<void> {
+    const done: Promise<void>[] = [];
+    for (const q of this.#queues) {
+      q.flushUpTo = q.enqueued;
+      done.push(this.#whenInserted(q, q.enqueued));
+      this.#pump(q);
+    }
+    await Promise.all(done);
+  }
+
+  #enqueue(q: TableQueue, rows: Row[]): Promise<void> {
+    q.chunks.push(rows);
+    q.pendingRows += rows.length;
+    q.enqueued += rows.length;
+    const inserted = this.#whenInserted(q, q.enqueued);
+    // The timer runs even when a batch leaves now: rows beyond maxBatchRows wait at most the interval.
+    this.#startTimer(q);
+    this.#pump(q);
+    return inserted;
+  }
+
+  #whenInserted(q: TableQueue, upTo: number): Promise<void> {
+    if (q.inserted >= upTo) return Promise.resolve();
+    return new Promise<void>((resolve) => q.waiters.push({ upTo, resolve }));
+  }
+
+  #startTimer(q: TableQueue): void {
+    if (q.timer || q.due || q.pendingRows === 0) return;
+    q.timer = setTimeout(() => {
+      q.timer = null;
+      q.due = true;
+      this.#pump(q);
+    }, this.#options.flushIntervalMs);
+  }
+
+  #mustSend(q: TableQueue): boolean {
+    if (q.pendingRows === 0) return false;
+    return (
+      q.due ||
+      q.pendingRows >= this.#options.maxBatchRows ||
+      q.flushUpTo > q.inserted + q.inFlightRows ||
+      this.#spaceWaiters.length > 0 ||
+      this.#bufferedRows() >= this.#options.maxBufferedRows
+    );
+  }
+
+  /** Runs the table's insert loop unless it is already running (one insert in flight per table). */
+  #pump(q: TableQueue): void {
+    if (q.pumping || !this.#mustSend(q)) return;
+    q.pumping = true;
+    void this.#drain(q).finally(() => {
+      q.pumping = false;
+      // Rows that arrived during the last insert and are not due yet wait for their own timer.
+      if (this.#mustSend(q)) this.#pump(q);
+      else this.#startTimer(q);
+    });
+  }
+
+  async #drain(q: TableQueue): Promise<void> {
+    while (this.#mustSend(q)) {
+      const batch = takeBatch(q, this.#options.maxBatchRows);
+      q.inFlightRows = batch.length;
+      if (q.pendingRows === 0) {
+        q.due = false;
+        if (q.timer) clearTimeout(q.timer);
+        q.timer = null;
+      }
+      await this.#insertWithRetry(q.table, batch);
+      q.inFlightRows = 0;
+      q.inserted += batch.length;
+      while (q.waiters.length > 0 && q.waiters[0]!.upTo <= q.inserted) q.waiters.shift()!.resolve();
+      this.#admitWaiters();
+    }
+  }
+
+  async #insertWithRetry(table: string, rows: Row[]): Promise<void> {
+    const { initialMs, maxMs } = this.#options.retry;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#client.insert({
+          table,
+          values: rows,
+          format: 'JSONEachRow',
+          // Rows may carry fields the table does not have (e.g. a newer EventRow against an older
+          // schema); dropping unknown keys beats failing the batch forever.
+          clickhouse_settings: { input_format_skip_unknown_fields: 1 },
+        });
+        this.#lastError = null;
+        return;
+      } catch (e) {
+        const error = e instanceof Error ? e : new Error(String(e));
+        const retryInMs = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 30));
+        this.#failedAttempts++;
+        this.#lastError = `${table}: ${error.message}`;
+        try {
+          this.#options.onError?.(error, { table, rows: rows.length, attempt, retryInMs });
+        } catch {
+          // A failing log callback must not stop the retries.
+        }
+        await new Promise((resolve) => setTimeout(resolve, retryInMs));
+      }
+    }
+  }
+
+  /** Lets blocked writers in, oldest first, while there is room. */
+  #admitWaiters(): void {
+    while (this.#spaceWaiters.length > 0 && this.#bufferedRows() < this.#options.maxBufferedRows) {
+      const w = this.#spaceWaiters.shift()!;
+      // These rows have already waited for room: they go with the next batch, not after a timer.
+      w.queue.due = true;
+      w.admit(this.#enqueue(w.queue, w.rows));
+    }
+  }
+
+  #bufferedRows(): number {
+    let n = 0;
+    for (const q of this.#queues) n += q.pendingRows + q.inFlightRows;
+    return n;
+  }
+}
+
+function resolveOptions(o: ClickHouseWriterOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    database: o.database ?? DEFAULT_DATABASE,
+    flushIntervalMs: o.flushIntervalMs ?? 1000,
+    maxBatchRows: o.maxBatchRows ?? 50_000,
+    maxBufferedRows: o.maxBufferedRows ?? 500_000,
+    retry: { initialMs: o.retry?.initialMs ?? 200, maxMs: o.retry?.maxMs ?? 10_000 },
+    onError: o.onError,
+  };
+  const positive: Array<[string, number]> = [
+    ['flushIntervalMs', resolved.flushIntervalMs],
+    ['maxBatchRows', resolved.maxBatchRows],
+    ['maxBufferedRows', resolved.maxBufferedRows],
+    ['retry.initialMs', resolved.retry.initialMs],
+    ['retry.maxMs', resolved.retry.maxMs],
+  ];
+  for (const [name, value] of positive) {
+    if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number`);
+  }
+  quoteIdentifier(resolved.database);
+  return Object.freeze(resolved);
+}
+
+function newQueue(table: string): TableQueue {
+  return {
+    table,
+    chunks: [],
+    headOffset: 0,
+    pendingRows: 0,
+    inFlightRows: 0,
+    enqueued: 0,
+    inserted: 0,
+    flushUpTo: 0,
+    waiters: [],
+    timer: null,
+    due: false,
+    pumping: false,
+  };
+}
+
+/** Takes up to `max` rows from the head of the queue, in order. */
+function takeBatch(q: TableQueue, max: number): Row[] {
+  const head = q.chunks[0]!;
+  if (q.headOffset === 0 && head.length <= max && q.chunks.length === 1) {
+    q.chunks.length = 0;
+    q.pendingRows -= head.length;
+    return head;
+  }
+  const batch: Row[] = [];
+  while (batch.length < max && q.chunks.length > 0) {
+    const chunk = q.chunks[0]!;
+    const take = Math.min(max - batch.length, chunk.length - q.headOffset);
+    for (let i = q.headOffset; i < q.headOffset + take; i++) batch.push(chunk[i]!);
+    q.headOffset += take;
+    if (q.headOffset === chunk.length) {
+      q.chunks.shift();
+      q.headOffset = 0;
+    }
+  }
+  q.pendingRows -= batch.length;
+  return batch;
+}
+
+/** A trigger as a `triggers` row: snake_case times, payload and profile as JSON text. */
+function triggerRow(t: Trigger): Row {
+  return {
+    id: t.id,
+    rule: t.rule,
+    customer: t.customer,
+    fired_at: t.firedAt,
+    event_time: t.eventTime,
+    priority: t.priority,
+    reason: t.reason,
+    subject: t.subject,
+    payload: JSON.stringify(t.payload ?? {}),
+    profile: JSON.stringify(t.profile ?? {}),
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * The consult → add to cart → order funnel (SCENARIOS.md "Analytics") and its text table.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { DEFAULT_DATABASE, quoteIdentifier } from './clickhouse.js';
+
+/** What to split the funnel by, and the time range. */
+export interface FunnelOptions {
+  /** Attribute each customer to this field of their first contact event in the range; without it one row `all`. */
+  by?: 'channel' | 'variant' | 'source';
+  /** First day (UTC, inclusive), `YYYY-MM-DD`. */
+  from?: string;
+  /** Last day (UTC, inclusive), `YYYY-MM-DD`. */
+  to?: string;
+  /** @default 'cxstream' */
+  database?: string;
+}
+
+/** Customers who reached each step, for one key. */
+export interface FunnelRow {
+  key: string;
+  consulted: number;
+  addedToCart: number;
+  ordered: number;
+}
+
+const BY_COLUMNS = { channel: 'channel', variant: 'variant', source: 'source' } as const;
+
+/** Funnel steps are chained within this window from the contact event (7 days, in ms). */
+const WINDOW_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Counts customers per step: a contact event (`session_start`, `call`, or a `message` from the
+ * customer), then `add_to_cart`, then `order`, each after the previous and within 7 days of the
+ * contact (ClickHouse `windowFunnel`). Reads `events FINAL`, so rows inserted twice count once.
+ */
+export async function queryFunnel(
+  client: ClickHouseClient,
+  options: FunnelOptions = {},
+): Promise<FunnelRow[]> {
+  const db = quoteIdentifier(options.database ?? DEFAULT_DATABASE);
+  const by = options.by;
+  if (by !== undefined && !(by in BY_COLUMNS)) {
+    throw new RangeError(`funnel by must be one of ${Object.keys(BY_COLUMNS).join(', ')} (got "${by}")`);
+  }
+  const where: string[] = [];
+  const params: Record<string, string> = {};
+  if (options.from !== undefined) {
+    params.from = checkDate('from', options.from);
+    where.push(`ts >= toDateTime64({from:Date}, 3, 'UTC')`);
+  }
+  if (options.to !== undefined) {
+    params.to = checkDate('to', options.to);
+    where.push(`ts < toDateTime64({to:Date} + 1, 3, 'UTC')`);
+  }
+  // The key is the value on the customer's first contact event in the range; argMinIf ignores
+  // the other events, and customers without a contact event are dropped (level 0) below.
+  const key = by === undefined ? `'all'` : `argMinIf(${BY_COLUMNS[by]}, ts, is_contact)`;
+  // Milliseconds rather than DateTime seconds: steps within one second keep their order.
+  const query = `
+    SELECT
+      if(k = '', '(none)', k) AS key,
+      countIf(level >= 1) AS consulted,
+      countIf(level >= 2) AS addedToCart,
+      countIf(level >= 3) AS ordered
+    FROM (
+      SELECT
+        customer,
+        ${key} AS k,
+        windowFunnel(${WINDOW_MS})(
+          toUInt64(toUnixTimestamp64Milli(ts)), is_contact, type = 'add_to_cart', type = 'order'
+        ) AS level
+      FROM (
+        SELECT customer, ts, type, channel, variant, source,
+          type IN ('session_start', 'call') OR (type = 'message' AND \`from\` IN ('', 'customer')) AS is_contact
+        FROM ${db}.events FINAL
+        ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
+      )
+      GROUP BY customer
+    )
+    WHERE level >= 1
+    GROUP BY key
+    ORDER BY consulted DESC, key ASC`;
+  const result = await client.query({ query, format: 'JSONEachRow', query_params: params });
+  const rows = await result.json<{ key: string; consulted: string; addedToCart: string; ordered: string }>();
+  return rows.map((r) => ({
+    key: r.key,
+    consulted: Number(r.consulted),
+    addedToCart: Number(r.addedToCart),
+    ordered: Number(r.ordered),
+  }));
+}
+
+/**
+ * The funnel as an aligned text table: key, consulted, added to cart, ordered, cart rate and
+ * order rate (both as % of consulted), with a total line when there is more than one key.
+ */
+export function formatFunnel(rows: FunnelRow[], by?: string): string {
+  const header = [by ?? 'key', 'consulted', 'added to cart', 'ordered', 'cart rate', 'order rate'];
+  const body = rows.map(cells);
+  if (rows.length > 1) {
+    // Each customer is attributed to exactly one key, so the keys add up to the total.
+    const total = rows.reduce(
+      (t, r) => ({
+        key: 'total',
+        consulted: t.consulted + r.consulted,
+        addedToCart: t.addedToCart + r.addedToCart,
+        ordered: t.ordered + r.ordered,
+      }),
+      { key: 'total', consulted: 0, addedToCart: 0, ordered: 0 },
+    );
+    body.push(cells(total));
+  }
+  const table = [header, ...body];
+  const widths = header.map((_, c) => Math.max(...table.map((row) => displayWidth(row[c]!))));
+  const line = (row: string[]): string =>
+    row
+      .map((cell, c) => {
+        const pad = ' '.repeat(widths[c]! - displayWidth(cell));
+        return c === 0 ? cell + pad : pad + cell;
+      })
+      .join('  ')
+      .trimEnd();
+  const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  ')];
+  for (const [i, row] of body.entries()) {
+    if (rows.length > 1 && i === body.length - 1) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
+    out.push(line(row));
+  }
+  if (rows.length === 0) out.push('(no customer with a contact event in this range)');
+  return `${out.join('\n')}\n`;
+}
+
+function cells(r: FunnelRow): string[] {
+  return [
+    r.key,
+    String(r.consulted),
+    String(r.addedToCart),
+    String(r.ordered),
+    percent(r.addedToCart, r.consulted),
+    percent(r.ordered, r.consulted),
+  ];
+}
+
+function percent(part: number, whole: number): string {
+  return whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)}%`;
+}
+
+/** Terminal columns a string takes: CJK and full-width characters take two. */
+function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    const wide =
+      (cp >= 0x1100 && cp <= 0x115f) ||
+      (cp >= 0x2e80 && cp <= 0xa4cf) ||
+      (cp >= 0xac00 && cp <= 0xd7a3) ||
+      (cp >= 0xf900 && cp <= 0xfaff) ||
+      (cp >= 0xfe30 && cp <= 0xfe4f) ||
+      (cp >= 0xff00 && cp <= 0xff60) ||
+      (cp >= 0xffe0 && cp <= 0xffe6) ||
+      (cp >= 0x20000 && cp <= 0x3fffd);
+    w += wide ? 2 : 1;
+  }
+  return w;
+}
+
+function checkDate(name: string, value: string): string {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
+  const date = m ? new Date(`${value}T00:00:00Z`) : null;
+  if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== value) {
+    throw new RangeError(`funnel ${name} must be a date like 2024-01-31 (got "${value}")`);
+  }
+  return value;
+}

@@ -1,0 +1,103 @@
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { Trigger } from '../operators/types.js';
+
+/** Where triggers go: JetStream in production, an array in the demo and dry runs. */
+export interface TriggerSink {
+  /** Resolves once every trigger is stored durably (or rejects with the first failure). */
+  publish(triggers: Trigger[]): Promise<void>;
+}
+
+/** Options of {@link NatsTriggerSink}. */
+export interface NatsTriggerSinkOptions {
+  /**
+   * Publishes awaiting their JetStream ack at once (pipelining without unbounded memory).
+   * @default 2000
+   */
+  maxInFlight?: number;
+}
+
+/** The JSON body of a trigger message: exactly the CONTRACT.md fields (the subject is not one). */
+function triggerBody(t: Trigger): Uint8Array {
+  return encoder.encode(
+    JSON.stringify({
+      id: t.id,
+      rule: t.rule,
+      customer: t.customer,
+      firedAt: t.firedAt,
+      eventTime: t.eventTime,
+      reason: t.reason,
+      priority: t.priority,
+      payload: t.payload,
+      profile: t.profile,
+    }),
+  );
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Publishes triggers to JetStream on `trigger.subject` with `Nats-Msg-Id` = trigger id, so a
+ * replay after a crash is de-duplicated by the stream (within its duplicate window).
+ */
+export class NatsTriggerSink implements TriggerSink {
+  private readonly maxInFlight: number;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    opts: NatsTriggerSinkOptions = {},
+  ) {
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 2000);
+  }
+
+  /** Publishes in order, pipelined; resolves when every ack arrived. */
+  publish(triggers: Trigger[]): Promise<void> {
+    return publishPipelined(triggers, this.maxInFlight, (t) =>
+      this.js.publish(t.subject, triggerBody(t), { msgID: t.id }),
+    );
+  }
+}
+
+/** Collects triggers in memory, for the demo without nats-server and for dry runs. */
+export class MemoryTriggerSink implements TriggerSink {
+  /** Every trigger published, in order. */
+  readonly triggers: Trigger[] = [];
+
+  /** Appends the triggers. */
+  async publish(triggers: Trigger[]): Promise<void> {
+    for (const t of triggers) this.triggers.push(t);
+  }
+}
+
+/**
+ * Calls `send` for each item in order with at most `maxInFlight` promises pending; resolves when
+ * all settled, rejecting with the first error (after the others settled, so none is left dangling).
+ */
+export async function publishPipelined<T>(
+  items: readonly T[],
+  maxInFlight: number,
+  send: (item: T) => Promise<unknown>,
+): Promise<void> {
+  const pending: Array<Promise<unknown>> = [];
+  let head = 0;
+  let failure: { error: unknown } | undefined;
+  const capture = (error: unknown) => {
+    failure ??= { error };
+  };
+  for (const item of items) {
+    if (failure) break;
+    if (pending.length - head >= maxInFlight) {
+      // acks come back in publish order, so waiting for the oldest frees a slot soonest
+      await pending[head++];
+    }
+    let p: Promise<unknown>;
+    try {
+      p = send(item);
+    } catch (e) {
+      capture(e);
+      break;
+    }
+    pending.push(p.catch(capture));
+  }
+  await Promise.all(pending.slice(head));
+  if (failure) throw failure.error;
+}

@@ -1,0 +1,104 @@
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { ProfileRow } from '../operators/types.js';
+import { publishPipelined } from './natsTriggers.js';
+
+/** The KV bucket of CONTRACT.md: key = customer (see {@link profileKey}), value = profile JSON. */
+export const PROFILE_BUCKET = 'cx_profiles';
+
+/** Keys NATS KV accepts as they are (a subset of its `[-/=.\w]`, leaving `=` free as a marker). */
+const PLAIN_KEY = /^[-\w]+$/;
+
+/**
+ * The KV key of a customer. A customer id made only of ASCII letters, digits, `_` and `-` is its
+ * own key. Any other id (dots, `@`, `:`, spaces, non-ASCII, ...) becomes `=` followed by the
+ * base64url of its UTF-8 bytes, without padding: `=` never occurs in a plain key, so the mapping
+ * is reversible ({@link customerOfProfileKey}) and lookups from other systems can do the same.
+ */
+export function profileKey(customer: string): string {
+  if (PLAIN_KEY.test(customer)) return customer;
+  return `=${Buffer.from(customer, 'utf8').toString('base64url')}`;
+}
+
+/** The customer id of a KV key made by {@link profileKey}. */
+export function customerOfProfileKey(key: string): string {
+  return key.startsWith('=') ? Buffer.from(key.slice(1), 'base64url').toString('utf8') : key;
+}
+
+/** The profile store's operations, implemented on NATS KV and in memory. */
+export interface ProfileStoreLike {
+  /** Stores the profiles (the last row per customer wins); resolves once stored durably. */
+  put(rows: ProfileRow[]): Promise<void>;
+  /** The stored profile of a customer (parsed JSON), or null. */
+  get(customer: string): Promise<unknown | null>;
+  /** Removes a customer's profile (`cxstream forget`). */
+  delete(customer: string): Promise<void>;
+}
+
+/** Profiles in the NATS KV bucket `cx_profiles`, for online lookups by dialers and agent desktops. */
+export class ProfileStore implements ProfileStoreLike {
+  private constructor(
+    private readonly kv: KV,
+    private readonly maxInFlight: number,
+  ) {}
+
+  /**
+   * Opens (creating if missing, with history 1) the bucket `cx_profiles`.
+   * `opts.maxInFlight`: puts awaiting their ack at once (@default 1000).
+   */
+  static async open(nc: NatsConnection, opts: { maxInFlight?: number } = {}): Promise<ProfileStore> {
+    const kv = await new Kvm(nc).create(PROFILE_BUCKET, { history: 1 });
+    return new ProfileStore(kv, Math.max(1, opts.maxInFlight ?? 1000));
+  }
+
+  /** Puts each customer's latest row (`row.profile` as the value), pipelined. */
+  put(rows: ProfileRow[]): Promise<void> {
+    return publishPipelined(lastPerCustomer(rows), this.maxInFlight, (row) =>
+      this.kv.put(profileKey(row.customer), row.profile),
+    );
+  }
+
+  /** The parsed profile JSON, or null when there is none (or it was deleted). */
+  async get(customer: string): Promise<unknown | null> {
+    const entry = await this.kv.get(profileKey(customer));
+    if (entry?.operation !== 'PUT' || entry.length === 0) return null;
+    return entry.json();
+  }
+
+  /** Purges the key, so no earlier revision of the profile stays in the bucket. */
+  async delete(customer: string): Promise<void> {
+    await this.kv.purge(profileKey(customer));
+  }
+}
+
+/** Profiles in a Map, for the demo without nats-server and for tests. */
+export class MemoryProfileStore implements ProfileStoreLike {
+  /** Profile JSON text by customer. */
+  readonly profiles = new Map<string, string>();
+
+  /** Stores each row's profile JSON. */
+  async put(rows: ProfileRow[]): Promise<void> {
+    for (const row of rows) this.profiles.set(row.customer, row.profile);
+  }
+
+  /** The parsed profile, or null. */
+  async get(customer: string): Promise<unknown | null> {
+    const json = this.profiles.get(customer);
+    return json === undefined ? null : JSON.parse(json);
+  }
+
+  /** Forgets the customer's profile. */
+  async delete(customer: string): Promise<void> {
+    this.profiles.delete(customer);
+  }
+}
+
+/** One row per customer, the last in array order: a batch can carry a customer twice. */
+function lastPerCustomer(rows: ProfileRow[]): ProfileRow[] {
+  const byCustomer = new Map<string, ProfileRow>();
+  for (const row of rows) {
+    byCustomer.delete(row.customer); // re-insert so the order follows the last occurrence
+    byCustomer.set(row.customer, row);
+  }
+  return [...byCustomer.values()];
+}
