@@ -1,0 +1,98 @@
+import { pack, unpack } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { loadRules } from '../../engine/rulesFile.js';
+import { PartitionProcessor } from '../../operators/partitionProcessor.js';
+import type { CxEvent } from '../../operators/types.js';
+
+const rules = loadRules(['config/rules.yaml']);
+const T0 = Date.UTC(2026, 10, 20, 2, 0, 0); // 10:00 Asia/Shanghai
+const MIN = 60_000;
+
+function ev(id: string, customer: string, type: string, ts: number, extra: Partial<CxEvent> = {}): CxEvent {
+  return { id, ts, customer, type, channel: 'app', ...extra };
+}
+
+/** Feeds events as msgpack with consecutive sequence numbers starting at `firstSeq`. */
+function apply(p: PartitionProcessor, events: CxEvent[], firstSeq = 1, raw?: Uint8Array[]) {
+  const payloads = raw ?? events.map((e) => pack(e));
+  const subjects = events.map((e) => `cx.events.${e.channel}.${e.type}.${e.customer}`);
+  const seqs = events.map((_, i) => firstSeq + i);
+  return p.applyBatch(seqs, subjects, (i) => payloads[i]!, 1_000);
+}
+
+describe('PartitionProcessor', () => {
+  it('turns events into rows, triggers and due profiles, and rejects bad bytes with the reason', () => {
+    const p = new PartitionProcessor({ partition: 3, rules });
+    const events = [
+      ev('e1', 'c1', 'order', T0, { amount: 1500, orderId: 'o1' }),
+      ev('e2', 'c1', 'session_start', T0 + 30_000, { session: 's1' }),
+      ev('e3', 'c2', 'message', T0, { text: 'call me 13812345678' }),
+    ];
+    const raw = events.map((e) => pack(e));
+    raw.push(new TextEncoder().encode('not an event'));
+    const out = apply(p, [...events, ev('x', 'c9', 'message', T0)], 1, raw);
+    expect(out.events.map((r) => [r.id, r.partition, r.seq])).toEqual([
+      ['e1', 3, 1],
+      ['e2', 3, 2],
+      ['e3', 3, 3],
+    ]);
+    expect(out.events[2]!.text).toBe('call me 138****5678');
+    expect(out.triggers.map((t) => t.id)).toEqual(['vip_routing:c1:e2']);
+    expect(out.triggers[0]!.firedAt).toBe(1_000);
+    expect(out.rejects).toHaveLength(1);
+    expect(out.rejects[0]).toMatchObject({ seq: 4, subject: 'cx.events.app.message.c9' });
+    expect(out.rejects[0]!.reason).toMatch(/msgpack|JSON/);
+    // First event of each customer publishes its profile; c1's second is within the minute.
+    expect(out.profiles.map((r) => [r.customer, r.tier])).toEqual([
+      ['c1', 'VIP'],
+      ['c2', 'New'],
+    ]);
+    expect(out.lastSeq).toBe(4);
+  });
+
+  it('publishes a changed profile at most once per profile interval of event time, and all on flush', () => {
+    const p = new PartitionProcessor({ partition: 0, rules, profileIntervalMs: 60_000 });
+    apply(p, [ev('e1', 'c1', 'page_view', T0, { category: 'baby' })], 1);
+    expect(apply(p, [ev('e2', 'c1', 'page_view', T0 + 59_999, { category: 'baby' })], 2).profiles).toHaveLength(0);
+    expect(p.tick(null, false).profiles).toHaveLength(0);
+    const due = apply(p, [ev('e3', 'c1', 'page_view', T0 + 60_000, { category: 'toys' })], 3).profiles;
+    expect(due).toHaveLength(1);
+    expect(JSON.parse(due[0]!.profile).categoryViews30d).toEqual({ baby: 2, toys: 1 });
+    apply(p, [ev('e4', 'c1', 'page_view', T0 + 70_000, { category: 'toys' })], 4);
+    // A wall-clock tick a minute later publishes it; a flush publishes whatever changed.
+    expect(p.tick(T0 + 60_000 + 60_000, false).profiles).toHaveLength(1);
+    expect(p.tick(null, true).profiles).toHaveLength(0);
+  });
+
+  it('skips redelivered sequences, so a batch applied twice changes nothing', () => {
+    const p = new PartitionProcessor({ partition: 0, rules });
+    const events = [ev('e1', 'c1', 'session_end', T0, { session: 's1' })];
+    expect(apply(p, events, 7).triggers).toHaveLength(1);
+    const again = apply(p, events, 7);
+    expect(again.triggers).toHaveLength(0);
+    expect(again.events).toHaveLength(0);
+  });
+
+  it('restores from a msgpack snapshot and goes on exactly as the original', () => {
+    const a = new PartitionProcessor({ partition: 1, rules });
+    const history = [
+      ev('e1', 'c1', 'order', T0, { amount: 600 }),
+      ev('e2', 'c1', 'session_start', T0 + MIN, { session: 's1' }),
+      ev('e3', 'c1', 'message', T0 + 2 * MIN, { session: 's1', recognized: false }),
+      ev('e4', 'c1', 'message', T0 + 3 * MIN, { session: 's1', recognized: false }),
+    ];
+    apply(a, history, 1);
+    const b = new PartitionProcessor({ partition: 1, rules });
+    b.restore(unpack(pack(a.snapshot())));
+    const next = [
+      ev('e5', 'c1', 'message', T0 + 4 * MIN, { session: 's1', recognized: false }),
+      ev('e6', 'c1', 'order', T0 + 5 * MIN, { amount: 600 }),
+      ev('e7', 'c1', 'call', T0 + 6 * MIN, { session: 's1' }),
+    ];
+    const fromA = apply(a, next, 5);
+    const fromB = apply(b, next, 5);
+    expect(fromB).toEqual(fromA);
+    expect(fromA.triggers.map((t) => t.rule)).toEqual(['human_handoff', 'vip_routing']);
+    expect(() => new PartitionProcessor({ partition: 2, rules }).restore(a.snapshot())).toThrow(/partition 1/);
+  });
+});
