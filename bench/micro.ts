@@ -8,11 +8,23 @@
  * handles when it is more than one item (e.g. a chunk of 1000 events), so `itemsPerSec` is printed.
  */
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import Benchmark from 'benchmark';
 import { pack, Unpackr, type Options as UnpackrOptions, unpack } from 'msgpackr';
 import { of } from 'rxjs';
+import { loadConfig } from '../engine/config.js';
+import { generateTraffic, subjectOf } from '../engine/demoTraffic.js';
+import { loadRules } from '../engine/rulesFile.js';
+import { packEvents } from '../engine/workerPool.js';
 import { decodeEvent } from '../operators/decodeEvent.js';
+import { PartitionProcessor } from '../operators/partitionProcessor.js';
+import { newCustomerState, profileOf, updateProfile } from '../operators/profile.js';
 import { customerOfSubject, partitionOf, routeByPartition } from '../operators/route.js';
+import { type CustomerScope, compileRules, type RuleRun } from '../operators/rules.js';
+import { TimerQueue } from '../operators/timers.js';
+import type { CxEvent } from '../operators/types.js';
+import { EVENT_COLUMNS, encodeRows } from '../sinks/clickhouseRows.js';
 
 interface Case {
   name: string;
@@ -82,6 +94,103 @@ const cases: Case[] = [
   },
 ];
 
+// --- profile, processor, row encoding, worker transfer (issue 5) on a generated day ---------------
+const day = generateTraffic({ customers: 2000, seed: 3 });
+const daySubjects = day.map(subjectOf);
+const dayPayloads = day.map((e) => pack(e) as Uint8Array);
+const defaultRules = loadRules(loadConfig().rules);
+const PROCESSOR_BATCH = 1000;
+
+/**
+ * Runs the generated day through a processor, 1000 events per call, starting over with a fresh
+ * processor at the end (sequence numbers must grow), so the state stays that of a real day.
+ */
+function dayProcessor(rules: typeof defaultRules): () => ReturnType<PartitionProcessor['applyBatch']> {
+  let p = new PartitionProcessor({ partition: 0, rules });
+  let at = 0;
+  return () => {
+    if (at + PROCESSOR_BATCH > day.length) {
+      p = new PartitionProcessor({ partition: 0, rules });
+      at = 0;
+    }
+    const seqs = new Float64Array(PROCESSOR_BATCH);
+    for (let j = 0; j < PROCESSOR_BATCH; j++) seqs[j] = at + j + 1;
+    const from = at;
+    at += PROCESSOR_BATCH;
+    return p.applyBatch(seqs, daySubjects.slice(from, at), (j) => dayPayloads[from + j]!, 0);
+  };
+}
+
+const profileStates = new Map<string, ReturnType<typeof newCustomerState>>();
+let profileAt = 0;
+cases.push({
+  name: 'updateProfile + profileOf (generated day, per event)',
+  fn: () => {
+    if (profileAt === day.length) {
+      profileAt = 0;
+      profileStates.clear();
+    }
+    const e = day[profileAt++]!;
+    let state = profileStates.get(e.customer);
+    if (state === undefined) {
+      state = newCustomerState(e.customer);
+      profileStates.set(e.customer, state);
+    }
+    updateProfile(state, e, 'Asia/Shanghai');
+    sink = profileOf(state, e.ts);
+  },
+});
+cases.push({
+  name: 'PartitionProcessor generated day, no rules (1000 events)',
+  perOp: PROCESSOR_BATCH,
+  fn: dayProcessor([]),
+});
+cases.push({
+  name: `PartitionProcessor generated day, default rules (${defaultRules.length}) (1000 events)`,
+  perOp: PROCESSOR_BATCH,
+  fn: dayProcessor(defaultRules),
+});
+const sampleRows = dayProcessor(defaultRules)().events;
+cases.push({
+  name: `encodeRows ${sampleRows.length} event rows JSONCompactEachRow (worker side)`,
+  perOp: sampleRows.length,
+  fn: () => {
+    sink = encodeRows(sampleRows, EVENT_COLUMNS, 'JSONCompactEachRow');
+  },
+});
+
+// One worker task of 1000 raw events as the pipeline sends it (engine/workerPool.ts), through a
+// MessagePort and out again in this thread: what the two threads pay, serialize + deserialize.
+const rawBatch = Array.from({ length: 1000 }, (_, i) => ({
+  seq: i + 1,
+  subject: daySubjects[i]!,
+  data: dayPayloads[i]!,
+}));
+const channel = new MessageChannel();
+function roundTrip(message: unknown, transfer: ArrayBuffer[] = []): unknown {
+  channel.port1.postMessage(message, transfer);
+  return receiveMessageOnPort(channel.port2)?.message;
+}
+cases.push({
+  name: 'batch to worker: packEvents + transfer (1000 events)',
+  perOp: rawBatch.length,
+  fn: () => {
+    const task = packEvents(rawBatch, 0);
+    sink = roundTrip(task, [
+      task.bytes.buffer as ArrayBuffer,
+      task.ends.buffer as ArrayBuffer,
+      task.seqs.buffer as ArrayBuffer,
+    ]);
+  },
+});
+cases.push({
+  name: 'batch to worker: structured clone of RawEvent[] (1000 events)',
+  perOp: rawBatch.length,
+  fn: () => {
+    sink = roundTrip(rawBatch);
+  },
+});
+
 interface Result {
   name: string;
   opsPerSec: number;
@@ -140,5 +249,85 @@ function main(): void {
   });
   suite.run({ async: false });
 }
+
+// --- rules and timers (issue 3): the 17 default per-customer rules on a mixed stream ---------------
+const ruleSpecs = loadRules([fileURLToPath(new URL('../config/rules.yaml', import.meta.url))]);
+const ruleTypes = [
+  'message',
+  'page_view',
+  'add_to_cart',
+  'session_start',
+  'session_end',
+  'login',
+  'order',
+  'rating',
+];
+const ruleEvents: CxEvent[] = Array.from({ length: 1000 }, (_, i) => ({
+  ...typicalEvent,
+  id: `r${i}`,
+  ts: typicalEvent.ts + i * 1000,
+  customer: customers[i % 256]!,
+  type: ruleTypes[i % ruleTypes.length]!,
+  category: 'baby',
+  amount: 99,
+  score: 4,
+  localHour: 12,
+}));
+const ruleSet = compileRules(ruleSpecs);
+const ruleScopes = new Map<string, CustomerScope>();
+const ruleProfile = profileOf(newCustomerState('x'), typicalEvent.ts) as unknown as Record<string, unknown>;
+const ruleRun: RuleRun = {
+  queue: new TimerQueue(),
+  watermark: typicalEvent.ts - 5000,
+  late: false,
+  firedAt: 0,
+  defaultTz: 'Asia/Shanghai',
+  triggers: [],
+  counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
+};
+/** Rules looked at per event of this stream: what one `evaluate` call costs in rule evaluations. */
+const rulesPerEvent =
+  ruleEvents.reduce((n, e) => {
+    for (const s of ruleSpecs) {
+      const types = s.inactivity ? undefined : s.purchaseCycle ? ['order'] : s.on;
+      const p = s.absence ?? s.sequence ?? s.count ?? s.streak;
+      const listed = p
+        ? Object.entries(p)
+            .filter(([k]) => ['after', 'missing', 'first', 'then', 'of', 'unless', 'resetOn'].includes(k))
+            .flatMap(([, v]) => v as string | string[])
+        : types;
+      if (listed === undefined || listed.includes(e.type)) n++;
+    }
+    return n;
+  }, 0) / ruleEvents.length;
+let ruleNext = 0;
+cases.push({
+  name: `RuleSet.evaluate 17 default rules (${rulesPerEvent.toFixed(2)} rule evaluations per event)`,
+  perOp: rulesPerEvent,
+  fn: () => {
+    const e = ruleEvents[ruleNext++ % ruleEvents.length]!;
+    let scope = ruleScopes.get(e.customer);
+    if (scope === undefined) {
+      scope = { customer: e.customer, state: newCustomerState(e.customer), memory: {}, timers: {} };
+      ruleScopes.set(e.customer, scope);
+    }
+    ruleRun.triggers.length = 0;
+    ruleSet.evaluate(e, ruleProfile, scope, ruleRun);
+    sink = ruleRun.triggers;
+  },
+});
+const processorBytes = ruleEvents.map((e) => pack(e));
+const processorSubjects = ruleEvents.map((e) => `cx.events.web.${e.type}.${e.customer}`);
+let processorRound = 0;
+const processor = new PartitionProcessor({ partition: 0, rules: ruleSpecs });
+cases.push({
+  name: 'PartitionProcessor.applyBatch default rules (1000 events: decode, profile, rules, timers)',
+  perOp: 1000,
+  fn: () => {
+    const base = processorRound++ * 1000;
+    const seqs = Float64Array.from({ length: 1000 }, (_, i) => base + i + 1);
+    sink = processor.applyBatch(seqs, processorSubjects, (i) => processorBytes[i]!, 0);
+  },
+});
 
 main();

@@ -1,15 +1,18 @@
 import { Command, CommanderError, Option } from 'commander';
 import { clickHouseDatabase, openClickHouse } from '../sinks/clickhouse.js';
 import { formatFunnel, queryFunnel } from '../sinks/funnel.js';
+import { loadAggregates } from './aggregatesFile.js';
+import { LocalCheckpointStore, NatsCheckpointStore } from './checkpointStore.js';
 import { loadConfig } from './config.js';
 import { runDemo } from './demo.js';
 import { connectNats, openSinks, runEngine } from './engine.js';
 import { formatProblem, isConfigError, UsageError } from './errors.js';
-import { iterableSource, ndjsonEvents } from './fileSource.js';
+import { runExplain } from './explain.js';
 import { jetstreamSource } from './jetstreamSource.js';
 import { log } from './log.js';
 import { Metrics, serveMetrics } from './metrics.js';
-import { replaySummary, withProgress } from './progress.js';
+import { runReplay } from './replay.js';
+import { RuleReloader } from './ruleReloader.js';
 import { loadRules } from './rulesFile.js';
 import { readYamlFile } from './yamlFile.js';
 
@@ -46,7 +49,18 @@ export async function main(argv: string[]): Promise<void> {
       let running = true;
       const server =
         config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, () => running) : null;
-      const lag = setInterval(() => metrics.lag.set(source.stats().pending), 1000);
+      let failedInserts = 0;
+      const lag = setInterval(() => {
+        metrics.lag.set(source.stats().pending);
+        const ch = sinks.clickhouse.stats();
+        metrics.clickhouseBufferedRows.set(ch.bufferedRows + ch.blockedRows);
+        metrics.clickhouseFailures.inc(ch.failedAttempts - failedInserts);
+        failedInserts = ch.failedAttempts;
+      }, 1000);
+      const store =
+        config.checkpoint.store === 'nats'
+          ? await NatsCheckpointStore.open(nc, { replicas: config.checkpoint.replicas })
+          : new LocalCheckpointStore(config.state.dir);
       const stop = (signal: string) => {
         log.info({ signal }, 'draining');
         running = false;
@@ -54,9 +68,21 @@ export async function main(argv: string[]): Promise<void> {
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
+      // Rule files are watched and reloaded on change or SIGHUP, between batches (engine/ruleReloader.ts).
+      const reloader = new RuleReloader({ files: config.rules });
       try {
-        await runEngine({ config, rules, source, sinks, live: true, metrics });
+        await runEngine({
+          config,
+          rules,
+          source,
+          sinks,
+          live: true,
+          metrics,
+          controls$: reloader.requests$,
+          checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
+        });
       } finally {
+        reloader.close();
         clearInterval(lag);
         server?.close();
         await sinks.close();
@@ -81,10 +107,13 @@ export async function main(argv: string[]): Promise<void> {
     .argument('<file>')
     .action((file: string) => {
       const yaml = readYamlFile(file);
-      const value = yaml.value as { rules?: unknown } | null;
+      const value = yaml.value as { rules?: unknown; aggregates?: unknown } | null;
       const isRuleFile =
         Array.isArray(value?.rules) && value.rules.some((r) => typeof r === 'object' && r !== null);
-      if (isRuleFile) {
+      if (value !== null && typeof value === 'object' && 'aggregates' in value) {
+        const aggregates = loadAggregates([file]);
+        process.stdout.write(`${file}: ok (${aggregates.length} aggregates)\n`);
+      } else if (isRuleFile) {
         const rules = loadRules([file]);
         process.stdout.write(`${file}: ok (${rules.length} rules)\n`);
       } else {
@@ -99,37 +128,44 @@ export async function main(argv: string[]): Promise<void> {
     .description('run events from an NDJSON file through the same pipeline (backfill, rule what-if)')
     .requiredOption('-f, --file <events.ndjson>', 'one JSON event per line')
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .option('--rules <files...>', "rule files to try instead of the config's")
+    .option('--dry-run', 'publish and write nothing; print what would have fired')
+    .option(
+      '--until <date>',
+      'at the end, move event time to DATE (YYYY-MM-DD in engine.defaultTz, or ISO 8601)',
+    )
+    .option('--sample <n>', 'triggers shown in the sample', (v) => positiveInt(v, '--sample'), 10)
     .option(
       '--publish',
       'also publish triggers, dead letters and profiles to NATS (default: ClickHouse only)',
     )
-    .action(async (opts: { file: string; config?: string; publish?: boolean }) => {
-      const config = loadConfig(opts.config);
-      const rules = loadRules(config.rules);
-      const nc = opts.publish ? await connectNats(config) : null;
-      const sinks = await openSinks(config, nc);
-      const source = iterableSource(ndjsonEvents(opts.file));
-      const summary = replaySummary();
-      try {
-        await withProgress(opts.file, source, (onOutput) =>
-          runEngine({
-            config,
-            rules,
-            source,
-            sinks,
-            live: false,
-            onOutput: (o) => {
-              summary.add(o);
-              onOutput(o);
-            },
-          }),
-        );
-      } finally {
-        await sinks.close();
-        await nc?.drain();
-      }
-      process.stdout.write(summary.format());
-    });
+    .action(
+      async (opts: {
+        file: string;
+        config?: string;
+        rules?: string[];
+        dryRun?: boolean;
+        until?: string;
+        sample: number;
+        publish?: boolean;
+      }) => {
+        await runReplay({ ...opts });
+      },
+    );
+
+  program
+    .command('explain')
+    .description("replay one customer's events and tell per rule why it fired or not")
+    .argument('<customer>')
+    .requiredOption('-f, --file <events.ndjson>', 'one JSON event per line (other customers are skipped)')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .option('--rules <files...>', "rule files instead of the config's")
+    .option('--until <date>', 'at the end, move event time to DATE so due timers fire')
+    .action(
+      async (customer: string, opts: { file: string; config?: string; rules?: string[]; until?: string }) => {
+        await runExplain({ customer, ...opts });
+      },
+    );
 
   program
     .command('funnel')

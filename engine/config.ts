@@ -40,6 +40,14 @@ export interface Config {
     /** Local directory for embedded checkpoints. @default './.cxstream/state' */
     dir: string;
   };
+  checkpoint: {
+    /** Period of the partition checkpoints; events are acked only once a checkpoint covers them. @default 2000 */
+    intervalMs: number;
+    /** `local` (state.dir) or `nats` (object store `cx_checkpoints`, for clustered deployments). @default 'local' */
+    store: 'local' | 'nats';
+    /** Stream replicas of the `cx_checkpoints` bucket when cxstream creates it. @default 1 */
+    replicas: number;
+  };
   /** Rule files. @default ['config/rules.yaml'] */
   rules: string[];
   engine: {
@@ -55,6 +63,10 @@ export interface Config {
     profileIntervalMs: number;
     /** @default 5000 */
     tickIntervalMs: number;
+    /** Watermark = highest event time seen − this; older events are late. @default 5000 */
+    allowedLatenessMs: number;
+    /** Wall-clock ms without events after which a partition's watermark follows the clock. @default 10000 */
+    idleAfterMs: number;
   };
   metrics: {
     /** HTTP port of /metrics, /healthz, /readyz; 0 turns it off. @default 9464 */
@@ -92,6 +104,15 @@ const schema = {
       additionalProperties: false,
       properties: { dir: { type: 'string', minLength: 1 } },
     },
+    checkpoint: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        intervalMs: { type: 'integer', minimum: 100 },
+        store: { enum: ['local', 'nats'] },
+        replicas: { type: 'integer', minimum: 1, maximum: 5 },
+      },
+    },
     rules: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
     engine: {
       type: 'object',
@@ -103,6 +124,8 @@ const schema = {
         defaultTz: { type: 'string', minLength: 1 },
         profileIntervalMs: { type: 'integer', minimum: 0 },
         tickIntervalMs: { type: 'integer', minimum: 100 },
+        allowedLatenessMs: { type: 'integer', minimum: 0 },
+        idleAfterMs: { type: 'integer', minimum: 0 },
       },
     },
     metrics: {
@@ -117,6 +140,7 @@ const defaults: Config = {
   nats: { url: 'nats://127.0.0.1:4222', durable: 'cxstream', ackWaitMs: 30_000, maxInFlight: 100_000 },
   clickhouse: { url: 'embedded:./.cxstream/clickhouse', flushIntervalMs: 1000, maxBufferedRows: 500_000 },
   state: { dir: './.cxstream/state' },
+  checkpoint: { intervalMs: 2000, store: 'local', replicas: 1 },
   rules: ['config/rules.yaml'],
   engine: {
     partitions: 0,
@@ -125,6 +149,8 @@ const defaults: Config = {
     defaultTz: 'Asia/Shanghai',
     profileIntervalMs: 60_000,
     tickIntervalMs: 5000,
+    allowedLatenessMs: 5000,
+    idleAfterMs: 10_000,
   },
   metrics: { port: 9464, host: '127.0.0.1' },
 };

@@ -1,18 +1,24 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Observable } from 'rxjs';
+import { RegionSurge, type ResolvedRegionSurge } from '../operators/regionSurge.js';
 import type { RuleSpec } from '../operators/rules.js';
 import { clickHouseDatabase, ensureSchema, openClickHouse } from '../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../sinks/clickhouseWriter.js';
 import { DeadLetterSink, MemoryDeadLetterSink } from '../sinks/deadLetters.js';
 import { MemoryTriggerSink, NatsTriggerSink } from '../sinks/natsTriggers.js';
 import { MemoryProfileStore, ProfileStore } from '../sinks/profileStore.js';
+import { LedgeredTriggerSink, TriggerLedger, triggersStreamSeq } from '../sinks/triggerLedger.js';
+import { aggregateFiles, loadAggregates } from './aggregatesFile.js';
+import { Checkpointer, type CheckpointStats } from './checkpointer.js';
+import { CheckpointError, type CheckpointStore } from './checkpointStore.js';
 import type { Config } from './config.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type PipelineSinks, runPipeline } from './pipeline.js';
-import { ensureStreams } from './streams.js';
-import type { BatchOutput, EventSource } from './types.js';
+import { ensureStreams, natsNames } from './streams.js';
+import type { BatchOutput, ControlRequest, EventSource } from './types.js';
 import { WorkerPool } from './workerPool.js';
 
 /** Connects to the NATS server(s) of the config. */
@@ -21,6 +27,9 @@ export function connectNats(config: Readonly<Config>): Promise<NatsConnection> {
     servers: config.nats.url.split(',').map((s) => s.trim()),
     name: 'cxstream',
     maxReconnectAttempts: -1,
+    // Otherwise every request (each trigger publish, each KV put) captures a stack trace for its
+    // possible timeout error: a third of the main thread's time in bench:e2e (bench/RESULTS.md).
+    noAsyncTraces: true,
   });
 }
 
@@ -46,6 +55,7 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
     database,
     flushIntervalMs: config.clickhouse.flushIntervalMs,
     maxBufferedRows: config.clickhouse.maxBufferedRows,
+    onError: (err, info) => log.warn({ err, ...info }, 'ClickHouse insert failed; retrying with back-off'),
   });
   let memoryTriggers: MemoryTriggerSink | null = null;
   let triggers: PipelineSinks['triggers'];
@@ -54,7 +64,8 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
   if (nc) {
     await ensureStreams(nc);
     const js = jetstream(nc);
-    triggers = new NatsTriggerSink(js);
+    // replays after a crash skip the trigger ids already on CX_TRIGGERS (runEngine reads them)
+    triggers = new LedgeredTriggerSink(new NatsTriggerSink(js), new TriggerLedger());
     deadLetters = new DeadLetterSink(js);
     profiles = await ProfileStore.open(nc);
   } else {
@@ -88,6 +99,25 @@ export interface RunOptions {
   live: boolean;
   metrics?: Metrics;
   onOutput?: (output: BatchOutput) => void;
+  /** Aggregate rules (complaint_surge). @default those of `aggregateFiles()` (CXSTREAM_AGGREGATES) */
+  aggregates?: readonly ResolvedRegionSurge[];
+  /** Rule swaps and other tasks run in order with each partition's batches (engine/ruleReloader.ts). */
+  controls$?: Observable<ControlRequest>;
+  /** Replays: event time every partition moves to once the source completed (`replay --until`). */
+  advanceTo?: number;
+  /**
+   * Exactly-once effects (docs/DELIVERY.md): restore the partitions from `store`, ack only what a
+   * checkpoint covers, and skip triggers already published. Live JetStream sources only.
+   */
+  checkpoints?: {
+    store: CheckpointStore;
+    /** The NATS connection of the source and sinks (trigger ledger, consumer ack floor). */
+    nc: NatsConnection | null;
+    /** Durable consumer of the source: its ack floor must not be above the checkpoints. */
+    durable: string;
+    /** The source's `maxInFlight`: a checkpoint starts early when half of it waits for acks. */
+    maxInFlight: number;
+  };
 }
 
 /** Starts the partition workers and runs the pipeline until the source completes. */
@@ -98,10 +128,21 @@ export async function runEngine(options: RunOptions): Promise<void> {
     rules,
     defaultTz: config.engine.defaultTz,
     profileIntervalMs: config.engine.profileIntervalMs,
+    allowedLatenessMs: config.engine.allowedLatenessMs,
+    idleAfterMs: config.engine.idleAfterMs,
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   try {
+    const checkpoints = options.checkpoints ? await recover(options, pool) : undefined;
+    let first = checkpoints !== undefined;
+    const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
+      (spec) => new RegionSurge(spec, pool.partitions, Date.now),
+    );
     await runPipeline({
+      aggregates,
+      controls$: options.controls$,
+      advanceTo: options.advanceTo,
+      checkpoints,
       source: options.source,
       pool,
       sinks: options.sinks,
@@ -111,9 +152,73 @@ export async function runEngine(options: RunOptions): Promise<void> {
       batchMaxWaitMs: config.engine.batchMaxWaitMs,
       tickIntervalMs: config.engine.tickIntervalMs,
       metrics: options.metrics,
-      onOutput: options.onOutput,
+      onOutput: (out) => {
+        // the fault tests measure recovery up to this line
+        if (first && (out.events.length > 0 || out.rejects.length > 0)) {
+          first = false;
+          log.info({ lastSeq: out.lastSeq }, 'processing');
+        }
+        options.onOutput?.(out);
+      },
     });
   } finally {
     await pool.close();
   }
+}
+
+/** Restores the partitions from their checkpoints and loads the trigger ledger; what runPipeline needs. */
+async function recover(options: RunOptions, pool: WorkerPool) {
+  const { store, nc, durable, maxInFlight } = options.checkpoints!;
+  const { config, metrics } = options;
+  const jsm = nc ? await jetstreamManager(nc) : null;
+  const checkpointer = new Checkpointer({
+    pool,
+    store,
+    source: options.source,
+    triggersSeq: jsm ? () => triggersStreamSeq(jsm) : undefined,
+    eventsSeq: jsm ? () => jsm.streams.info(natsNames.eventsStream).then((i) => i.state.last_seq) : undefined,
+  });
+  const recovery = await checkpointer.recover();
+  if (jsm) {
+    const ackFloor = await jsm.consumers
+      .info(natsNames.eventsStream, durable)
+      .then((info) => info.ack_floor.stream_seq)
+      .catch(() => 0);
+    if (ackFloor > recovery.coveredSeq) {
+      // acks never pass a durable checkpoint: the state is older than the consumer (wiped or another dir)
+      throw new CheckpointError(
+        `the consumer ${durable} has acked up to ${ackFloor}, but the checkpoints in ${store.location} ` +
+          `cover only up to ${recovery.coveredSeq}: events in between would be missing from the state. ` +
+          'Point the engine at its checkpoints, or delete the durable consumer to rebuild state from the stream.',
+        store.location,
+      );
+    }
+  }
+  if (nc && options.sinks.triggers instanceof LedgeredTriggerSink) {
+    options.sinks.triggers.ledger = await TriggerLedger.read(nc, recovery.triggersSeq);
+  }
+  log.info(
+    {
+      restored: recovery.restored.length,
+      coveredSeq: recovery.coveredSeq,
+      bytes: recovery.bytes,
+      ms: Math.round(recovery.ms),
+      publishedTriggerIds:
+        options.sinks.triggers instanceof LedgeredTriggerSink ? options.sinks.triggers.ledger.size : 0,
+      store: store.location,
+    },
+    'state recovered',
+  );
+  return {
+    checkpointer,
+    intervalMs: config.checkpoint.intervalMs,
+    earlyAt: Math.max(1, Math.floor(maxInFlight / 2)),
+    onCheckpoint: (stats: CheckpointStats) => {
+      metrics?.checkpointSeconds.observe(stats.ms / 1000);
+      metrics?.checkpointBytes.set(stats.bytes);
+      metrics?.checkpointTime.set(Date.now() / 1000);
+      log.debug(stats, 'checkpoint');
+    },
+    onError: (err: unknown) => log.warn({ err }, 'checkpoint failed; acks wait for the next one'),
+  };
 }

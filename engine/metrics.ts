@@ -36,6 +36,32 @@ export class Metrics {
     help: 'Events pulled from the source and not yet acked',
     registers: [this.registry],
   });
+  readonly checkpointSeconds = new Histogram({
+    name: 'cx_checkpoint_seconds',
+    help: 'Time of a checkpoint: encode every partition, wait for its outputs, store durably',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly checkpointBytes = new Gauge({
+    name: 'cx_checkpoint_bytes',
+    help: 'Size of the latest checkpoint (all partitions)',
+    registers: [this.registry],
+  });
+  readonly checkpointTime = new Gauge({
+    name: 'cx_checkpoint_timestamp_seconds',
+    help: 'Wall-clock time of the latest checkpoint (checkpoint age = now - this)',
+    registers: [this.registry],
+  });
+  readonly clickhouseBufferedRows = new Gauge({
+    name: 'cx_clickhouse_buffered_rows',
+    help: 'Rows queued for ClickHouse and not yet inserted (back-pressure at clickhouse.maxBufferedRows)',
+    registers: [this.registry],
+  });
+  readonly clickhouseFailures = new Counter({
+    name: 'cx_clickhouse_insert_failures_total',
+    help: 'ClickHouse insert attempts that failed (each is retried with back-off)',
+    registers: [this.registry],
+  });
   readonly lag = new Gauge({
     name: 'cx_source_pending_events',
     help: 'Events in the stream not yet delivered to cxstream (consumer lag)',

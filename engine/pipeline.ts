@@ -1,23 +1,31 @@
 import {
   asyncScheduler,
   concatMap,
+  EMPTY,
+  endWith,
   filter,
+  ignoreElements,
   interval,
   lastValueFrom,
   map,
   merge,
   mergeMap,
+  mergeWith,
   type Observable,
   type SchedulerLike,
   Subject,
   share,
   takeUntil,
+  tap,
 } from 'rxjs';
 import { microBatch } from '../operators/microBatch.js';
+import { countedSelection, type RegionSurge } from '../operators/regionSurge.js';
 import { routeByPartition } from '../operators/route.js';
-import type { EventRow, ProfileRow, Reject, Trigger } from '../operators/types.js';
+import type { ProfileRow, Reject, Trigger } from '../operators/types.js';
+import type { EncodedRows } from '../sinks/clickhouseRows.js';
+import type { Checkpointer, CheckpointStats } from './checkpointer.js';
 import type { Metrics } from './metrics.js';
-import type { BatchOutput, EventSource, RawEvent } from './types.js';
+import type { BatchOutput, ControlRequest, EventSource, RawEvent } from './types.js';
 import type { WorkerPool } from './workerPool.js';
 
 /** Where a batch's outputs go; each promise resolves once the sink has accepted them durably. */
@@ -26,7 +34,10 @@ export interface PipelineSinks {
   deadLetters: { publish(rejects: Reject[]): Promise<void> };
   profiles: { put(rows: ProfileRow[]): Promise<void> };
   clickhouse: {
-    writeEvents(rows: EventRow[]): Promise<void>;
+    /** Event rows the workers encoded in the writer's format. */
+    writeEncodedEvents(rows: EncodedRows): Promise<void>;
+    /** Profile rows the workers encoded in the writer's format; without it, `writeProfiles` gets the objects. */
+    writeEncodedProfiles?(rows: EncodedRows): Promise<void>;
     writeTriggers(rows: Trigger[]): Promise<void>;
     writeProfiles(rows: ProfileRow[]): Promise<void>;
     flush(): Promise<void>;
@@ -56,6 +67,36 @@ export interface PipelineOptions {
   metrics?: Metrics;
   /** Called with each batch's outputs after the sinks accepted them (progress, demo summary). */
   onOutput?: (output: BatchOutput) => void;
+  /**
+   * Tasks for every partition (rule swaps) run in order with the event batches: each partition
+   * applies one between two of its batches (engine/ruleReloader.ts). Requests after the source
+   * completed are not run.
+   */
+  controls$?: Observable<ControlRequest>;
+  /**
+   * Aggregates over all partitions (complaint_surge, docs/AGGREGATES.md) fed with the workers'
+   * counted rows; their triggers go to the same sinks. Replays evaluate them up to the last event
+   * time (or `advanceTo`) at the end; live streams only as every partition's watermark passes.
+   */
+  aggregates?: readonly RegionSurge[];
+  /**
+   * Replays: once the source completed, move every partition's event time (and the aggregates) to
+   * this time, so timers of silent customers due by then fire (`replay --until`).
+   */
+  advanceTo?: number;
+  /**
+   * Exactly-once mode: acks wait for a checkpoint that covers them (engine/checkpointer.ts); a
+   * last checkpoint is taken when the source completes. Without it, delivered events are acked.
+   */
+  checkpoints?: {
+    checkpointer: Checkpointer;
+    /** Period of the checkpoints. */
+    intervalMs: number;
+    /** Delivered events waiting for their ack that start a checkpoint at once. */
+    earlyAt: number;
+    onCheckpoint?: (stats: CheckpointStats) => void;
+    onError: (error: unknown) => void;
+  };
 }
 
 /**
@@ -73,9 +114,13 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
       out.triggers.length > 0 ? sinks.triggers.publish(out.triggers) : undefined,
       out.rejects.length > 0 ? sinks.deadLetters.publish(out.rejects) : undefined,
       out.profiles.length > 0 ? sinks.profiles.put(out.profiles) : undefined,
-      out.events.length > 0 ? sinks.clickhouse.writeEvents(out.events) : undefined,
+      out.events.length > 0 ? sinks.clickhouse.writeEncodedEvents(out.events) : undefined,
       out.triggers.length > 0 ? sinks.clickhouse.writeTriggers(out.triggers) : undefined,
-      out.profiles.length > 0 ? sinks.clickhouse.writeProfiles(out.profiles) : undefined,
+      out.profiles.length > 0
+        ? out.profileRows && sinks.clickhouse.writeEncodedProfiles
+          ? sinks.clickhouse.writeEncodedProfiles(out.profileRows)
+          : sinks.clickhouse.writeProfiles(out.profiles)
+        : undefined,
     ]);
     if (metrics) {
       metrics.events.inc(out.events.length);
@@ -86,8 +131,48 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
     options.onOutput?.(out);
   };
 
-  const slices$ = source.chunks$.pipe(routeByPartition<RawEvent>(partitions), share());
-  const batches$: Observable<{ batch: RawEvent[]; out: BatchOutput; started: number }> = merge(
+  const aggregates = options.aggregates ?? [];
+  /** Feeds a partition's output (in that partition's order) to the aggregates; adds their triggers. */
+  const aggregate = (p: number, out: BatchOutput): BatchOutput => {
+    if (aggregates.length === 0 || out.counted === undefined) return out;
+    const fired: Trigger[] = [];
+    for (const a of aggregates) for (const t of a.observe(p, out.counted)) fired.push(t);
+    return fired.length === 0 ? out : { ...out, triggers: [...out.triggers, ...fired] };
+  };
+  if (aggregates.length > 0) {
+    // Before any batch (piscina runs a partition's tasks in submission order): workers report the counted rows.
+    const selection = countedSelection(aggregates.map((a) => a.spec));
+    for (const out of await pool.broadcast({ kind: 'aggregates', selection })) await deliver(out);
+  }
+
+  const checkpointer = options.checkpoints?.checkpointer;
+  // Ticks and checkpoints take turns: a checkpoint must not run while a tick's outputs are in flight.
+  let turn: Promise<unknown> = Promise.resolve();
+  const serialize = (work: () => Promise<void>): Promise<void> => {
+    const next = turn.then(work);
+    turn = next.catch(() => {});
+    return next;
+  };
+
+  const slices$ = source.chunks$.pipe(
+    tap((chunk) => checkpointer?.track(chunk.map((e) => e.seq))),
+    routeByPartition<RawEvent>(partitions),
+    share(),
+  );
+  // Control requests stop with the source: the partition streams below complete only when both do.
+  const controls$ = (options.controls$ ?? EMPTY).pipe(
+    takeUntil(slices$.pipe(ignoreElements(), endWith(true))),
+    share(),
+  );
+  const pendingControls = new Map<ControlRequest, BatchOutput[]>();
+  type Work = { batch: RawEvent[]; control?: undefined } | { batch?: undefined; control: ControlRequest };
+  const batches$: Observable<{
+    p: number;
+    batch: RawEvent[] | undefined;
+    control: ControlRequest | undefined;
+    out: BatchOutput;
+    started: number;
+  }> = merge(
     ...Array.from({ length: partitions }, (_, p) =>
       slices$.pipe(
         map((slices) => slices[p]!),
@@ -97,10 +182,17 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
           maxWaitMs: options.batchMaxWaitMs ?? 20,
           scheduler,
         }),
-        // concatMap: a partition's batches reach its worker one after another, in stream order.
-        concatMap(async (batch) => {
+        map((batch): Work => ({ batch })),
+        mergeWith(controls$.pipe(map((control): Work => ({ control })))),
+        // concatMap: a partition's batches reach its worker one after another, in stream order, and a
+        // control task goes in between two of them — never sent past a batch still waiting here, and
+        // never interleaved with one (a worker runs one task at a time).
+        concatMap(async ({ batch, control }) => {
           const started = performance.now();
-          return { batch, out: await pool.runEvents(p, batch, clock()), started };
+          const out = batch
+            ? await pool.runEvents(p, batch, clock())
+            : await pool.run(p, (control as ControlRequest).task);
+          return { p, batch, control, out, started };
         }),
       ),
     ),
@@ -111,22 +203,42 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
     ? interval(options.tickIntervalMs ?? 5000, scheduler)
         .pipe(
           takeUntil(finished$),
-          concatMap(async () => {
-            for (const out of await pool.broadcast({ kind: 'tick', now: clock(), flush: false }))
-              await deliver(out);
-          }),
+          concatMap(() =>
+            serialize(async () => {
+              // A tick output has no rows, only watermarks: a partition's tick is answered after its
+              // earlier batches, whose outputs the aggregates have seen by then.
+              const outs = await pool.broadcast({ kind: 'tick', now: clock(), flush: false });
+              for (let p = 0; p < outs.length; p++) await deliver(aggregate(p, outs[p]!));
+            }),
+          ),
         )
         .subscribe({ error: () => {} })
     : null;
 
+  if (checkpointer && options.checkpoints) checkpointer.start({ ...options.checkpoints, serialize });
   try {
     await lastValueFrom(
       batches$.pipe(
         // Sinks of different batches overlap (a ClickHouse insert holds a batch up to flushIntervalMs);
         // the source bounds what is in flight, and acks only contiguous prefixes of what is done.
-        mergeMap(async ({ batch, out, started }) => {
+        mergeMap(async ({ p, batch, control, out: output, started }) => {
+          // Synchronously, in the order of this partition's outputs (aggregates need that order).
+          const out = aggregate(p, output);
           await deliver(out);
-          source.done(batch.map((e) => e.seq));
+          if (control) {
+            const outs = pendingControls.get(control) ?? [];
+            outs[p] = out;
+            pendingControls.set(control, outs);
+            if (outs.filter(Boolean).length === partitions) {
+              pendingControls.delete(control);
+              control.resolve(outs);
+            }
+            return;
+          }
+          if (!batch) return;
+          const seqs = batch.map((e) => e.seq);
+          if (checkpointer) checkpointer.delivered(seqs);
+          else source.done(seqs);
           metrics?.batchSeconds.observe((performance.now() - started) / 1000);
           if (metrics) metrics.inFlight.set(source.stats().inFlight);
         }),
@@ -136,7 +248,42 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   } finally {
     finished$.next();
     ticks?.unsubscribe();
+    checkpointer?.stop();
   }
-  for (const out of await pool.broadcast({ kind: 'tick', now: clock(), flush: true })) await deliver(out);
+  await serialize(async () => {
+    const { advanceTo } = options;
+    if (advanceTo !== undefined) {
+      const outs = await pool.broadcast({ kind: 'advance', to: advanceTo });
+      for (let p = 0; p < outs.length; p++) await deliver(aggregate(p, outs[p]!));
+    }
+    if (!options.live && aggregates.length > 0) {
+      // A finished replay has all its data: evaluate up to the window holding its last event (or --until).
+      const fired: Trigger[] = [];
+      for (const a of aggregates)
+        fired.push(...a.advanceTo(Math.max(advanceTo ?? -Infinity, a.lastWindowEnd)));
+      if (fired.length > 0) await deliver(triggersOnly(fired));
+    }
+  });
+  await serialize(async () => {
+    for (const out of await pool.broadcast({ kind: 'tick', now: clock(), flush: true })) await deliver(out);
+  });
   await sinks.clickhouse.flush();
+  if (checkpointer) {
+    await serialize(async () => {
+      // not inside the optional call: `a?.(await b)` skips `b` when `a` is missing
+      const stats = await checkpointer.checkpoint();
+      options.checkpoints?.onCheckpoint?.(stats);
+    });
+  }
+}
+
+/** An output holding only triggers (the aggregates' at the end of a replay). */
+function triggersOnly(triggers: Trigger[]): BatchOutput {
+  return {
+    triggers,
+    events: { length: 0, format: 'JSONEachRow', text: '' },
+    profiles: [],
+    rejects: [],
+    lastSeq: 0,
+  };
 }

@@ -5,6 +5,16 @@ import { ConfigError, type ConfigProblem, isConfigError } from './errors.js';
 import { readYamlFile, type YamlFile } from './yamlFile.js';
 
 const CEL = { type: 'string', minLength: 1 } as const;
+const TYPE = { type: 'string', minLength: 1 } as const;
+const TYPES = { anyOf: [TYPE, { type: 'array', minItems: 1, items: TYPE }] } as const;
+const DURATION = { type: 'string', format: 'duration' } as const;
+const COUNT = { type: 'integer', minimum: 1 } as const;
+const CLOCK = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' } as const;
+
+/** A pattern mapping: the listed keys only, `required` of them mandatory. */
+function pattern<P extends Record<string, unknown>, R extends readonly string[]>(properties: P, required: R) {
+  return { type: 'object', additionalProperties: false, required, properties } as const;
+}
 
 /** JSON schema of a rule file: structure only; CEL is checked by compiling. See docs/RULES.md. */
 const ruleFileSchema = {
@@ -25,10 +35,36 @@ const ruleFileSchema = {
           on: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
           when: CEL,
           crosses: CEL,
-          cooldown: { type: 'string', format: 'duration' },
+          absence: pattern({ after: TYPES, missing: TYPES, within: DURATION }, [
+            'after',
+            'missing',
+            'within',
+          ]),
+          sequence: pattern({ first: TYPES, followedBy: TYPES, within: DURATION }, [
+            'first',
+            'followedBy',
+            'within',
+          ]),
+          count: pattern(
+            { of: TYPES, atLeast: COUNT, within: DURATION, after: TYPES, by: CEL, unless: TYPES },
+            ['of', 'atLeast', 'within'],
+          ),
+          streak: pattern({ of: TYPES, where: CEL, count: COUNT, resetOn: TYPES }, ['of', 'where', 'count']),
+          inactivity: pattern({ for: DURATION }, ['for']),
+          purchaseCycle: pattern({ fraction: { type: 'number', exclusiveMinimum: 0 } }, []),
+          cooldown: DURATION,
           per: CEL,
-          oncePer: { enum: ['session'] },
+          oncePer: { enum: ['session', 'purchaseCycle', 'inactiveSpell'] },
           group: { type: 'string', minLength: 1 },
+          quietHours: pattern({ from: CLOCK, to: CLOCK, action: { enum: ['defer', 'drop'] } }, [
+            'from',
+            'to',
+          ]),
+          cap: pattern({ group: { type: 'string', pattern: '^[a-z0-9_]+$' }, max: COUNT, per: DURATION }, [
+            'group',
+            'max',
+            'per',
+          ]),
           subject: { type: 'string', pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$' },
           payload: {
             type: 'object',
@@ -63,7 +99,8 @@ interface Origin {
   bad: boolean;
 }
 
-const CEL_KEYS = new Set(['when', 'crosses', 'per', 'payload']);
+// Keys whose compile issues are CEL errors the schema cannot see (`count.by`, `streak.where` are nested).
+const CEL_KEYS = new Set(['when', 'crosses', 'per', 'payload', 'count', 'streak']);
 
 /**
  * Reads, validates and compiles rule files (CONTRACT.md `CXSTREAM_RULES`); returns the rules of all

@@ -2,8 +2,11 @@
  * Messages between the main thread and the partition workers (piscina), in one place
  * as piscina keeps its RequestMessage / ResponseMessage.
  */
+
+import type { CountedBatch, CountedSelection } from '../operators/regionSurge.js';
 import type { RuleSpec } from '../operators/rules.js';
-import type { EventRow, ProfileRow, Reject, Trigger } from '../operators/types.js';
+import type { ProfileRow, Reject, Trigger } from '../operators/types.js';
+import type { EncodedRows, RowFormat } from '../sinks/clickhouseRows.js';
 
 /** A message as it left JetStream (or a file): bytes not decoded on the main thread. */
 export interface RawEvent {
@@ -22,6 +25,12 @@ export interface WorkerOptions {
   defaultTz: string;
   /** Minimum event time between two published snapshots of one customer's profile. */
   profileIntervalMs: number;
+  /** Watermark = highest event time seen − this (ms). */
+  allowedLatenessMs: number;
+  /** Wall-clock ms without events after which the watermark follows the clock. */
+  idleAfterMs: number;
+  /** How the worker encodes `cxstream.events` rows (the ClickHouse writer's insert format). */
+  rowFormat: RowFormat;
 }
 
 /** A micro-batch of one partition's events, packed so the bytes transfer instead of cloning. */
@@ -49,16 +58,81 @@ export interface RulesTask {
   rules: RuleSpec[];
 }
 
-export type WorkerTask = EventBatchTask | TickTask | RulesTask;
+/** Encode the partition's state for a checkpoint (msgpack, encoded in the worker). */
+export interface SnapshotTask {
+  kind: 'snapshot';
+}
+
+/** Replace the partition's state with a checkpointed one (recovery, a restarted worker). */
+export interface RestoreTask {
+  kind: 'restore';
+  /** msgpack of `PartitionSnapshot`, as a {@link SnapshotTask} returned it. */
+  state: Uint8Array;
+}
+
+/**
+ * Move the partition's event time to `to` (end of a replay with `--until`): timers due by then fire.
+ * Workers whose processor has no `advanceTo` answer with an empty output.
+ */
+export interface AdvanceTask {
+  kind: 'advance';
+  to: number;
+}
+
+/** Which event rows the worker reports in `BatchOutput.counted` for the main-thread aggregates. */
+export interface AggregatesTask {
+  kind: 'aggregates';
+  selection: CountedSelection;
+}
+
+export type WorkerTask =
+  | EventBatchTask
+  | TickTask
+  | RulesTask
+  | SnapshotTask
+  | RestoreTask
+  | AdvanceTask
+  | AggregatesTask;
+
+/**
+ * A task for every partition that the pipeline sends in order with the event batches (between two
+ * batches of each partition), e.g. a rule swap; `resolve` gets the outputs once all are delivered.
+ */
+export interface ControlRequest {
+  task: RulesTask | AdvanceTask;
+  resolve(outputs: BatchOutput[]): void;
+  reject(error: unknown): void;
+}
+
+/** What a {@link SnapshotTask} returns: the encoded state and the last stream sequence it includes. */
+export interface SnapshotResult {
+  lastSeq: number;
+  /** msgpack of `PartitionSnapshot`; transferred, not cloned. */
+  state: Uint8Array;
+}
 
 /** What a partition produced for one task; the main thread hands it to the sinks. */
 export interface BatchOutput {
   triggers: Trigger[];
-  events: EventRow[];
+  /** `cxstream.events` rows, encoded in the worker so the main thread only moves the text. */
+  events: EncodedRows;
+  /** Profile snapshots for the KV store. */
   profiles: ProfileRow[];
+  /** The same snapshots as `cxstream.profiles` rows, encoded in the worker (absent: the writer encodes `profiles`). */
+  profileRows?: EncodedRows;
   rejects: Reject[];
   /** Highest stream sequence applied by this partition so far. */
   lastSeq: number;
+  /** Rows for the main-thread aggregates (complaint_surge), once an {@link AggregatesTask} asked for them. */
+  counted?: CountedBatch;
+  /** Events that arrived behind the watermark (beyond the allowed lateness). */
+  lateEvents?: number;
+  /** Triggers dropped by a frequency cap. */
+  droppedByCap?: number;
+  /** Triggers dropped by quiet hours with `action: drop`. */
+  droppedByQuietHours?: number;
+  /** Triggers deferred to the end of quiet hours (delivered later by a timer). */
+  deferred?: number;
 }
 
 /** Where raw events come from (JetStream, a file, memory); the pipeline calls `done` once their outputs are accepted. */

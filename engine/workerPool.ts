@@ -3,7 +3,16 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { RuleSpec } from '../operators/rules.js';
-import type { BatchOutput, EventBatchTask, RawEvent, WorkerOptions, WorkerTask } from './types.js';
+import type { RowFormat } from '../sinks/clickhouseRows.js';
+import type {
+  BatchOutput,
+  EventBatchTask,
+  RawEvent,
+  SnapshotResult,
+  SnapshotTask,
+  WorkerOptions,
+  WorkerTask,
+} from './types.js';
 
 /** Options of the partition workers. */
 export interface WorkerPoolOptions {
@@ -13,6 +22,12 @@ export interface WorkerPoolOptions {
   defaultTz?: string;
   /** @default 60_000 */
   profileIntervalMs?: number;
+  /** @default 5_000 */
+  allowedLatenessMs?: number;
+  /** @default 10_000 */
+  idleAfterMs?: number;
+  /** How workers encode event rows: the ClickHouse writer's `format`. @default 'JSONCompactEachRow' */
+  rowFormat?: RowFormat;
 }
 
 /**
@@ -31,6 +46,9 @@ export class WorkerPool {
         rules: options.rules,
         defaultTz: options.defaultTz ?? 'Asia/Shanghai',
         profileIntervalMs: options.profileIntervalMs ?? 60_000,
+        allowedLatenessMs: options.allowedLatenessMs ?? 5_000,
+        idleAfterMs: options.idleAfterMs ?? 10_000,
+        rowFormat: options.rowFormat ?? 'JSONCompactEachRow',
       };
       return new Piscina({
         filename,
@@ -62,13 +80,26 @@ export class WorkerPool {
   }
 
   /** Runs a task that is not a batch of events (tick, rule swap) on one partition. */
-  run(partition: number, task: Exclude<WorkerTask, EventBatchTask>): Promise<BatchOutput> {
+  run(partition: number, task: Exclude<WorkerTask, EventBatchTask | SnapshotTask>): Promise<BatchOutput> {
     return this.pool(partition).run(task);
   }
 
   /** Runs the same task on every partition. */
-  broadcast(task: Exclude<WorkerTask, EventBatchTask>): Promise<BatchOutput[]> {
+  broadcast(task: Exclude<WorkerTask, EventBatchTask | SnapshotTask>): Promise<BatchOutput[]> {
     return Promise.all(this.pools.map((pool) => pool.run(task)));
+  }
+
+  /** Encodes a partition's state in its worker, after the tasks already queued there (checkpoints). */
+  snapshot(partition: number): Promise<SnapshotResult> {
+    return this.pool(partition).run({ kind: 'snapshot' } satisfies SnapshotTask);
+  }
+
+  /** Replaces a partition's state with a snapshot's (recovery); the bytes are transferred. */
+  restore(partition: number, state: Uint8Array): Promise<BatchOutput> {
+    // A copy we own (new Uint8Array copies; Buffer#slice would not): the caller's bytes may be a
+    // view into a larger buffer, and transferring detaches it.
+    const own = new Uint8Array(state);
+    return this.pool(partition).run({ kind: 'restore', state: own }, { transferList: [own.buffer] });
   }
 
   async close(): Promise<void> {

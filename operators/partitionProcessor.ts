@@ -2,8 +2,18 @@ import { decodeEvent } from './decodeEvent.js';
 import { localHour } from './localTime.js';
 import { maskPii } from './mask.js';
 import { type CustomerState, newCustomerState, type Profile, profileOf, updateProfile } from './profile.js';
-import { compileRules, type RuleMemory, type RuleSet, type RuleSpec } from './rules.js';
+import {
+  type CustomerScope,
+  compileRules,
+  type DeliveryCounters,
+  type RuleMemory,
+  type RuleRun,
+  type RuleSet,
+  type RuleSpec,
+} from './rules.js';
+import { TimerQueue, type TimerRecord } from './timers.js';
 import type { CxEvent, EventRow, ProfileRow, Reject, Trigger } from './types.js';
+import { Watermark, type WatermarkState } from './watermark.js';
 
 /** How a partition processes its events. */
 export interface PartitionOptions {
@@ -14,35 +24,44 @@ export interface PartitionOptions {
   defaultTz?: string;
   /** Minimum event time between two published snapshots of one customer. @default 60_000 */
   profileIntervalMs?: number;
+  /** Watermark = highest event time seen − this; older events are late. @default 5_000 */
+  allowedLatenessMs?: number;
+  /** Wall-clock time without events after which `tick(now)` moves the watermark with the clock. @default 10_000 */
+  idleAfterMs?: number;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
-export interface PartitionOutput {
+export interface PartitionOutput extends DeliveryCounters {
   triggers: Trigger[];
   events: EventRow[];
   profiles: ProfileRow[];
   rejects: Reject[];
   lastSeq: number;
+  /** Events that arrived behind the watermark (beyond the allowed lateness). */
+  lateEvents: number;
 }
 
 /** A partition's whole state as plain data (msgpack-able): what a checkpoint stores. */
 export interface PartitionSnapshot {
   /** Format version; a reader refuses versions it does not know. */
-  version: 1;
+  version: 2;
   partition: number;
   /** Highest stream sequence applied. */
   lastSeq: number;
-  watermark: number;
+  /** Event-time watermark and the highest event time seen. */
+  watermark: WatermarkState;
   customers: Array<[customer: string, entry: CustomerEntry]>;
 }
 
 /** Snapshot format this code writes and reads. */
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 
 /** One customer as the partition holds it. */
 export interface CustomerEntry {
   state: CustomerState;
   rules: RuleMemory;
+  /** Pending timers by id (absence, inactivity, purchase cycle, quiet-hours deferrals). */
+  timers: Record<string, TimerRecord>;
   /** Event time (`lastSeen`) of the last published snapshot; -Infinity before the first. */
   publishedAt: number;
   /** Changed since the last published snapshot. */
@@ -62,14 +81,49 @@ export class PartitionProcessor {
   private rules: RuleSet;
   /** Highest stream sequence applied; lower or equal ones are redeliveries and are skipped. */
   private lastSeq = 0;
-  /** Highest event time seen in this partition. */
-  private watermark = Number.NEGATIVE_INFINITY;
+  private readonly watermark: Watermark;
+  private readonly queue = new TimerQueue();
+  // Reused per event and per timer: the hot path allocates no context objects.
+  private readonly scope: CustomerScope;
+  private readonly run: RuleRun;
+  private readonly resolveTimers = (customer: string) => this.customers.get(customer)?.timers;
 
   constructor(options: PartitionOptions) {
     this.partition = options.partition;
     this.defaultTz = options.defaultTz ?? 'Asia/Shanghai';
     this.profileIntervalMs = options.profileIntervalMs ?? 60_000;
+    this.watermark = new Watermark({
+      allowedLatenessMs: options.allowedLatenessMs,
+      idleAfterMs: options.idleAfterMs,
+    });
     this.rules = compileRules(options.rules);
+    this.scope = { customer: '', state: newCustomerState(''), memory: {}, timers: {} };
+    this.run = {
+      queue: this.queue,
+      watermark: Number.NEGATIVE_INFINITY,
+      late: false,
+      firedAt: 0,
+      defaultTz: this.defaultTz,
+      triggers: [],
+      counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
+    };
+  }
+
+  /** The event-time watermark (timers due at or before it have fired). */
+  get currentWatermark(): number {
+    return this.watermark.value;
+  }
+
+  /** Pending timers of all customers (heap entries may be more: stale ones are dropped lazily). */
+  get pendingTimers(): number {
+    let n = 0;
+    for (const entry of this.customers.values()) for (const _ in entry.timers) n++;
+    return n;
+  }
+
+  /** One customer's entry (read-only use: explain, tests); undefined when not held. */
+  customer(customer: string): Readonly<CustomerEntry> | undefined {
+    return this.customers.get(customer);
   }
 
   /** Number of customers held. */
@@ -88,7 +142,7 @@ export class PartitionProcessor {
       version: SNAPSHOT_VERSION,
       partition: this.partition,
       lastSeq: this.lastSeq,
-      watermark: this.watermark,
+      watermark: this.watermark.state(),
       customers: [...this.customers],
     };
   }
@@ -96,20 +150,47 @@ export class PartitionProcessor {
   /** Replaces the state with a snapshot's (recovery); events up to `snapshot.lastSeq` count as applied. */
   restore(snapshot: PartitionSnapshot): void {
     if (snapshot.version !== SNAPSHOT_VERSION) {
-      throw new Error(`snapshot format ${snapshot.version} is not supported (this version reads ${SNAPSHOT_VERSION})`);
+      throw new Error(
+        `snapshot format ${snapshot.version} is not supported (this version reads ${SNAPSHOT_VERSION})`,
+      );
     }
     if (snapshot.partition !== this.partition) {
-      throw new Error(`snapshot of partition ${snapshot.partition} cannot restore partition ${this.partition}`);
+      throw new Error(
+        `snapshot of partition ${snapshot.partition} cannot restore partition ${this.partition}`,
+      );
     }
     this.customers.clear();
-    for (const [customer, entry] of snapshot.customers) this.customers.set(customer, entry);
+    this.queue.clear();
+    for (const [customer, entry] of snapshot.customers) {
+      this.customers.set(customer, entry);
+      for (const [id, record] of Object.entries(entry.timers)) this.queue.restore(customer, id, record);
+    }
     this.lastSeq = snapshot.lastSeq;
-    this.watermark = snapshot.watermark;
+    this.watermark.restore(snapshot.watermark);
   }
 
-  /** Replaces the rule set; customer state is kept (rule memory of removed rules is ignored). */
+  /**
+   * Replaces the rule set; customer state and the timers of rules that stay are kept, timers of
+   * removed rules are dropped (rule memory of removed rules is ignored).
+   */
   setRules(specs: RuleSpec[]): void {
-    this.rules = compileRules(specs);
+    const rules = compileRules(specs);
+    this.rules = rules;
+    for (const entry of this.customers.values())
+      for (const id in entry.timers) if (!rules.has(entry.timers[id]!.rule)) delete entry.timers[id];
+  }
+
+  /**
+   * Moves the watermark to `eventTime` (never backwards) and fires the timers that came due, e.g.
+   * at the end of a replay so that silent customers' timers fire. `now` is stamped as `firedAt`
+   * (null: each trigger's own event time).
+   */
+  advanceTo(eventTime: number, now: number | null = null): PartitionOutput {
+    const out = this.emptyOutput();
+    this.watermark.advanceTo(eventTime);
+    this.fireDue(out, now);
+    out.lastSeq = this.lastSeq;
+    return out;
   }
 
   /**
@@ -123,6 +204,7 @@ export class PartitionProcessor {
     now: number,
   ): PartitionOutput {
     const out = this.emptyOutput();
+    if (seqs.length > 0) this.watermark.active(now);
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i]!;
       if (seq <= this.lastSeq) continue; // redelivered: already applied
@@ -156,7 +238,11 @@ export class PartitionProcessor {
    */
   tick(clock: number | null, flush: boolean): PartitionOutput {
     const out = this.emptyOutput();
-    const current = Math.max(this.watermark, clock ?? Number.NEGATIVE_INFINITY);
+    if (clock !== null) {
+      this.watermark.idle(clock);
+      this.fireDue(out, clock);
+    }
+    const current = Math.max(this.watermark.maxSeen, clock ?? Number.NEGATIVE_INFINITY);
     for (const entry of this.customers.values()) {
       if (entry.dirty && (flush || current - entry.publishedAt >= this.profileIntervalMs)) {
         this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), out);
@@ -172,18 +258,30 @@ export class PartitionProcessor {
       entry = {
         state: newCustomerState(event.customer),
         rules: {},
+        timers: {},
         publishedAt: Number.NEGATIVE_INFINITY,
         dirty: false,
       };
       this.customers.set(event.customer, entry);
     }
-    if (event.ts > this.watermark) this.watermark = event.ts;
+    // Due timers fire before the event that moved the watermark past them is applied: such an
+    // event is later than their due time, so it could not have cancelled them.
+    const late = this.watermark.isLate(event.ts);
+    if (late) out.lateEvents++;
+    this.watermark.observe(event.ts);
+    this.fireDue(out, now);
     // Rules read the customer-local hour (night rules); computed once here with the default tz fallback.
     event.localHour = localHour(event.ts, event.tz ?? this.defaultTz, this.defaultTz);
     updateProfile(entry.state, event, this.defaultTz);
     const asOf = entry.state.lastSeen!; // set by updateProfile
     const profile = profileOf(entry.state, asOf);
-    this.rules.evaluate(event, profile as unknown as Record<string, unknown>, entry.rules, now, out.triggers);
+    const run = this.run;
+    run.watermark = this.watermark.value;
+    run.late = late;
+    run.firedAt = now;
+    run.triggers = out.triggers;
+    run.counters = out;
+    this.rules.evaluate(event, profile as unknown as Record<string, unknown>, this.scopeOf(entry), run);
     out.events.push(eventRow(event, this.partition, seq));
     if (asOf - entry.publishedAt >= this.profileIntervalMs) this.publishProfile(entry, profile, out);
     else entry.dirty = true;
@@ -204,8 +302,45 @@ export class PartitionProcessor {
     });
   }
 
+  /** Fires every timer due at or before the watermark, in (due, customer, id) order. */
+  private fireDue(out: PartitionOutput, now: number | null): void {
+    const wm = this.watermark.value;
+    if (this.queue.peekDue() > wm) return;
+    const run = this.run;
+    run.watermark = wm;
+    run.late = false;
+    run.triggers = out.triggers;
+    run.counters = out;
+    for (;;) {
+      const next = this.queue.popDue(wm, this.resolveTimers);
+      if (next === undefined) break;
+      const [customer, , record] = next;
+      run.firedAt = now ?? record.due;
+      this.rules.fireTimer(record, this.scopeOf(this.customers.get(customer)!), run);
+    }
+  }
+
+  private scopeOf(entry: CustomerEntry): CustomerScope {
+    const scope = this.scope;
+    scope.customer = entry.state.customer;
+    scope.state = entry.state;
+    scope.memory = entry.rules;
+    scope.timers = entry.timers;
+    return scope;
+  }
+
   private emptyOutput(): PartitionOutput {
-    return { triggers: [], events: [], profiles: [], rejects: [], lastSeq: this.lastSeq };
+    return {
+      triggers: [],
+      events: [],
+      profiles: [],
+      rejects: [],
+      lastSeq: this.lastSeq,
+      lateEvents: 0,
+      droppedByCap: 0,
+      droppedByQuietHours: 0,
+      deferred: 0,
+    };
   }
 }
 

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 npm run --silent build
 npx tsc -p tsconfig.test.json
-npx biome check .
+npx biome lint .
 npx vitest run "$@"

@@ -10,6 +10,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, ProfileRow, Trigger } from '../../operators/types.js';
 import { clickHouseDatabase, ensureSchema, openClickHouse } from '../../sinks/clickhouse.js';
+import { EVENT_COLUMNS, encodeRows } from '../../sinks/clickhouseRows.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
 import { type FunnelRow, formatFunnel, queryFunnel } from '../../sinks/funnel.js';
 import { check } from '../harness/check.js';
@@ -251,70 +252,123 @@ describe('openClickHouse / ensureSchema', () => {
 });
 
 describe('ClickHouseWriter (chDB)', () => {
-  it('stores every field as written; a resolved write is visible to the next query', async () => {
-    const db = await freshDatabase();
-    const writer = new ClickHouseWriter(client, { database: db, flushIntervalMs: 20 });
-    const e = ev('w1', 'message', Date.UTC(2024, 4, 1, 12, 30, 45, 678), {
-      channel: 'wechat',
-      from: 'customer',
-      region: 'east',
-      tz: 'Asia/Shanghai',
-      session: 's1',
-      agent: 'a7',
-      variant: 'B',
-      source: 'search',
-      amount: 12.34,
-      sku: 'sku-9',
-      category: 'baby',
-      intent: 'invoice',
-      sentiment: -0.5,
-      recognized: false,
-      status: 'open',
-      score: 4,
-      text: '请开发票，手机138****5678',
-    });
-    await Promise.all([
-      writer.writeEvents([e]),
-      writer.writeTriggers([trigger(1)]),
-      writer.writeProfiles([profile('w1', T0, 'VIP')]),
-    ]);
-    const [stored] = await rows<Record<string, unknown>>(
-      `SELECT *, toUnixTimestamp64Milli(ts) AS ms FROM ${db}.events FINAL`,
-    );
-    const { ts: _ts, seq: _seq, ...rest } = e;
-    expect(stored).toMatchObject(rest);
-    // UInt64 comes back as a number from chDB and as a string from a server: compare numbers.
-    expect(Number(stored!.seq)).toBe(e.seq);
-    expect(Number(stored!.ms)).toBe(e.ts);
-    const [t] = await rows<Record<string, string>>(
-      `SELECT *, toUnixTimestamp64Milli(fired_at) AS f, toUnixTimestamp64Milli(event_time) AS et FROM ${db}.triggers FINAL`,
-    );
-    expect(t).toMatchObject({
-      id: trigger(1).id,
-      rule: 'cart_abandoned',
-      customer: 'c1',
-      reason: trigger(1).reason,
-    });
-    expect(Number(t!.f)).toBe(trigger(1).firedAt);
-    expect(Number(t!.et)).toBe(trigger(1).eventTime);
-    expect(JSON.parse(t!.payload!)).toEqual(trigger(1).payload);
-    expect(JSON.parse(t!.profile!)).toEqual(trigger(1).profile);
-    const [p] = await rows<Record<string, unknown>>(
-      `SELECT *, toUnixTimestamp64Milli(updated_at) AS u FROM ${db}.profiles FINAL`,
-    );
-    expect(p).toMatchObject({ customer: 'w1', tier: 'VIP', rfm_score: 4.2, spend: 1234.5, orders: 3 });
-    expect(p!.tags).toEqual(['region:east', 'tier:VIP']);
-    expect(Number(p!.u)).toBe(T0);
-    expect(writer.stats()).toEqual({
-      bufferedRows: 0,
-      blockedRows: 0,
-      insertedRows: 3,
-      failedAttempts: 0,
-      lastError: null,
-    });
-    await writer.close();
-    await expect(writer.writeEvents([e])).rejects.toThrow(/closed/);
-  });
+  it.each(['JSONCompactEachRow', 'JSONEachRow'] as const)(
+    'stores every field as written (%s); a resolved write is visible to the next query',
+    async (format) => {
+      const db = await freshDatabase();
+      const writer = new ClickHouseWriter(client, { database: db, flushIntervalMs: 20, format });
+      const e = ev('w1', 'message', Date.UTC(2024, 4, 1, 12, 30, 45, 678), {
+        channel: 'wechat',
+        from: 'customer',
+        region: 'east',
+        tz: 'Asia/Shanghai',
+        session: 's1',
+        agent: 'a7',
+        variant: 'B',
+        source: 'search',
+        amount: 12.34,
+        sku: 'sku-9',
+        category: 'baby',
+        intent: 'invoice',
+        sentiment: -0.5,
+        recognized: false,
+        status: 'open',
+        score: 4,
+        text: '请开发票，手机138****5678',
+      });
+      await Promise.all([
+        writer.writeEvents([e]),
+        writer.writeTriggers([trigger(1)]),
+        writer.writeProfiles([profile('w1', T0, 'VIP')]),
+      ]);
+      const [stored] = await rows<Record<string, unknown>>(
+        `SELECT *, toUnixTimestamp64Milli(ts) AS ms FROM ${db}.events FINAL`,
+      );
+      const { ts: _ts, seq: _seq, ...rest } = e;
+      expect(stored).toMatchObject(rest);
+      // UInt64 comes back as a number from chDB and as a string from a server: compare numbers.
+      expect(Number(stored!.seq)).toBe(e.seq);
+      expect(Number(stored!.ms)).toBe(e.ts);
+      const [t] = await rows<Record<string, string>>(
+        `SELECT *, toUnixTimestamp64Milli(fired_at) AS f, toUnixTimestamp64Milli(event_time) AS et FROM ${db}.triggers FINAL`,
+      );
+      expect(t).toMatchObject({
+        id: trigger(1).id,
+        rule: 'cart_abandoned',
+        customer: 'c1',
+        reason: trigger(1).reason,
+      });
+      expect(Number(t!.f)).toBe(trigger(1).firedAt);
+      expect(Number(t!.et)).toBe(trigger(1).eventTime);
+      expect(JSON.parse(t!.payload!)).toEqual(trigger(1).payload);
+      expect(JSON.parse(t!.profile!)).toEqual(trigger(1).profile);
+      const [p] = await rows<Record<string, unknown>>(
+        `SELECT *, toUnixTimestamp64Milli(updated_at) AS u FROM ${db}.profiles FINAL`,
+      );
+      expect(p).toMatchObject({ customer: 'w1', tier: 'VIP', rfm_score: 4.2, spend: 1234.5, orders: 3 });
+      expect(p!.tags).toEqual(['region:east', 'tier:VIP']);
+      expect(Number(p!.u)).toBe(T0);
+      expect(writer.stats()).toEqual({
+        bufferedRows: 0,
+        blockedRows: 0,
+        insertedRows: 3,
+        failedAttempts: 0,
+        lastError: null,
+      });
+      await writer.close();
+      await expect(writer.writeEvents([e])).rejects.toThrow(/closed/);
+    },
+  );
+
+  it.each(['JSONCompactEachRow', 'JSONEachRow'] as const)(
+    'inserts rows workers encoded (%s), mixed with row objects, in order',
+    async (format) => {
+      const db = await freshDatabase();
+      await client.command({ query: `SYSTEM STOP MERGES ${db}.events` });
+      const writer = new ClickHouseWriter(client, {
+        database: db,
+        flushIntervalMs: 20,
+        maxBatchRows: 3,
+        format,
+      });
+      const events = Array.from({ length: 8 }, (_, i) =>
+        ev(`x${i}`, 'message', T0 + i, {
+          text: `第${i}条 "quoted" \\ back\nslash`,
+          recognized: i % 2 === 0,
+          amount: i,
+        }),
+      );
+      const other = format === 'JSONEachRow' ? 'JSONCompactEachRow' : 'JSONEachRow';
+      await expect(writer.writeEncodedEvents(encodeRows(events, EVENT_COLUMNS, other))).rejects.toThrow(
+        /encoded as/,
+      );
+      await Promise.all([
+        writer.writeEncodedEvents(encodeRows(events.slice(0, 2), EVENT_COLUMNS, format)),
+        writer.writeEvents(events.slice(2, 4)),
+        writer.writeEncodedEvents(encodeRows(events.slice(4, 8), EVENT_COLUMNS, format)),
+      ]);
+      const stored = await rows<{
+        id: string;
+        text: string;
+        recognized: boolean;
+        amount: number;
+        ms: string;
+      }>(
+        `SELECT id, text, recognized, amount, toUnixTimestamp64Milli(ts) AS ms FROM ${db}.events FINAL ORDER BY ts`,
+      );
+      expect(stored.map((r) => ({ ...r, ms: Number(r.ms) }))).toEqual(
+        events.map((e) => ({ id: e.id, text: e.text, recognized: e.recognized, amount: e.amount, ms: e.ts })),
+      );
+      // Encoded chunks are never split; object rows are, at maxBatchRows (3): 2 | 2 | 4 rows per insert.
+      const parts = await rows<{ part: string; n: string }>(
+        `SELECT _part AS part, count() AS n FROM ${db}.events GROUP BY _part`,
+      );
+      const block = (part: string) => Number(part.split('_')[1]);
+      expect(parts.sort((a, b) => block(a.part) - block(b.part)).map((p) => Number(p.n))).toEqual([2, 2, 4]);
+      expect(writer.stats()).toMatchObject({ insertedRows: 8, bufferedRows: 0, failedAttempts: 0 });
+      await writer.close();
+    },
+  );
 
   it('splits a large write into batches of maxBatchRows, one insert at a time, in order', async () => {
     const db = await freshDatabase();

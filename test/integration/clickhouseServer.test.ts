@@ -7,9 +7,10 @@
  * which has no DateTime64 and needs a setting for LowCardinality. So `ts` is UInt64 epoch
  * milliseconds (the writer sends epoch ms, which DateTime64(3) reads as the same instant and
  * UInt64 stores as is), LowCardinality(String) is String and Nullable(Bool) is Nullable(UInt8).
- * The engine (ReplacingMergeTree), the sorting key and the insert path (JSONEachRow over HTTP
- * through @clickhouse/client) are the same. Schema and queries are tested on chDB
- * (clickhouse.test.ts); this file tests the transport.
+ * 18.16 also reads no JSONCompactEachRow, the writer's default format, so the writer here sends
+ * JSONEachRow (its other format). The engine (ReplacingMergeTree), the sorting key and the insert
+ * path (HTTP through @clickhouse/client) are the same. Schema, both formats and the queries are
+ * tested on chDB (clickhouse.test.ts); this file tests the transport.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -214,6 +215,7 @@ describe('ClickHouseWriter over HTTP (clickhouse-server 18.16)', () => {
       flushIntervalMs: 50,
       maxBatchRows: 200,
       maxBufferedRows: MAX_BUFFERED,
+      format: 'JSONEachRow',
       retry: { initialMs: 50, maxMs: 400 },
       onError: (_e, info) => retries.push({ attempt: info.attempt, retryInMs: info.retryInMs }),
     });

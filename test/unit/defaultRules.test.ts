@@ -1,7 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/rulesFile.js';
-import { compileRules, type RuleMemory, type RuleSet } from '../../operators/rules.js';
+import { newCustomerState } from '../../operators/profile.js';
+import { compileRules, type RuleMemory, type RuleRun, type RuleSet } from '../../operators/rules.js';
+import { TimerQueue } from '../../operators/timers.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 
 const RULES_FILE = fileURLToPath(new URL('../../config/rules.yaml', import.meta.url));
@@ -30,9 +32,17 @@ function ev(fields: Partial<CxEvent>): CxEvent {
 }
 
 function run(fields: Partial<CxEvent>, profile: Record<string, unknown> = REGULAR): Trigger[] {
-  const out: Trigger[] = [];
-  set.evaluate(ev(fields), profile, memory, T0, out);
-  return out;
+  const r: RuleRun = {
+    queue: new TimerQueue(),
+    watermark: Number.NEGATIVE_INFINITY,
+    late: false,
+    firedAt: T0,
+    defaultTz: 'Asia/Shanghai',
+    triggers: [],
+    counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
+  };
+  set.evaluate(ev(fields), profile, { customer: 'c1', state: newCustomerState('c1'), memory, timers: {} }, r);
+  return r.triggers;
 }
 
 /** Rules fired by one event for the customer whose memory the test carries along. */
@@ -41,20 +51,47 @@ function fired(fields: Partial<CxEvent>, profile: Record<string, unknown> = REGU
 }
 
 describe('config/rules.yaml', () => {
-  it('is valid and ships exactly the event-driven default rules', () => {
+  it('is valid and ships exactly the 17 per-customer default rules (complaint_surge is a main-thread aggregate)', () => {
     expect(specs.map((s) => s.id).sort()).toEqual(
       [
         'accessory_recommendation',
         'budget_concern_script',
+        'cart_abandoned',
+        'category_interest',
+        'churn_risk',
+        'complaint_winback',
+        'consult_unresolved',
+        'high_intent_revisit',
+        'high_value_silent',
         'human_handoff',
         'invoice_ticket',
         'night_self_service',
         'post_service_upsell',
+        'repurchase_reminder',
         'satisfaction_survey',
         'supervisor_escalation',
         'vip_routing',
       ].sort(),
     );
+  });
+
+  it('gives the five outbound marketing rules quiet hours 21:00-09:00 (defer) and the shared cap of 3 per 24 h', () => {
+    const marketing = [
+      'cart_abandoned',
+      'repurchase_reminder',
+      'churn_risk',
+      'category_interest',
+      'high_value_silent',
+    ];
+    for (const s of specs) {
+      if (marketing.includes(s.id)) {
+        expect(s.quietHours, s.id).toEqual({ from: '21:00', to: '09:00', action: 'defer' });
+        expect(s.cap, s.id).toEqual({ group: 'outbound_marketing', max: 3, per: '24h' });
+      } else {
+        expect(s.quietHours, s.id).toBeUndefined();
+        expect(s.cap, s.id).toBeUndefined();
+      }
+    }
   });
 
   it('gives every rule a description, a priority, the default subject and the tier/rfm profile fields', () => {

@@ -28,7 +28,7 @@ describe('PartitionProcessor', () => {
       ev('e2', 'c1', 'session_start', T0 + 30_000, { session: 's1' }),
       ev('e3', 'c2', 'message', T0, { text: 'call me 13812345678' }),
     ];
-    const raw = events.map((e) => pack(e));
+    const raw: Uint8Array[] = events.map((e) => pack(e));
     raw.push(new TextEncoder().encode('not an event'));
     const out = apply(p, [...events, ev('x', 'c9', 'message', T0)], 1, raw);
     expect(out.events.map((r) => [r.id, r.partition, r.seq])).toEqual([
@@ -53,7 +53,9 @@ describe('PartitionProcessor', () => {
   it('publishes a changed profile at most once per profile interval of event time, and all on flush', () => {
     const p = new PartitionProcessor({ partition: 0, rules, profileIntervalMs: 60_000 });
     apply(p, [ev('e1', 'c1', 'page_view', T0, { category: 'baby' })], 1);
-    expect(apply(p, [ev('e2', 'c1', 'page_view', T0 + 59_999, { category: 'baby' })], 2).profiles).toHaveLength(0);
+    expect(
+      apply(p, [ev('e2', 'c1', 'page_view', T0 + 59_999, { category: 'baby' })], 2).profiles,
+    ).toHaveLength(0);
     expect(p.tick(null, false).profiles).toHaveLength(0);
     const due = apply(p, [ev('e3', 'c1', 'page_view', T0 + 60_000, { category: 'toys' })], 3).profiles;
     expect(due).toHaveLength(1);
@@ -93,6 +95,54 @@ describe('PartitionProcessor', () => {
     const fromB = apply(b, next, 5);
     expect(fromB).toEqual(fromA);
     expect(fromA.triggers.map((t) => t.rule)).toEqual(['human_handoff', 'vip_routing']);
-    expect(() => new PartitionProcessor({ partition: 2, rules }).restore(a.snapshot())).toThrow(/partition 1/);
+    expect(() => new PartitionProcessor({ partition: 2, rules }).restore(a.snapshot())).toThrow(
+      /partition 1/,
+    );
+  });
+
+  it('snapshots pending timers and deferred triggers: the restored partition fires them exactly like the original', () => {
+    const a = new PartitionProcessor({ partition: 1, rules });
+    const evening = Date.UTC(2026, 10, 20, 12, 55); // 20:55 Shanghai: the cart timer comes due in quiet hours
+    const first = apply(a, [
+      ev('e1', 'c3', 'order', T0 - 10 * 86_400_000, { amount: 10 }),
+      ev('e2', 'c3', 'order', T0, { amount: 10 }),
+      ev('e3', 'c2', 'add_to_cart', T0, { sku: 'A' }),
+      ev('e4', 'c1', 'add_to_cart', evening, { sku: 'B' }),
+    ]);
+    // The last event moved the watermark past c2's cart timer: it fired before that event was applied.
+    expect(first.triggers.map((t) => `${t.rule}:${t.customer}`)).toEqual(['cart_abandoned:c2']);
+    expect(a.advanceTo(evening + 11 * MIN).deferred).toBe(1); // c1's cart comes due at 21:05: deferred
+    expect(a.pendingTimers).toBeGreaterThan(0);
+    const b = new PartitionProcessor({ partition: 1, rules });
+    b.restore(unpack(pack(a.snapshot())));
+    expect(b.pendingTimers).toBe(a.pendingTimers);
+    const later = T0 + 60 * 86_400_000;
+    const fromA = a.advanceTo(later);
+    const fromB = b.advanceTo(later);
+    expect(fromB).toEqual(fromA);
+    expect(fromA.triggers.map((t) => `${t.rule}:${t.customer}`).sort()).toEqual(
+      [
+        'cart_abandoned:c1',
+        'churn_risk:c1',
+        'churn_risk:c2',
+        'churn_risk:c3',
+        'repurchase_reminder:c3',
+      ].sort(),
+    );
+    expect(a.pendingTimers).toBe(0);
+  });
+
+  it('drops the timers of rules removed by setRules and keeps the others', () => {
+    const p = new PartitionProcessor({ partition: 0, rules });
+    apply(p, [ev('e1', 'c1', 'add_to_cart', T0)]);
+    // Typical: the two silence timers every customer has, plus one per pending absence.
+    expect(Object.keys(p.customer('c1')!.timers).sort()).toEqual([
+      'cart_abandoned',
+      'churn_risk',
+      'high_value_silent',
+    ]);
+    p.setRules(rules.filter((r) => r.id !== 'cart_abandoned'));
+    expect(Object.keys(p.customer('c1')!.timers).sort()).toEqual(['churn_risk', 'high_value_silent']);
+    expect(p.advanceTo(T0 + 86_400_000).triggers).toEqual([]);
   });
 });

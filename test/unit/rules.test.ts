@@ -1,13 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../operators/duration.js';
+import { newCustomerState } from '../../operators/profile.js';
 import {
   compileRules,
   isRuleCompileError,
   RuleCompileError,
   type RuleMemory,
+  type RuleRun,
+  type RuleSet,
   type RuleSpec,
 } from '../../operators/rules.js';
+import { TimerQueue } from '../../operators/timers.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 
 const MIN = 60_000;
@@ -19,15 +23,33 @@ function ev(fields: Partial<CxEvent> = {}): CxEvent {
   return { id: `e${seq}`, ts: T0, customer: 'c1', type: 'message', channel: 'web', ...fields };
 }
 
+/** One evaluation of `set` for customer c1 with `memory` (no timers come due here). */
+function evaluate(
+  set: RuleSet,
+  event: CxEvent,
+  profile: Record<string, unknown>,
+  memory: RuleMemory,
+  firedAt = 42,
+) {
+  const run: RuleRun = {
+    queue: new TimerQueue(),
+    watermark: Number.NEGATIVE_INFINITY,
+    late: false,
+    firedAt,
+    defaultTz: 'Asia/Shanghai',
+    triggers: [],
+    counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
+  };
+  set.evaluate(event, profile, { customer: 'c1', state: newCustomerState('c1'), memory, timers: {} }, run);
+  return run.triggers;
+}
+
 /** Compiles specs and returns a runner that keeps one customer's memory, like a worker does. */
 function harness(specs: RuleSpec[]) {
   const set = compileRules(specs);
   const memory: RuleMemory = {};
-  const run = (event: CxEvent, profile: Record<string, unknown> = {}): Trigger[] => {
-    const out: Trigger[] = [];
-    set.evaluate(event, profile, memory, 42, out);
-    return out;
-  };
+  const run = (event: CxEvent, profile: Record<string, unknown> = {}): Trigger[] =>
+    evaluate(set, event, profile, memory);
   const fired = (event: CxEvent, profile?: Record<string, unknown>) => run(event, profile).map((t) => t.rule);
   return { set, memory, run, fired };
 }
@@ -85,7 +107,7 @@ describe('compileRules errors', () => {
       [1, 'payload.n', expect.stringContaining('CEL syntax')],
       [2, 'colour', 'unknown key "colour"'],
       [2, 'cooldown', expect.stringContaining('not a duration')],
-      [2, 'oncePer', 'oncePer must be "session"'],
+      [2, 'oncePer', 'oncePer must be one of: session, purchaseCycle, inactiveSpell'],
       [3, 'id', 'id must match [a-z0-9_]+'],
       [4, 'id', 'duplicate rule id "a"'],
       [5, 'per', expect.stringContaining('per needs a cooldown')],
@@ -181,9 +203,9 @@ describe('RuleSet.evaluate', () => {
     a.fired(ev({ sku: 'A', session: 's1' }), { spend: 2000 });
     const restored = JSON.parse(JSON.stringify(a.memory)) as RuleMemory;
     const set = compileRules(specs);
-    const out: Trigger[] = [];
-    set.evaluate(ev({ sku: 'A', session: 's1', ts: T0 + MIN }), { spend: 2000 }, restored, 0, out);
-    expect(out).toEqual([]);
+    expect(evaluate(set, ev({ sku: 'A', session: 's1', ts: T0 + MIN }), { spend: 2000 }, restored)).toEqual(
+      [],
+    );
   });
 });
 

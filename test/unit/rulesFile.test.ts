@@ -112,7 +112,7 @@ describe('loadRules', () => {
     expect(problems([f])).toEqual([
       { file: f, line: 2, message: expect.stringContaining('rules[0].id must match [a-z0-9_]+') },
       { file: f, line: 4, message: 'rules[1].priority must be number' },
-      { file: f, line: 5, message: 'rules[1].oncePer must be one of: session' },
+      { file: f, line: 5, message: 'rules[1].oncePer must be one of: session, purchaseCycle, inactiveSpell' },
       { file: f, line: 6, message: 'rules[1].on must be array' },
       { file: f, line: 7, message: 'rules[1].profile[1] must be string' },
       { file: f, line: 8, message: 'rules[2]: missing required key "id"' },

@@ -1,0 +1,105 @@
+/**
+ * Checkpoint time and size per customer count: a partition's state with N customers (each with a
+ * session, two messages and an order applied, so profile windows, RFM inputs and rule memory are
+ * filled), then encode (msgpack, as the worker does), durable write (LocalCheckpointStore: temp
+ * file + fsync + rename + fsync dir), read and restore. One partition holds everything, so the
+ * figures are the worst case of one worker; P partitions split them.
+ *
+ *   npx tsx bench/checkpoint.ts [customers...]   (default: 100000 1000000)
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Packr } from 'msgpackr';
+import { LocalCheckpointStore } from '../engine/checkpointStore.js';
+import { loadRules } from '../engine/rulesFile.js';
+import { PartitionProcessor, type PartitionSnapshot } from '../operators/partitionProcessor.js';
+
+const counts = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
+const rules = loadRules([join(import.meta.dirname, '../config/rules.yaml')]);
+const encoder = new TextEncoder();
+const T0 = Date.parse('2026-11-01T10:00:00+08:00');
+// the worker's snapshot codec (engine/worker.ts)
+const codec = new Packr({ useRecords: true });
+
+for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
+  const processor = new PartitionProcessor({ partition: 0, rules });
+  let seq = 0;
+  const step = 10_000;
+  for (let from = 0; from < customers; from += step) {
+    const seqs: number[] = [];
+    const subjects: string[] = [];
+    const payloads: Uint8Array[] = [];
+    for (let c = from; c < Math.min(customers, from + step); c++) {
+      const customer = `c${c}`;
+      const kinds = ['session_start', 'message', 'message', 'order'] as const;
+      kinds.forEach((type, k) => {
+        seqs.push(++seq);
+        subjects.push(`cx.events.web.${type}.${customer}`);
+        payloads.push(
+          encoder.encode(
+            JSON.stringify({
+              id: `e${seq}`,
+              ts: T0 + (c % 3600) * 1000 + k * 60_000,
+              customer,
+              type,
+              channel: 'web',
+              session: `s${c}`,
+              region: `r${c % 30}`,
+              ...(type === 'message' ? { text: 'where is my parcel', sentiment: 0.2, recognized: true } : {}),
+              ...(type === 'order'
+                ? { amount: 100 + (c % 900), sku: `sku${c % 500}`, category: 'shoes' }
+                : {}),
+            }),
+          ),
+        );
+      });
+    }
+    processor.applyBatch(seqs, subjects, (i) => payloads[i]!, T0);
+  }
+
+  const dir = mkdtempSync(join(tmpdir(), 'cxstream-bench-ckpt-'));
+  const store = new LocalCheckpointStore(dir);
+  let t = performance.now();
+  const state = new Uint8Array(codec.pack(processor.snapshot()));
+  const encodeMs = performance.now() - t;
+  t = performance.now();
+  await store.save({
+    partition: 0,
+    partitions: 1,
+    coveredSeq: seq,
+    lastSeq: seq,
+    triggersSeq: 0,
+    createdAt: Date.now(),
+    state,
+  });
+  const writeMs = performance.now() - t;
+  t = performance.now();
+  const record = await store.load(0);
+  const readMs = performance.now() - t;
+  t = performance.now();
+  const restored = new PartitionProcessor({ partition: 0, rules });
+  restored.restore(codec.unpack(record!.state) as PartitionSnapshot);
+  const restoreMs = performance.now() - t;
+  rmSync(dir, { recursive: true, force: true });
+  const result = {
+    bench: 'checkpoint',
+    customers,
+    events: seq,
+    bytes: state.byteLength,
+    bytesPerCustomer: Math.round(state.byteLength / customers),
+    encodeMs: Math.round(encodeMs),
+    writeMs: Math.round(writeMs),
+    readMs: Math.round(readMs),
+    restoreMs: Math.round(restoreMs),
+    restoredCustomers: restored.size,
+  };
+  console.log(JSON.stringify(result));
+  console.error(
+    `${customers} customers: ${(state.byteLength / 1e6).toFixed(1)} MB, encode ${result.encodeMs} ms, ` +
+      `durable write ${result.writeMs} ms, read ${result.readMs} ms, restore ${result.restoreMs} ms`,
+  );
+}

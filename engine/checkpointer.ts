@@ -1,0 +1,325 @@
+/**
+ * Checkpoint coordination: when a message may be acked.
+ *
+ * With `AckPolicy.All` an ack of sequence N acks everything below it, so the source may only ack a
+ * prefix that is (a) delivered: every event's outputs accepted by the sinks, and (b) covered:
+ * every partition's durable checkpoint includes its events of that prefix. The pipeline reports
+ * (a) here instead of acking; a checkpoint establishes (b) and then releases the acks:
+ *
+ * 1. D = the delivered prefix now; T = CX_TRIGGERS' last sequence now.
+ * 2. Each worker encodes its state (after the batches already queued to it): lastSeq L_p ≥ every
+ *    event of p at or below D, because those were applied before they were delivered.
+ * 3. Wait until the delivered prefix reaches max L_p (as far as this run has emitted): a state
+ *    must never be stored before the outputs of the events it contains are delivered, or a crash
+ *    would skip those events on replay and lose their outputs.
+ * 4. Store every partition's record (coveredSeq = D) durably, then ack D. A partition without
+ *    events in the range is covered trivially: its state holds all of its (zero) events there.
+ *
+ * Recovery restores each partition's record; JetStream redelivers everything above the ack floor
+ * (≤ every coveredSeq) and each processor skips sequences ≤ its restored lastSeq.
+ */
+import { AckTracker } from './ackTracker.js';
+import { CheckpointError, type CheckpointRecord, type CheckpointStore } from './checkpointStore.js';
+import type { EventSource, SnapshotResult } from './types.js';
+
+/** What a checkpoint needs of the worker pool. */
+export interface CheckpointPool {
+  readonly partitions: number;
+  snapshot(partition: number): Promise<SnapshotResult>;
+  restore(partition: number, state: Uint8Array): Promise<unknown>;
+}
+
+/** Options of {@link Checkpointer}. */
+export interface CheckpointerOptions {
+  pool: CheckpointPool;
+  store: CheckpointStore;
+  /** Acked (`done`) only for what a checkpoint covers. */
+  source: EventSource;
+  /** CX_TRIGGERS' last sequence now; 0 when triggers do not go to NATS. @default () => 0 */
+  triggersSeq?: () => Promise<number>;
+  /** CX_EVENTS' last sequence now (read at recovery). @default () => 0 */
+  eventsSeq?: () => Promise<number>;
+  /** Wall clock for `createdAt`. @default Date.now */
+  clock?: () => number;
+}
+
+/** What one checkpoint did. */
+export interface CheckpointStats {
+  /** Events at or below this sequence are covered and were acked. */
+  coveredSeq: number;
+  /** Bytes of state stored (all partitions). */
+  bytes: number;
+  /** Time to encode, wait for delivery, and store (ms). */
+  ms: number;
+  /** Part of `ms` spent storing (ms). */
+  storeMs: number;
+}
+
+/** What {@link Checkpointer.recover} found. */
+export interface RecoveryInfo {
+  /** Partitions restored from a checkpoint (the others start empty). */
+  restored: number[];
+  /** Lowest coveredSeq (0 when a partition had none): the ack floor must not be above it. */
+  coveredSeq: number;
+  /** Lowest CX_TRIGGERS sequence of the records (0 when a partition had none): read trigger ids above it. */
+  triggersSeq: number;
+  /** Bytes of state read. */
+  bytes: number;
+  ms: number;
+}
+
+/** The partition count changed since the checkpoints were written: state is keyed by hash mod P. */
+export class PartitionCountError extends CheckpointError {
+  constructor(
+    where: string,
+    readonly stored: number,
+    readonly configured: number,
+  ) {
+    super(
+      `checkpoints in ${where} were written with ${stored} partitions, the engine is configured with ` +
+        `${configured}. Run with ${stored} partitions, or re-partition by replaying: stop the engine, ` +
+        'delete the checkpoints and the durable consumer, and start again so state is rebuilt from the ' +
+        'stream (it must still hold the history the rules need; trigger ids already on CX_TRIGGERS are ' +
+        'not published again). See docs/DELIVERY.md.',
+      where,
+    );
+    Object.defineProperty(this, 'name', { value: 'PartitionCountError' });
+  }
+}
+
+/** Coordinates partition checkpoints with the acks of the source (see the file comment). */
+export class Checkpointer {
+  private readonly pool: CheckpointPool;
+  private readonly store: CheckpointStore;
+  private readonly source: EventSource;
+  private readonly triggersSeq: () => Promise<number>;
+  private readonly eventsSeq: () => Promise<number>;
+  /**
+   * After a recovery, triggers of earlier incarnations were published above `recoveredTriggersSeq`
+   * for events up to `replayUntil` (the stream's end at recovery). Until the checkpoints cover those
+   * events, records keep the recovered sequence: a state restored behind those publications must
+   * still find them in the ledger after the next crash.
+   */
+  private recoveredTriggersSeq = Number.POSITIVE_INFINITY;
+  private replayUntil = 0;
+  private readonly clock: () => number;
+  /** Delivery of the source's events: its "ack" is our delivered prefix. */
+  private readonly delivery: AckTracker<null>;
+  private deliveredSeq = 0;
+  private deliveryWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  /** Delivered batches whose sequences are not yet acked at the source (ascending per batch). */
+  private uncommitted: Array<ArrayLike<number>> = [];
+  private uncommittedCount = 0;
+  /** Per partition: coveredSeq of its latest durable record. */
+  private readonly covered: number[];
+  private running: Promise<CheckpointStats> | null = null;
+  private last: CheckpointStats | null = null;
+  private schedule: {
+    timer: ReturnType<typeof setTimeout> | null;
+    fire: () => void;
+    earlyAt: number;
+  } | null = null;
+
+  constructor(options: CheckpointerOptions) {
+    this.pool = options.pool;
+    this.store = options.store;
+    this.source = options.source;
+    this.triggersSeq = options.triggersSeq ?? (async () => 0);
+    this.eventsSeq = options.eventsSeq ?? (async () => 0);
+    this.clock = options.clock ?? Date.now;
+    this.covered = new Array<number>(options.pool.partitions).fill(0);
+    this.delivery = new AckTracker<null>((_, lastSeq) => {
+      this.deliveredSeq = lastSeq;
+      if (this.deliveryWaiters.length === 0) return;
+      const ready = this.deliveryWaiters.filter((w) => w.seq <= lastSeq);
+      this.deliveryWaiters = this.deliveryWaiters.filter((w) => w.seq > lastSeq);
+      for (const w of ready) w.resolve();
+    });
+  }
+
+  /** Delivered events not yet acked (they wait for the next checkpoint). */
+  get pendingAcks(): number {
+    return this.uncommittedCount;
+  }
+
+  /** The latest checkpoint's figures, or null before the first. */
+  get lastCheckpoint(): CheckpointStats | null {
+    return this.last;
+  }
+
+  /**
+   * Loads every partition's latest record and restores it in its worker. Refuses records of
+   * another partition count or format. Call before the first event reaches the workers.
+   */
+  async recover(): Promise<RecoveryInfo> {
+    const started = performance.now();
+    const P = this.pool.partitions;
+    const present = await this.store.partitions();
+    const beyond = present.filter((p) => p >= P);
+    const records: Array<CheckpointRecord | null> = [];
+    for (let p = 0; p < P; p++) records.push(present.includes(p) ? await this.store.load(p) : null);
+    const stored = records.find((r) => r !== null)?.partitions ?? (beyond.length > 0 ? beyond[0]! + 1 : P);
+    if (stored !== P || beyond.length > 0 || records.some((r) => r !== null && r.partitions !== P)) {
+      throw new PartitionCountError(this.store.location, Math.max(stored, ...beyond.map((b) => b + 1)), P);
+    }
+    const triggersSeq = Math.min(...records.map((r) => r?.triggersSeq ?? 0));
+    if (records.some((r) => r !== null)) {
+      this.recoveredTriggersSeq = triggersSeq;
+      this.replayUntil = await this.eventsSeq();
+    }
+    let bytes = 0;
+    const restored: number[] = [];
+    await Promise.all(
+      records.map(async (r, p) => {
+        if (r === null) return;
+        if (r.partition !== p) {
+          throw new CheckpointError(
+            `checkpoint of partition ${p} holds partition ${r.partition}`,
+            this.store.location,
+          );
+        }
+        await this.pool.restore(p, r.state);
+        this.covered[p] = r.coveredSeq;
+        bytes += r.state.byteLength;
+        restored.push(p);
+      }),
+    );
+    return {
+      restored: restored.sort((a, b) => a - b),
+      coveredSeq: Math.min(...records.map((r) => r?.coveredSeq ?? 0)),
+      triggersSeq,
+      bytes,
+      ms: performance.now() - started,
+    };
+  }
+
+  /** A chunk of events left the source, in stream order (before routing). */
+  track(seqs: ArrayLike<number>): void {
+    this.delivery.track(seqs, null);
+  }
+
+  /** The outputs of these events were accepted by every sink; they are acked at the next checkpoint. */
+  delivered(seqs: ArrayLike<number>): void {
+    this.delivery.done(seqs);
+    this.uncommitted.push(seqs);
+    this.uncommittedCount += seqs.length;
+    // so many waiting acks would soon stall the source (maxInFlight): checkpoint now
+    if (this.schedule && this.uncommittedCount >= this.schedule.earlyAt) this.schedule.fire();
+  }
+
+  /**
+   * Checkpoints every `intervalMs`, and at once when `earlyAt` delivered events wait for their ack.
+   * `serialize` runs each checkpoint in line with the other worker outputs (ticks); a failed one
+   * is reported to `onError` and retried at the next turn (acks simply wait).
+   */
+  start(options: {
+    intervalMs: number;
+    earlyAt: number;
+    serialize: (work: () => Promise<void>) => Promise<void>;
+    onCheckpoint?: (stats: CheckpointStats) => void;
+    onError: (error: unknown) => void;
+  }): void {
+    let busy = false;
+    const fire = (): void => {
+      if (busy || !this.schedule) return;
+      busy = true;
+      if (this.schedule.timer) clearTimeout(this.schedule.timer);
+      this.schedule.timer = null;
+      void options
+        .serialize(async () => {
+          const stats = await this.checkpoint();
+          options.onCheckpoint?.(stats);
+        })
+        .catch(options.onError)
+        .finally(() => {
+          busy = false;
+          if (this.schedule) this.schedule.timer = setTimeout(fire, options.intervalMs);
+        });
+    };
+    this.schedule = { timer: setTimeout(fire, options.intervalMs), fire, earlyAt: options.earlyAt };
+  }
+
+  /** Stops the periodic checkpoints (a running one completes). */
+  stop(): void {
+    if (this.schedule?.timer) clearTimeout(this.schedule.timer);
+    this.schedule = null;
+  }
+
+  /**
+   * Checkpoints every partition and acks what the checkpoint covers. Concurrent calls share one
+   * checkpoint. Callers serialize it with other worker outputs (ticks) so no output is in flight.
+   */
+  checkpoint(): Promise<CheckpointStats> {
+    if (!this.running) {
+      this.running = this.take().finally(() => {
+        this.running = null;
+      });
+    }
+    return this.running;
+  }
+
+  private async take(): Promise<CheckpointStats> {
+    const started = performance.now();
+    const delivered = this.deliveredSeq;
+    let triggersSeq = await this.triggersSeq();
+    // the coverage this checkpoint will have: max(delivered, covered[p]) for every p
+    if (Math.max(delivered, Math.min(...this.covered)) < this.replayUntil) {
+      triggersSeq = Math.min(triggersSeq, this.recoveredTriggersSeq);
+    }
+    const P = this.pool.partitions;
+    const snapshots = await Promise.all(Array.from({ length: P }, (_, p) => this.pool.snapshot(p)));
+    // events above what this run emitted were applied (and delivered) before the restored checkpoint
+    const mustDeliver = Math.min(Math.max(...snapshots.map((s) => s.lastSeq)), this.delivery.lastSeq);
+    await this.whenDelivered(mustDeliver);
+    const storing = performance.now();
+    const createdAt = this.clock();
+    let bytes = 0;
+    await Promise.all(
+      snapshots.map((s, p) => {
+        bytes += s.state.byteLength;
+        return this.store.save({
+          partition: p,
+          partitions: P,
+          coveredSeq: Math.max(delivered, this.covered[p]!),
+          lastSeq: s.lastSeq,
+          triggersSeq,
+          createdAt,
+          state: s.state,
+        });
+      }),
+    );
+    for (let p = 0; p < P; p++) this.covered[p] = Math.max(delivered, this.covered[p]!);
+    const coveredSeq = Math.min(...this.covered);
+    this.commit(coveredSeq);
+    const ended = performance.now();
+    this.last = { coveredSeq, bytes, ms: ended - started, storeMs: ended - storing };
+    return this.last;
+  }
+
+  /** Hands the source every delivered sequence at or below `seq`: it acks the contiguous prefix. */
+  private commit(seq: number): void {
+    const keep: Array<ArrayLike<number>> = [];
+    let kept = 0;
+    for (const seqs of this.uncommitted) {
+      const n = seqs.length;
+      if (n === 0) continue;
+      if (seqs[n - 1]! <= seq) {
+        this.source.done(seqs);
+        continue;
+      }
+      const acked: number[] = [];
+      const rest: number[] = [];
+      for (let i = 0; i < n; i++) (seqs[i]! <= seq ? acked : rest).push(seqs[i]!);
+      if (acked.length > 0) this.source.done(acked);
+      keep.push(rest);
+      kept += rest.length;
+    }
+    this.uncommitted = keep;
+    this.uncommittedCount = kept;
+  }
+
+  private whenDelivered(seq: number): Promise<void> {
+    if (seq <= this.deliveredSeq) return Promise.resolve();
+    return new Promise((resolve) => this.deliveryWaiters.push({ seq, resolve }));
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Small event-time lists the window patterns keep per customer (sequence `first` times, count
+ * `of`/`unless` times per key, anchors): appended in stream order, pruned in place once older
+ * than the horizon (watermark − window), so they hold only what a future firing can still need.
+ */
+
+/** Times per key, as parallel arrays (plain data; keys come from events, so no object keys). */
+export interface WindowLists {
+  k: string[];
+  v: number[][];
+}
+
+/** Appends `ts`, drops entries older than `horizon` and the oldest beyond `max`; returns the list. */
+export function pushWindow(list: number[] | undefined, ts: number, horizon: number, max: number): number[] {
+  const l = list ?? [];
+  let w = 0;
+  for (let i = 0; i < l.length; i++) if (l[i]! >= horizon) l[w++] = l[i]!;
+  l.length = w;
+  l.push(ts);
+  if (l.length > max) l.splice(0, l.length - max);
+  return l;
+}
+
+/** Appends `ts` under `key` and prunes every key; keys left empty are removed. */
+export function windowAdd(
+  lists: WindowLists | undefined,
+  key: string,
+  ts: number,
+  horizon: number,
+  max: number,
+): WindowLists {
+  const w = lists ?? { k: [], v: [] };
+  let i = w.k.indexOf(key);
+  if (i < 0) {
+    w.k.push(key);
+    w.v.push([]);
+    i = w.k.length - 1;
+  }
+  w.v[i] = pushWindow(w.v[i], ts, horizon, max);
+  for (let j = w.k.length - 1; j >= 0; j--) {
+    if (j === i) continue;
+    const l = w.v[j]!;
+    let n = 0;
+    for (let x = 0; x < l.length; x++) if (l[x]! >= horizon) l[n++] = l[x]!;
+    l.length = n;
+    if (n === 0) {
+      w.k.splice(j, 1);
+      w.v.splice(j, 1);
+      if (j < i) i--;
+    }
+  }
+  return w;
+}
+
+function countIn(list: number[] | undefined, from: number, to: number): number {
+  let n = 0;
+  if (list !== undefined) for (const t of list) if (t > from && t <= to) n++;
+  return n;
+}
+
+/**
+ * Whether a count rule fires on an `of` event at `ts` for `key`: at least `n` counted events in
+ * (ts − window, ts] (sliding) or, anchored, in (a, a + window] of some anchor a with a < ts <= a + window;
+ * and no `unless` event of the same key in that window.
+ */
+export function countFires(
+  x: WindowLists | undefined,
+  u: WindowLists | undefined,
+  anchors: number[] | undefined,
+  key: string,
+  ts: number,
+  windowMs: number,
+  n: number,
+  anchored: boolean,
+): boolean {
+  const xs = x?.v[x.k.indexOf(key)];
+  const us = u?.v[u.k.indexOf(key)];
+  if (!anchored) return countIn(xs, ts - windowMs, ts) >= n && countIn(us, ts - windowMs, ts) === 0;
+  if (anchors === undefined) return false;
+  for (const a of anchors) {
+    if (!(a < ts && ts <= a + windowMs)) continue;
+    if (countIn(xs, a, a + windowMs) >= n && countIn(us, a, a + windowMs) === 0) return true;
+  }
+  return false;
+}

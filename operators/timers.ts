@@ -1,0 +1,174 @@
+/**
+ * Event-time timers of one partition. Each customer holds its timers as plain data
+ * (`Record<timerId, TimerRecord>`, checkpointed with the customer); the partition keeps a binary
+ * min-heap of (due, customer, timerId) to find the next due timer without scanning customers.
+ *
+ * The heap uses lazy deletion: cancelling only deletes the record, and its heap entry is dropped
+ * when it surfaces. Restarting to a later time (the common case: a new add_to_cart, any event for
+ * an inactivity timer) only moves `record.due`; the old entry surfaces at `record.h`, sees the
+ * later due and is pushed again there. So a busy customer does not grow the heap per event.
+ */
+import type { CxEvent, Trigger } from './types.js';
+
+/** What a pending timer is for. */
+export type TimerKind = 'absence' | 'inactivity' | 'cycle' | 'deferred';
+
+/** One pending timer of a customer (plain data). */
+export interface TimerRecord {
+  kind: TimerKind;
+  rule: string;
+  /** Cooldown/timer key ('' when the rule has none). */
+  key: string;
+  /** Fires once the watermark reaches it (event time, ms). */
+  due: number;
+  /** Due time of this record's earliest heap entry (<= due); entries at other times are stale. */
+  h: number;
+  /** Absence: the event that armed the timer (what `event` means when it fires). */
+  anchor?: CxEvent;
+  /** Deferred: the trigger held back by quiet hours, delivered as is (its id and eventTime kept). */
+  trigger?: Trigger;
+}
+
+/** The id of a timer inside its customer's record map. */
+export function timerId(rule: string, key: string): string {
+  return key === '' ? rule : `${rule}\u0000${key}`;
+}
+
+/** Binary min-heap of timer entries over parallel arrays (no object per entry). */
+export class TimerQueue {
+  private dues: number[] = [];
+  private customers: string[] = [];
+  private ids: string[] = [];
+
+  /** Heap entries, stale ones included. */
+  get size(): number {
+    return this.dues.length;
+  }
+
+  /** Due time of the earliest entry (maybe stale); +Infinity when empty. */
+  peekDue(): number {
+    return this.dues.length === 0 ? Number.POSITIVE_INFINITY : this.dues[0]!;
+  }
+
+  clear(): void {
+    this.dues = [];
+    this.customers = [];
+    this.ids = [];
+  }
+
+  /** Arms (or restarts) timer `id` of a customer at `record.due`; `timers` is that customer's record map. */
+  arm(timers: Record<string, TimerRecord>, customer: string, id: string, record: TimerRecord): void {
+    const old = timers[id];
+    if (old !== undefined && record.due >= old.h) {
+      // The old entry surfaces first and is re-pushed at the new due: no heap growth.
+      record.h = old.h;
+    } else {
+      record.h = record.due;
+      this.push(record.due, customer, id);
+    }
+    timers[id] = record;
+  }
+
+  /** Moves a pending timer to `due` (same record); no-op without one. */
+  restart(timers: Record<string, TimerRecord>, customer: string, id: string, due: number): void {
+    const r = timers[id];
+    if (r === undefined) return;
+    if (due >= r.h) r.due = due;
+    else {
+      r.due = due;
+      r.h = due;
+      this.push(due, customer, id);
+    }
+  }
+
+  /** Puts a restored record back in the heap. */
+  restore(customer: string, id: string, record: TimerRecord): void {
+    record.h = record.due;
+    this.push(record.due, customer, id);
+  }
+
+  /**
+   * Pops the next timer due at or before `watermark`: calls `resolve(customer)` for its record map
+   * and returns [customer, id, record] after deleting the record, or undefined when none is due.
+   */
+  popDue(
+    watermark: number,
+    resolve: (customer: string) => Record<string, TimerRecord> | undefined,
+  ): [customer: string, id: string, record: TimerRecord] | undefined {
+    while (this.dues.length > 0 && this.dues[0]! <= watermark) {
+      const due = this.dues[0]!;
+      const customer = this.customers[0]!;
+      const id = this.ids[0]!;
+      this.pop();
+      const timers = resolve(customer);
+      const r = timers?.[id];
+      if (r === undefined || r.h !== due) continue; // cancelled, fired, or superseded by an earlier entry
+      if (r.due > due) {
+        r.h = r.due;
+        this.push(r.due, customer, id);
+        continue;
+      }
+      delete timers![id];
+      return [customer, id, r];
+    }
+    return undefined;
+  }
+
+  /** Total order (due, customer, id): ties pop in the same order after a restore, so output is deterministic. */
+  private less(i: number, j: number): boolean {
+    const a = this.dues[i]!;
+    const b = this.dues[j]!;
+    if (a !== b) return a < b;
+    const ca = this.customers[i]!;
+    const cb = this.customers[j]!;
+    if (ca !== cb) return ca < cb;
+    return this.ids[i]! < this.ids[j]!;
+  }
+
+  private swap(i: number, j: number): void {
+    const d = this.dues;
+    const c = this.customers;
+    const n = this.ids;
+    const td = d[i]!;
+    d[i] = d[j]!;
+    d[j] = td;
+    const tc = c[i]!;
+    c[i] = c[j]!;
+    c[j] = tc;
+    const tn = n[i]!;
+    n[i] = n[j]!;
+    n[j] = tn;
+  }
+
+  private push(due: number, customer: string, id: string): void {
+    let i = this.dues.length;
+    this.dues.push(due);
+    this.customers.push(customer);
+    this.ids.push(id);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(i, p)) break;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+
+  private pop(): void {
+    const last = this.dues.length - 1;
+    this.swap(0, last);
+    this.dues.pop();
+    this.customers.pop();
+    this.ids.pop();
+    const size = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) break;
+      const r = l + 1;
+      const m = r < size && this.less(r, l) ? r : l;
+      if (!this.less(m, i)) break;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Exactly-once checker for the fault tests (like nats-server's chaos bitset and Kafka's EOS
+ * verifier): compares every output id of a run with a fault-free reference run.
+ */
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+
+/** What a run got wrong. */
+export interface DeliveryReport {
+  expected: number;
+  actual: number;
+  /** In the reference, missing from the run. */
+  lost: string[];
+  /** In the run more than once (each id once, with its count). */
+  duplicated: Array<{ id: string; count: number }>;
+  /** In the run, not in the reference. */
+  extra: string[];
+}
+
+/** Compares ids of a run (with repetitions) with the reference's (each once). */
+export function compareIds(reference: readonly string[], actual: readonly string[]): DeliveryReport {
+  const expected = new Set(reference);
+  const counts = new Map<string, number>();
+  for (const id of actual) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return {
+    expected: expected.size,
+    actual: actual.length,
+    lost: [...expected].filter((id) => !counts.has(id)),
+    duplicated: [...counts].filter(([, n]) => n > 1).map(([id, count]) => ({ id, count })),
+    extra: [...counts.keys()].filter((id) => !expected.has(id)),
+  };
+}
+
+/** The trigger id (`Nats-Msg-Id`, else the body's `id`) of every message on a stream, in order. */
+export async function readTriggerIds(nc: NatsConnection, stream = 'CX_TRIGGERS'): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const { state } = await jsm.streams.info(stream);
+  if (state.messages === 0) return [];
+  const consumer = await jetstream(nc).consumers.get(stream, {
+    deliver_policy: DeliverPolicy.All,
+    ack_policy: AckPolicy.None,
+  } as never);
+  const ids: string[] = [];
+  const messages = await consumer.consume({ max_messages: 5000 });
+  for await (const m of messages) {
+    ids.push(m.headers?.get('Nats-Msg-Id') || m.json<{ id: string }>().id);
+    if (m.seq >= state.last_seq || m.info.pending === 0) break;
+  }
+  messages.stop();
+  return ids;
+}

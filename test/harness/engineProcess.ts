@@ -1,0 +1,76 @@
+/**
+ * The real `cxstream run` process for fault tests: started with env config, its JSON log lines
+ * (stderr) kept and searchable, stopped with SIGTERM or killed with SIGKILL.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+const root = resolve(import.meta.dirname, '../..');
+
+/** One log line of the engine (pino JSON). */
+export interface EngineLogLine {
+  msg: string;
+  level: number;
+  /** When the test process read the line (ms). */
+  seenAt: number;
+  [field: string]: unknown;
+}
+
+/** A running `cxstream run`. */
+export class EngineProcess {
+  readonly lines: EngineLogLine[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private tail = '';
+  private readonly child: ChildProcess;
+
+  /** Starts `node bin/cxstream.js run` with `env` added to this process's environment. */
+  constructor(env: Record<string, string>) {
+    this.child = spawn(process.execPath, [join(root, 'bin/cxstream.js'), 'run'], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => r({ code, signal })));
+    let partial = '';
+    this.child.stderr!.on('data', (d: Buffer) => {
+      const text = partial + d.toString();
+      const parts = text.split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        this.tail = `${this.tail}${line}\n`.slice(-20_000);
+        try {
+          this.lines.push({ ...(JSON.parse(line) as EngineLogLine), seenAt: Date.now() });
+        } catch {
+          // not a log line (a crash trace): kept in the tail only
+        }
+      }
+    });
+  }
+
+  /** Whether the process is still running. */
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The first log line with this message, once seen. */
+  line(msg: string): EngineLogLine | undefined {
+    return this.lines.find((l) => l.msg === msg);
+  }
+
+  /** Last stderr output, for failure messages. */
+  stderrTail(): string {
+    return this.tail;
+  }
+
+  /** SIGKILL: a crash. Resolves when the process is gone. */
+  async kill(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGTERM: drain and checkpoint. Resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    if (this.running) this.child.kill('SIGTERM');
+    return (await this.exited).code;
+  }
+}

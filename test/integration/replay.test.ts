@@ -1,0 +1,225 @@
+/**
+ * What-if replay: an NDJSON history and a rule file through the real engine (worker threads) with
+ * `--dry-run`: exact counts per rule and per day (Asia/Shanghai), a deterministic sample, and
+ * nothing written.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExplain } from '../../engine/explain.js';
+import { parseUntil, runReplay } from '../../engine/replay.js';
+import type { CxEvent } from '../../operators/types.js';
+
+/** Epoch ms of a wall time in Asia/Shanghai (UTC+8, no DST). */
+const sh = (day: number, hour: number, minute = 0) => Date.UTC(2026, 10, day, hour - 8, minute);
+
+const RULES = `rules:
+  - id: big_order
+    on: [order]
+    when: event.amount >= 100
+  - id: any_message
+    on: [message]
+    cooldown: 1h
+`;
+
+let n = 0;
+const ev = (customer: string, type: string, ts: number, extra: Partial<CxEvent> = {}): CxEvent => ({
+  id: `e${++n}`,
+  ts,
+  customer,
+  type,
+  channel: 'app',
+  ...extra,
+});
+
+const events: CxEvent[] = [
+  ev('c1', 'order', sh(20, 10), { amount: 150 }), // big_order, 11-20
+  ev('c1', 'message', sh(20, 10, 5)), // any_message, 11-20
+  ev('c1', 'order', sh(20, 10, 20), { amount: 50 }), // below 100
+  ev('c1', 'message', sh(20, 10, 30)), // cooldown
+  ev('c1', 'message', sh(20, 11, 10)), // any_message, 11-20
+  ev('c2', 'order', sh(21, 1), { amount: 200 }), // big_order, 11-21 local (11-20 in UTC)
+  ev('c3', 'message', sh(21, 9)), // any_message, 11-21
+  // Ten complaints in region east within ten minutes: complaint_surge (config/aggregates.yaml).
+  ...Array.from({ length: 10 }, (_, i) => ev(`k${i}`, 'complaint', sh(21, 12, i), { region: 'east' })),
+  // Nine in west: no surge.
+  ...Array.from({ length: 9 }, (_, i) => ev(`w${i}`, 'complaint', sh(21, 12, 30 + i), { region: 'west' })),
+];
+
+describe('cxstream replay --dry-run', () => {
+  let dir: string;
+  const saved = { ...process.env };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cxstream-replay-'));
+    writeFileSync(join(dir, 'events.ndjson'), `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
+    writeFileSync(join(dir, 'rules.yaml'), RULES);
+    process.env.CXSTREAM_CLICKHOUSE_URL = `embedded:${join(dir, 'clickhouse')}`;
+    process.env.CXSTREAM_ENGINE_PARTITIONS = '3';
+    delete process.env.CXSTREAM_AGGREGATES;
+  });
+
+  afterAll(() => {
+    process.env = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prints exact counts per rule and per day and writes nothing', async () => {
+    let text = '';
+    const out = new Writable({
+      write(chunk, _enc, cb) {
+        text += chunk;
+        cb();
+      },
+    });
+    const report = await runReplay({
+      file: join(dir, 'events.ndjson'),
+      rules: [join(dir, 'rules.yaml')],
+      dryRun: true,
+      sample: 6,
+      out,
+    });
+    expect(report.tz).toBe('Asia/Shanghai');
+    expect(report.total).toBe(6);
+    expect(Object.fromEntries(report.byRule)).toEqual({ big_order: 2, any_message: 3, complaint_surge: 1 });
+    expect(Object.fromEntries([...report.byDay].map(([d, m]) => [d, Object.fromEntries(m)]))).toEqual({
+      '2026-11-20': { big_order: 1, any_message: 2 },
+      '2026-11-21': { big_order: 1, any_message: 1, complaint_surge: 1 },
+    });
+    // The earliest six by event time: all of them; the surge's window ends at 12:10 local, the
+    // first 5-minute end holding all ten complaints; its customer is the region.
+    expect(report.sample.map((t) => t.id)).toEqual([
+      'big_order:c1:e1',
+      'any_message:c1:e2',
+      'any_message:c1:e5',
+      'big_order:c2:e6',
+      'any_message:c3:e7',
+      `complaint_surge:east:${sh(21, 12, 10)}`,
+    ]);
+    expect(report.sample.at(-1)!.customer).toBe('region:east');
+    expect(text).toContain('dry run: nothing was published or written; 6 triggers would have fired');
+    expect(text).toContain('days in Asia/Shanghai');
+    expect(text).toMatch(/any_message\s+3\s+2\s+1\n/);
+    expect(text).toMatch(/complaint_surge\s+1\s+0\s+1\n/);
+    expect(existsSync(join(dir, 'clickhouse'))).toBe(false);
+  }, 60_000);
+
+  it('--until lets the timers of silent customers come due at the end', async () => {
+    writeFileSync(join(dir, 'silent.yaml'), 'rules:\n  - id: silent_week\n    inactivity:\n      for: 7d\n');
+    const replay = (until?: string) =>
+      runReplay({
+        file: join(dir, 'events.ndjson'),
+        rules: [join(dir, 'silent.yaml')],
+        dryRun: true,
+        until,
+        out: new Writable({ write: (_c, _e, cb) => cb() }),
+      });
+    // 22 customers: only c1 was last seen before 2026-11-21 00:00 local (7 days before 11-28 00:00);
+    // the last of all (w8) at 2026-11-21 12:38.
+    expect((await replay()).byRule.get('silent_week')).toBeUndefined();
+    expect((await replay('2026-11-28')).byRule.get('silent_week')).toBe(1);
+    const all = await replay('2026-11-29');
+    expect(all.byRule.get('silent_week')).toBe(22);
+    expect(all.byRule.get('complaint_surge')).toBe(1);
+  }, 60_000);
+
+  it('reads --until as 00:00 of the day in the default time zone, or ISO 8601 with a zone', () => {
+    expect(parseUntil('2026-11-21', 'Asia/Shanghai')).toBe(sh(21, 0));
+    expect(parseUntil('2026-11-21T12:00:00Z', 'Asia/Shanghai')).toBe(Date.UTC(2026, 10, 21, 12));
+    expect(() => parseUntil('21/11/2026', 'Asia/Shanghai')).toThrow(/--until must be/);
+  });
+});
+
+describe('cxstream explain', () => {
+  let dir: string;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cxstream-explain-'));
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('tells per rule what fired, what the condition gave, what held it back and what is pending', async () => {
+    writeFileSync(
+      join(dir, 'rules.yaml'),
+      `rules:
+  - id: escalate
+    priority: 100
+    on: [message]
+    when: has(event.sentiment) && event.sentiment <= -0.8
+    group: routing
+  - id: handoff
+    priority: 90
+    on: [message]
+    when: has(event.sentiment) && event.sentiment < -0.6
+    group: routing
+  - id: invoice
+    on: [message]
+    when: event.text.contains("invoice")
+    cooldown: 24h
+  - id: cart
+    absence: { after: add_to_cart, missing: order, within: 10m }
+  - id: refund
+    on: [refund]
+`,
+    );
+    const t = (m: number) => sh(20, 10, m);
+    const lines = [
+      { id: 'm1', ts: t(0), customer: 'c1', type: 'message', channel: 'app', text: 'invoice please' },
+      { id: 'x1', ts: t(0), customer: 'c2', type: 'message', channel: 'app', text: 'invoice too' },
+      { id: 'm2', ts: t(1), customer: 'c1', type: 'message', channel: 'app', text: 'invoice again' },
+      // No text: `event.text.contains` is an error, counted as false.
+      { id: 'm3', ts: t(2), customer: 'c1', type: 'message', channel: 'app', sentiment: -0.9 },
+      { id: 'a1', ts: t(3), customer: 'c1', type: 'add_to_cart', channel: 'app', sku: 'S1' },
+    ];
+    writeFileSync(join(dir, 'events.ndjson'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    let text = '';
+    const report = await runExplain({
+      customer: 'c1',
+      file: join(dir, 'events.ndjson'),
+      rules: [join(dir, 'rules.yaml')],
+      out: new Writable({
+        write(chunk, _e, cb) {
+          text += chunk;
+          cb();
+        },
+      }),
+    });
+    expect(report.events).toBe(4);
+    const rule = (id: string) => report.rules.find((r) => r.id === id)!;
+    const looks = (id: string) => rule(id).looks.map((l) => [l.event, l.when, l.fired, l.held ?? null]);
+    expect(rule('escalate').fired.map((x) => x.id)).toEqual(['escalate:c1:m3']);
+    expect(looks('handoff')).toEqual([
+      ['m1', 'false', false, null],
+      ['m2', 'false', false, null],
+      ['m3', 'true', false, 'arbitration: escalate won group "routing" on this event'],
+    ]);
+    expect(looks('invoice')).toEqual([
+      ['m1', 'true', true, null],
+      ['m2', 'true', false, 'cooldown 24h: last fired at 2026-11-20T02:00:00Z (invoice:c1:m1)'],
+      ['m3', 'error', false, null],
+    ]);
+    expect(rule('cart').kind).toBe('absence');
+    expect(rule('cart').fired).toEqual([]);
+    expect(rule('cart').pending).toEqual([{ kind: 'absence', key: '', due: t(13) }]);
+    expect(rule('refund').looks).toEqual([]);
+    expect(text).toContain(
+      'handoff (event): never fired; looked at 3 events (when true 1, false 2, error 0)',
+    );
+    expect(text).toContain('pending absence timer due 2026-11-20T02:13:00Z');
+
+    // With --until past the timer's due time, the absence fires.
+    const later = await runExplain({
+      customer: 'c1',
+      file: join(dir, 'events.ndjson'),
+      rules: [join(dir, 'rules.yaml')],
+      until: '2026-11-21',
+      out: new Writable({ write: (_c, _e, cb) => cb() }),
+    });
+    const cart = later.rules.find((r) => r.id === 'cart')!;
+    expect(cart.fired.map((x) => x.eventTime)).toEqual([t(13)]);
+    expect(cart.pending).toEqual([]);
+  });
+});
