@@ -13,7 +13,7 @@ import { Observable, type Subscriber } from 'rxjs';
 import { AckTracker } from './ackTracker.js';
 import { log } from './log.js';
 import { natsNames } from './streams.js';
-import type { EventSource, RawEvent } from './types.js';
+import type { EventSource, RawEvent, SourceStats } from './types.js';
 
 /** A source of raw events with at-least-once delivery, acked once the sinks accepted the outputs. */
 /** Options of {@link jetstreamSource}. */
@@ -121,6 +121,8 @@ class JetStreamSource implements EventSource {
 
   private received = 0;
   private pending = 0;
+  /** The consumer's info was read once, so `pending` is real. */
+  private consumerKnown = false;
 
   constructor(opts: JetStreamSourceOptions) {
     this.nc = opts.nc;
@@ -169,9 +171,15 @@ class JetStreamSource implements EventSource {
     clearTimeout(timer);
   }
 
-  stats(): { received: number; acked: number; inFlight: number; pending: number } {
+  stats(): SourceStats {
     const inFlight = this.tracker.inFlight;
-    return { received: this.received, acked: this.received - inFlight, inFlight, pending: this.pending };
+    return {
+      received: this.received,
+      acked: this.received - inFlight,
+      inFlight,
+      pending: this.pending,
+      caughtUp: this.consumerKnown && this.pending === 0,
+    };
   }
 
   /** The read loop: one `consume()` per pass; a pass ends on stop, resync or a closed iterator. */
@@ -181,6 +189,7 @@ class JetStreamSource implements EventSource {
     this.ackFloor = info.ack_floor.stream_seq;
     this.seen = this.ackFloor;
     this.pending = info.num_pending;
+    this.consumerKnown = true;
     let failures = 0;
     let seenAtResync = -1;
     let seenAtFailure = -1;

@@ -207,7 +207,9 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
             serialize(async () => {
               // A tick output has no rows, only watermarks: a partition's tick is answered after its
               // earlier batches, whose outputs the aggregates have seen by then.
-              const outs = await pool.broadcast({ kind: 'tick', now: clock(), flush: false });
+              // Wall-clock time only once the source has no backlog: a partition catching up is not idle.
+              const now = source.stats().caughtUp ? clock() : null;
+              const outs = await pool.broadcast({ kind: 'tick', now, flush: false });
               for (let p = 0; p < outs.length; p++) await deliver(aggregate(p, outs[p]!));
             }),
           ),
@@ -265,7 +267,9 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
     }
   });
   await serialize(async () => {
-    for (const out of await pool.broadcast({ kind: 'tick', now: clock(), flush: true })) await deliver(out);
+    // Replays never read the wall clock: their results depend on the events alone.
+    const now = options.live && source.stats().caughtUp ? clock() : null;
+    for (const out of await pool.broadcast({ kind: 'tick', now, flush: true })) await deliver(out);
   });
   await sinks.clickhouse.flush();
   if (checkpointer) {

@@ -48,7 +48,8 @@ export interface EventBatchTask {
 /** Periodic work without events: publish due profiles; `flush` publishes every changed profile. */
 export interface TickTask {
   kind: 'tick';
-  now: number;
+  /** Wall clock; null while the source has a backlog (no idle watermark advance) and in replays. */
+  now: number | null;
   flush: boolean;
 }
 
@@ -144,5 +145,19 @@ export interface EventSource {
   /** Stop pulling; resolves when every emitted event is done and acked (or after timeoutMs). */
   stop(timeoutMs?: number): Promise<void>;
   /** Counters for progress and metrics. */
-  stats(): { received: number; acked: number; inFlight: number; pending: number };
+  stats(): SourceStats;
+}
+
+/** Counters of a source. */
+export interface SourceStats {
+  received: number;
+  acked: number;
+  inFlight: number;
+  /** Events in the stream not yet delivered to this source (consumer lag). */
+  pending: number;
+  /**
+   * Everything that exists has been received (no backlog). Only then may a quiet partition's
+   * watermark follow the wall clock: a restarted engine with a backlog is not idle.
+   */
+  caughtUp: boolean;
 }

@@ -85,7 +85,7 @@ class ManualSource implements EventSource {
     this.chunks.complete();
   }
   stats() {
-    return { received: 0, acked: this.acked.length, inFlight: 0, pending: 0 };
+    return { received: 0, acked: this.acked.length, inFlight: 0, pending: 0, caughtUp: true };
   }
 }
 
