@@ -1,7 +1,7 @@
 /**
  * End-to-end throughput: the whole engine against a raw JetStream consumer, in the same run.
  *
- *   npm run bench:e2e -- [--events N] [--customers C] [--partitions P] [--record]
+ *   npm run bench:e2e -- [--events N] [--customers C] [--partitions P] [--no-checkpoints] [--record]
  *   (or BENCH_EVENTS, BENCH_CUSTOMERS, BENCH_PARTITIONS; defaults 1 000 000, 100 000, the config's)
  *
  * A private nats-server gets CX_EVENTS preloaded with N generated events (engine/demoTraffic.ts:
@@ -9,7 +9,8 @@
  * order). Then three consumers read the whole stream, each on its own durable:
  *   1. baseline: decode each message (msgpackr) and ack (AckPolicy.All, every 1000th message),
  *   2. engine: `cxstream run` as assembled by engine/engine.ts — default rules, embedded ClickHouse
- *      in a temporary directory, triggers to CX_TRIGGERS, profiles to KV — until every event is acked,
+ *      in a temporary directory, triggers to CX_TRIGGERS, profiles to KV, local checkpoints (acks wait
+ *      for a checkpoint that covers them) — until every event is acked,
  *   3. baseline again, so the ratio is taken against the mean of one run before and one after.
  * Prints JSON lines and a table; `--record` appends the run to bench/RESULTS.md.
  */
@@ -20,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
 import { pack, unpack } from 'msgpackr';
+import { LocalCheckpointStore } from '../engine/checkpointStore.js';
 import { loadConfig } from '../engine/config.js';
 import { generateTraffic, subjectOf } from '../engine/demoTraffic.js';
 import { connectNats, openSinks, runEngine } from '../engine/engine.js';
@@ -32,6 +34,8 @@ import { flag, fmt, jsonLine, recordRun, runInfo, table } from './report.js';
 const N = flag('events', 'BENCH_EVENTS', 1_000_000);
 const CUSTOMERS = flag('customers', 'BENCH_CUSTOMERS', 100_000);
 const PARTITIONS = flag('partitions', 'BENCH_PARTITIONS', 0);
+/** Checkpoints as `cxstream run` takes them (acks wait for a covering checkpoint); `--no-checkpoints` turns them off. */
+const CHECKPOINTS = !process.argv.includes('--no-checkpoints');
 
 /** One generated stream: subjects and msgpack payloads. */
 interface Preload {
@@ -134,7 +138,15 @@ async function engine(
   url: string,
   dir: string,
   total: number,
-): Promise<Pass & { partitions: number; rules: number; triggers: number; profiles: number }> {
+): Promise<
+  Pass & {
+    partitions: number;
+    rules: number;
+    triggers: number;
+    profiles: number;
+    checkpointIntervalMs: number;
+  }
+> {
   const config = loadConfig(undefined, {
     ...process.env,
     CXSTREAM_NATS_URL: url,
@@ -161,6 +173,14 @@ async function engine(
     source,
     sinks,
     live: true,
+    checkpoints: CHECKPOINTS
+      ? {
+          store: new LocalCheckpointStore(config.state.dir),
+          nc,
+          durable: config.nats.durable,
+          maxInFlight: config.nats.maxInFlight,
+        }
+      : undefined,
     onOutput: (o) => {
       triggers += o.triggers.length;
       profiles += o.profiles.length;
@@ -178,6 +198,7 @@ async function engine(
     ...r,
     rate: total / r.seconds,
     partitions: config.engine.partitions,
+    checkpointIntervalMs: config.checkpoint.intervalMs,
     rules: rules.length,
     triggers,
     profiles,
@@ -216,7 +237,7 @@ async function main(): Promise<void> {
     const ratio = full.rate / base;
     jsonLine('result', { baselineRate: base, engineRate: full.rate, ratio, target: 0.8, met: ratio >= 0.8 });
     const body = [
-      `${fmt(N)} events, ${fmt(load.customers)} customers (of ${fmt(CUSTOMERS)}), ${load.bytes / N < 1000 ? Math.round(load.bytes / N) : fmt(load.bytes / N)} B/event msgpack; engine: ${full.partitions} partition(s), ${full.rules} rules, embedded ClickHouse, NATS triggers + KV profiles`,
+      `${fmt(N)} events, ${fmt(load.customers)} customers (of ${fmt(CUSTOMERS)}), ${load.bytes / N < 1000 ? Math.round(load.bytes / N) : fmt(load.bytes / N)} B/event msgpack; engine: ${full.partitions} partition(s), ${full.rules} rules, embedded ClickHouse, NATS triggers + KV profiles, checkpoints ${CHECKPOINTS ? `every ${fmt(full.checkpointIntervalMs)} ms (local)` : 'off'}`,
       '',
       table(
         ['consumer', 'events/s', 'seconds', 'main ELU', 'CPU cores'],

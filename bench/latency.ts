@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as hdr from 'hdr-histogram-js';
 import { pack } from 'msgpackr';
+import { LocalCheckpointStore } from '../engine/checkpointStore.js';
 import { loadConfig } from '../engine/config.js';
 import { generateTraffic, subjectOf } from '../engine/demoTraffic.js';
 import { connectNats, openSinks, runEngine } from '../engine/engine.js';
@@ -112,7 +113,20 @@ async function main(): Promise<void> {
       maxInFlight: config.nats.maxInFlight,
       ackWaitMs: config.nats.ackWaitMs,
     });
-    const run = runEngine({ config, rules, source, sinks, live: true });
+    // As `cxstream run`: checkpoints on (triggers do not wait for them, acks do).
+    const run = runEngine({
+      config,
+      rules,
+      source,
+      sinks,
+      live: true,
+      checkpoints: {
+        store: new LocalCheckpointStore(config.state.dir),
+        nc,
+        durable: config.nats.durable,
+        maxInFlight: config.nats.maxInFlight,
+      },
+    });
 
     // Steady publishing: every 10 ms, catch up to RATE × elapsed (background + probes together).
     engineStart = Date.now();

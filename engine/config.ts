@@ -67,6 +67,11 @@ export interface Config {
     allowedLatenessMs: number;
     /** Wall-clock ms without events after which a partition's watermark follows the clock. @default 10000 */
     idleAfterMs: number;
+    /**
+     * Events whose `ts` is more than this ahead of the wall clock of their batch are dead-lettered:
+     * they would move the watermark into the future and fire every pending timer. @default 300000
+     */
+    maxFutureSkewMs: number;
   };
   metrics: {
     /** HTTP port of /metrics, /healthz, /readyz; 0 turns it off. @default 9464 */
@@ -126,6 +131,7 @@ const schema = {
         tickIntervalMs: { type: 'integer', minimum: 100 },
         allowedLatenessMs: { type: 'integer', minimum: 0 },
         idleAfterMs: { type: 'integer', minimum: 0 },
+        maxFutureSkewMs: { type: 'integer', minimum: 0 },
       },
     },
     metrics: {
@@ -151,6 +157,7 @@ const defaults: Config = {
     tickIntervalMs: 5000,
     allowedLatenessMs: 5000,
     idleAfterMs: 10_000,
+    maxFutureSkewMs: 300_000,
   },
   metrics: { port: 9464, host: '127.0.0.1' },
 };

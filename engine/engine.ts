@@ -130,6 +130,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
     profileIntervalMs: config.engine.profileIntervalMs,
     allowedLatenessMs: config.engine.allowedLatenessMs,
     idleAfterMs: config.engine.idleAfterMs,
+    maxFutureSkewMs: config.engine.maxFutureSkewMs,
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   try {

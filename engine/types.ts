@@ -29,6 +29,8 @@ export interface WorkerOptions {
   allowedLatenessMs: number;
   /** Wall-clock ms without events after which the watermark follows the clock. */
   idleAfterMs: number;
+  /** Events more than this ahead of the batch's wall clock are dead-lettered (absent: the processor's default). */
+  maxFutureSkewMs?: number;
   /** How the worker encodes `cxstream.events` rows (the ClickHouse writer's insert format). */
   rowFormat: RowFormat;
 }

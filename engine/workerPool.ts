@@ -26,6 +26,8 @@ export interface WorkerPoolOptions {
   allowedLatenessMs?: number;
   /** @default 10_000 */
   idleAfterMs?: number;
+  /** Events more than this ahead of the wall clock are dead-lettered. @default 300_000 */
+  maxFutureSkewMs?: number;
   /** How workers encode event rows: the ClickHouse writer's `format`. @default 'JSONCompactEachRow' */
   rowFormat?: RowFormat;
 }
@@ -48,6 +50,7 @@ export class WorkerPool {
         profileIntervalMs: options.profileIntervalMs ?? 60_000,
         allowedLatenessMs: options.allowedLatenessMs ?? 5_000,
         idleAfterMs: options.idleAfterMs ?? 10_000,
+        maxFutureSkewMs: options.maxFutureSkewMs ?? 300_000,
         rowFormat: options.rowFormat ?? 'JSONCompactEachRow',
       };
       return new Piscina({

@@ -28,6 +28,14 @@ export interface PartitionOptions {
   allowedLatenessMs?: number;
   /** Wall-clock time without events after which `tick(now)` moves the watermark with the clock. @default 10_000 */
   idleAfterMs?: number;
+  /**
+   * An event whose `ts` is more than this ahead of `now` (the wall clock of its batch) is rejected:
+   * it would move the watermark into the future and fire every pending timer. Off by default here,
+   * because callers that pass a `now` that is not the wall clock (tests, benchmarks, explain) would
+   * reject everything; the engine sets `engine.maxFutureSkewMs` (5 minutes).
+   * @default Infinity
+   */
+  maxFutureSkewMs?: number;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
@@ -77,6 +85,7 @@ export class PartitionProcessor {
   readonly partition: number;
   private readonly defaultTz: string;
   private readonly profileIntervalMs: number;
+  private readonly maxFutureSkewMs: number;
   private readonly customers = new Map<string, CustomerEntry>();
   private rules: RuleSet;
   /** Highest stream sequence applied; lower or equal ones are redeliveries and are skipped. */
@@ -92,6 +101,7 @@ export class PartitionProcessor {
     this.partition = options.partition;
     this.defaultTz = options.defaultTz ?? 'Asia/Shanghai';
     this.profileIntervalMs = options.profileIntervalMs ?? 60_000;
+    this.maxFutureSkewMs = options.maxFutureSkewMs ?? Number.POSITIVE_INFINITY;
     this.watermark = new Watermark({
       allowedLatenessMs: options.allowedLatenessMs,
       idleAfterMs: options.idleAfterMs,
@@ -214,6 +224,18 @@ export class PartitionProcessor {
       const decoded = decodeEvent(bytes, subject);
       if (typeof decoded === 'string') {
         out.rejects.push({ seq, subject, data: bytes.slice(), reason: decoded });
+        continue;
+      }
+      if (decoded.ts - now > this.maxFutureSkewMs) {
+        // A clock-skewed producer: accepting it would make the watermark jump ahead of real time.
+        out.rejects.push({
+          seq,
+          subject,
+          data: bytes.slice(),
+          reason:
+            `clock skew: ts ${decoded.ts} is ${decoded.ts - now} ms ahead of the wall clock ` +
+            `(engine.maxFutureSkewMs ${this.maxFutureSkewMs})`,
+        });
         continue;
       }
       try {

@@ -24,6 +24,12 @@ export interface FaultContext {
   engine(): EngineProcess;
   /** SIGKILLs the engine and starts it again at once; resolves with the recovery time (ms) once it processes again. */
   killEngine(): Promise<number | null>;
+  /**
+   * SIGKILLs nats-server, waits `outageMs`, restarts it with its store on the same port, and resolves
+   * with the recovery time: from the server accepting connections again to the durable consumer's ack
+   * floor moving (events processed, delivered, checkpointed and acked), or null when nothing was left to ack.
+   */
+  killServer(outageMs: number): Promise<number | null>;
   /** Resolves once all traffic is published. */
   published: Promise<void>;
   sleep(ms: number): Promise<void>;
@@ -86,10 +92,13 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     void e.exited.then((x) => {
       log += e.stderrTail();
       if (stopping || killing || engine !== e) return;
-      // a supervisor (systemd, Kubernetes) restarts a crashed engine; so does this harness
+      // a supervisor (systemd, Kubernetes) restarts a crashed engine; so does this harness, after a
+      // short pause like systemd's RestartSec (an engine that cannot reach NATS exits at once)
       unexpectedExits.push({ code: x.code, signal: x.signal });
       restarts++;
-      start();
+      setTimeout(() => {
+        if (!stopping && engine === e) start();
+      }, 250);
     });
   };
   try {
@@ -128,6 +137,26 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
           () => e.stderrTail(),
         );
         return typeof line === 'object' ? line.seenAt - killedAt : null;
+      },
+      async killServer(outageMs) {
+        await server.kill();
+        await new Promise((r) => setTimeout(r, outageMs));
+        await server.restart();
+        const back = Date.now();
+        const total = opts.events.length;
+        // the ack floor as the restarted server recovered it (its consumer state may lag behind)
+        const floor = await check(
+          () => jsm.consumers.info('CX_EVENTS', 'cxstream').then((i) => ({ acked: i.ack_floor.stream_seq })),
+          60_000,
+          () => engine.stderrTail(),
+        );
+        if (floor.acked >= total) return null;
+        await check(
+          async () => (await jsm.consumers.info('CX_EVENTS', 'cxstream')).ack_floor.stream_seq > floor.acked,
+          CHECK_TIMEOUT,
+          () => engine.stderrTail(),
+        );
+        return Date.now() - back;
       },
     };
     await Promise.all([published, opts.faults?.(ctx)]);
