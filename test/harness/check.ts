@@ -7,13 +7,13 @@ export async function check<T>(
   timeoutMs = 10_000,
   context: () => string = () => '',
   intervalMs = 50,
-): Promise<T> {
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   for (;;) {
     try {
       const v = await fn();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
       last = new Error(`condition still false: ${fn.toString().slice(0, 200)}`);
     } catch (e) {
       last = e;

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AckPolicy, DeliverPolicy, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { loadRules } from '../../engine/rulesFile.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
 import { check } from '../harness/check.js';
+import { readStream } from '../harness/readStream.js';
 
 const root = resolve(import.meta.dirname, '../..');
 // 2026-11-20 10:00 in Asia/Shanghai (the default customer time zone).
@@ -208,21 +209,3 @@ describe('cxstream run, end to end', () => {
     }
   });
 });
-
-/** Every message currently in a stream, in order. */
-async function readStream(nc: NatsConnection, stream: string): Promise<JsMsg[]> {
-  const jsm = await jetstreamManager(nc);
-  const { state } = await jsm.streams.info(stream);
-  if (state.messages === 0) return [];
-  const consumer = await jetstream(nc).consumers.get(stream, {
-    deliver_policy: DeliverPolicy.All,
-    ack_policy: AckPolicy.None,
-  } as never);
-  const out: JsMsg[] = [];
-  const iter = await consumer.fetch({ max_messages: state.messages, expires: 5000 });
-  for await (const m of iter) {
-    out.push(m);
-    if (out.length >= state.messages) break;
-  }
-  return out;
-}
