@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Observable } from 'rxjs';
 import { RegionSurge, type ResolvedRegionSurge } from '../operators/regionSurge.js';
@@ -63,10 +63,9 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
   let profiles: PipelineSinks['profiles'];
   if (nc) {
     await ensureStreams(nc);
-    const js = jetstream(nc);
     // replays after a crash skip the trigger ids already on CX_TRIGGERS (runEngine reads them)
-    triggers = new LedgeredTriggerSink(new NatsTriggerSink(js), new TriggerLedger());
-    deadLetters = new DeadLetterSink(js);
+    triggers = new LedgeredTriggerSink(new NatsTriggerSink(nc), new TriggerLedger());
+    deadLetters = new DeadLetterSink(nc);
     profiles = await ProfileStore.open(nc);
   } else {
     memoryTriggers = new MemoryTriggerSink();

@@ -1,7 +1,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { headers } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { Reject } from '../operators/types.js';
-import { publishPipelined } from './natsTriggers.js';
+import { JetStreamPublisher } from './jetstreamPublisher.js';
 
 /** The dead-letter subject of CONTRACT.md (stored by stream CX_DLQ, `cx.dlq.>`). */
 export const DEAD_LETTER_SUBJECT = 'cx.dlq.events';
@@ -18,24 +18,31 @@ export interface DeadLetterSinkLike {
  * after a crash does not store a reject twice (within the stream's duplicate window).
  */
 export class DeadLetterSink implements DeadLetterSinkLike {
-  private readonly maxInFlight: number;
+  private readonly publisher: JetStreamPublisher;
 
-  /** `opts.maxInFlight`: publishes awaiting their ack at once (@default 1000). */
+  /**
+   * `conn`: the JetStream client (its connection is used) or the connection itself.
+   * `opts.maxInFlight`: publishes awaiting their ack at once (@default 1000);
+   * `opts.timeoutMs`: wait for an ack (@default the JetStream client's timeout, 5000 ms).
+   */
   constructor(
-    private readonly js: JetStreamClient,
-    opts: { maxInFlight?: number } = {},
+    conn: JetStreamClient | NatsConnection,
+    opts: { maxInFlight?: number; timeoutMs?: number } = {},
   ) {
-    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 1000);
+    this.publisher = JetStreamPublisher.of(conn, {
+      maxInFlight: Math.max(1, opts.maxInFlight ?? 1000),
+      ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+    });
   }
 
   /** Publishes in order, pipelined; resolves when every ack arrived. */
-  publish(rejects: Reject[]): Promise<void> {
-    return publishPipelined(rejects, this.maxInFlight, (r) => {
+  async publish(rejects: Reject[]): Promise<void> {
+    await this.publisher.publishAll(rejects, (r) => {
       const h = headers();
       h.set('Cx-Error', headerValue(r.reason));
       h.set('Cx-Source-Seq', String(r.seq));
       h.set('Cx-Source-Subject', r.subject);
-      return this.js.publish(DEAD_LETTER_SUBJECT, r.data, { msgID: `dlq:${r.seq}`, headers: h });
+      return { subject: DEAD_LETTER_SUBJECT, data: r.data, msgId: `dlq:${r.seq}`, headers: h };
     });
   }
 }

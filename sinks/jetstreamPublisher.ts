@@ -126,7 +126,7 @@ interface Pending {
 
 const encoder = new TextEncoder();
 const SUCCESS_PREFIX = encoder.encode('{"stream":');
-const DUPLICATE = encoder.encode('"duplicate":true');
+const DUPLICATE = encoder.encode('"duplicate"');
 const decoder = new TextDecoder();
 
 /**
@@ -284,7 +284,7 @@ export class JetStreamPublisher {
     const data = msg.data;
     // the server writes `error` first when there is one: a body starting with "stream" is an ack
     if (startsWith(data, SUCCESS_PREFIX)) {
-      if (contains(data, DUPLICATE)) {
+      if (isDuplicate(data)) {
         this.duplicated++;
         p.group.duplicates++;
       } else {
@@ -413,17 +413,19 @@ function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
   return true;
 }
 
-/** Whether `pattern` occurs in `data` (acks are a few dozen bytes: a scan from each first byte). */
-function contains(data: Uint8Array, pattern: Uint8Array): boolean {
-  const first = pattern[0];
-  for (
-    let at = data.indexOf(first as number);
-    at >= 0 && at + pattern.length <= data.length;
-    at = data.indexOf(first as number, at + 1)
-  ) {
+/**
+ * Whether the ack says `"duplicate": true`. The server formats acks by hand (2.9 writes
+ * `"duplicate": true` with a space), so whitespace around the colon is allowed.
+ */
+function isDuplicate(data: Uint8Array): boolean {
+  const first = DUPLICATE[0] as number;
+  for (let at = data.indexOf(first); at >= 0; at = data.indexOf(first, at + 1)) {
     let i = 1;
-    while (i < pattern.length && data[at + i] === pattern[i]) i++;
-    if (i === pattern.length) return true;
+    while (i < DUPLICATE.length && data[at + i] === DUPLICATE[i]) i++;
+    if (i < DUPLICATE.length) continue;
+    let j = at + i;
+    while (data[j] === 0x20 || data[j] === 0x3a) j++; // spaces and the colon
+    return data[j] === 0x74; // t of true
   }
   return false;
 }

@@ -1,5 +1,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Trigger } from '../operators/types.js';
+import { JetStreamPublisher } from './jetstreamPublisher.js';
 
 /** Where triggers go: JetStream in production, an array in the demo and dry runs. */
 export interface TriggerSink {
@@ -14,6 +16,11 @@ export interface NatsTriggerSinkOptions {
    * @default 2000
    */
   maxInFlight?: number;
+  /**
+   * How long a trigger may wait for its ack before the batch fails.
+   * @default the JetStream client's timeout (5000 ms)
+   */
+  timeoutMs?: number;
 }
 
 /** The JSON body of a trigger message: exactly the CONTRACT.md fields (the subject is not one). */
@@ -40,20 +47,23 @@ const encoder = new TextEncoder();
  * replay after a crash is de-duplicated by the stream (within its duplicate window).
  */
 export class NatsTriggerSink implements TriggerSink {
-  private readonly maxInFlight: number;
+  private readonly publisher: JetStreamPublisher;
 
-  constructor(
-    private readonly js: JetStreamClient,
-    opts: NatsTriggerSinkOptions = {},
-  ) {
-    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 2000);
+  /** `conn`: the JetStream client (its connection is used) or the connection itself. */
+  constructor(conn: JetStreamClient | NatsConnection, opts: NatsTriggerSinkOptions = {}) {
+    this.publisher = JetStreamPublisher.of(conn, {
+      maxInFlight: Math.max(1, opts.maxInFlight ?? 2000),
+      ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+    });
   }
 
-  /** Publishes in order, pipelined; resolves when every ack arrived. */
-  publish(triggers: Trigger[]): Promise<void> {
-    return publishPipelined(triggers, this.maxInFlight, (t) =>
-      this.js.publish(t.subject, triggerBody(t), { msgID: t.id }),
-    );
+  /** Publishes in order, pipelined (core publish + PubAck, see JetStreamPublisher); resolves when every ack arrived. */
+  async publish(triggers: Trigger[]): Promise<void> {
+    await this.publisher.publishAll(triggers, (t) => ({
+      subject: t.subject,
+      data: triggerBody(t),
+      msgId: t.id,
+    }));
   }
 }
 
@@ -69,6 +79,7 @@ export class MemoryTriggerSink implements TriggerSink {
 }
 
 /**
+ * (Used before {@link JetStreamPublisher}; kept for sinks that await arbitrary promises.)
  * Calls `send` for each item in order with at most `maxInFlight` promises pending; resolves when
  * all settled, rejecting with the first error (after the others settled, so none is left dangling).
  */

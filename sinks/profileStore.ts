@@ -1,10 +1,18 @@
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ProfileRow } from '../operators/types.js';
-import { publishPipelined } from './natsTriggers.js';
+import { JetStreamPublisher } from './jetstreamPublisher.js';
 
 /** The KV bucket of CONTRACT.md: key = customer (see {@link profileKey}), value = profile JSON. */
 export const PROFILE_BUCKET = 'cx_profiles';
+
+/**
+ * The subject a KV put publishes to (`Bucket.subjectForKey(key, true)` of @nats-io/kv for a bucket
+ * that is not a mirror, on the default `$JS.API` prefix): `$KV.<bucket>.<key>`, no headers.
+ */
+const PUT_PREFIX = `$KV.${PROFILE_BUCKET}.`;
+
+const encoder = new TextEncoder();
 
 /** Keys NATS KV accepts as they are (a subset of its `[-/=.\w]`, leaving `=` free as a marker). */
 const PLAIN_KEY = /^[-\w]+$/;
@@ -39,23 +47,35 @@ export interface ProfileStoreLike {
 export class ProfileStore implements ProfileStoreLike {
   private constructor(
     private readonly kv: KV,
-    private readonly maxInFlight: number,
+    private readonly publisher: JetStreamPublisher,
   ) {}
 
   /**
    * Opens (creating if missing, with history 1) the bucket `cx_profiles`.
-   * `opts.maxInFlight`: puts awaiting their ack at once (@default 1000).
+   * `opts.maxInFlight`: puts awaiting their ack at once (@default 1000);
+   * `opts.timeoutMs`: wait for a put's ack (@default 5000).
    */
-  static async open(nc: NatsConnection, opts: { maxInFlight?: number } = {}): Promise<ProfileStore> {
+  static async open(
+    nc: NatsConnection,
+    opts: { maxInFlight?: number; timeoutMs?: number } = {},
+  ): Promise<ProfileStore> {
     const kv = await new Kvm(nc).create(PROFILE_BUCKET, { history: 1 });
-    return new ProfileStore(kv, Math.max(1, opts.maxInFlight ?? 1000));
+    const publisher = new JetStreamPublisher(nc, {
+      maxInFlight: Math.max(1, opts.maxInFlight ?? 1000),
+      ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
+    });
+    return new ProfileStore(kv, publisher);
   }
 
-  /** Puts each customer's latest row (`row.profile` as the value), pipelined. */
-  put(rows: ProfileRow[]): Promise<void> {
-    return publishPipelined(lastPerCustomer(rows), this.maxInFlight, (row) =>
-      this.kv.put(profileKey(row.customer), row.profile),
-    );
+  /**
+   * Puts each customer's latest row (`row.profile` as the value), pipelined: a put is a publish to
+   * the key's subject, what `kv.put()` sends, without nats.js's per-request machinery.
+   */
+  async put(rows: ProfileRow[]): Promise<void> {
+    await this.publisher.publishAll(lastPerCustomer(rows), (row) => ({
+      subject: PUT_PREFIX + profileKey(row.customer),
+      data: encoder.encode(row.profile),
+    }));
   }
 
   /** The parsed profile JSON, or null when there is none (or it was deleted). */
