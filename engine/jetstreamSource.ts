@@ -58,6 +58,8 @@ interface AckHandle {
 }
 
 const RETRY_MIN_MS = 100;
+/** Pull request lifetime; idle heartbeats come every half of it. */
+const PULL_EXPIRES_MS = 5_000;
 const RETRY_MAX_MS = 5_000;
 
 /**
@@ -190,6 +192,10 @@ class JetStreamSource implements EventSource {
     this.seen = this.ackFloor;
     this.pending = info.num_pending;
     this.consumerKnown = true;
+    // Messages delivered to an earlier incarnation (a crashed engine) and never acked would come
+    // again only after ack_wait (30 s by default) when no newer message reveals the gap; recreating
+    // the consumer at the ack floor redelivers them now (test/faults/natsKill.test.ts measured it).
+    if (info.num_ack_pending > 0) this.resyncWanted = true;
     let failures = 0;
     let seenAtResync = -1;
     let seenAtFailure = -1;
@@ -295,7 +301,10 @@ class JetStreamSource implements EventSource {
       if (isNotFound(e)) this.resyncWanted = true;
       throw e;
     });
-    const messages = await consumer.consume({ max_messages: this.bufferMessages });
+    // `expires` also paces nats.js's recovery after a reconnect: when the consumer info it asks for
+    // fails (JetStream still starting on a restarted server), it retries only after `expires`. The
+    // default 30 s held the engine idle for ~38 s after a nats-server restart (test/faults/natsKill).
+    const messages = await consumer.consume({ max_messages: this.bufferMessages, expires: PULL_EXPIRES_MS });
     this.messages = messages;
     const generation = this.generation;
     void this.watchStatus(messages);

@@ -26,7 +26,10 @@ export interface WorkerPoolOptions {
   allowedLatenessMs?: number;
   /** @default 10_000 */
   idleAfterMs?: number;
-  /** Events more than this ahead of the wall clock are dead-lettered. @default 300_000 */
+  /**
+   * Events more than this ahead of the batch's `now` are dead-lettered (the engine passes
+   * `engine.maxFutureSkewMs`). @default no limit
+   */
   maxFutureSkewMs?: number;
   /** How workers encode event rows: the ClickHouse writer's `format`. @default 'JSONCompactEachRow' */
   rowFormat?: RowFormat;
@@ -38,6 +41,12 @@ export interface WorkerPoolOptions {
  */
 export class WorkerPool {
   private readonly pools: Piscina[];
+  /**
+   * Partitions whose thread died (a crash mid-task) and that piscina replaced with a fresh one: the
+   * fresh thread has lost the partition's state, so none of its results may be used — above all not
+   * a snapshot, which a checkpoint would store over the good one (docs/DELIVERY.md "Poison input").
+   */
+  private readonly replaced = new Set<number>();
 
   constructor(options: WorkerPoolOptions) {
     const filename = workerFile();
@@ -50,10 +59,10 @@ export class WorkerPool {
         profileIntervalMs: options.profileIntervalMs ?? 60_000,
         allowedLatenessMs: options.allowedLatenessMs ?? 5_000,
         idleAfterMs: options.idleAfterMs ?? 10_000,
-        maxFutureSkewMs: options.maxFutureSkewMs ?? 300_000,
+        maxFutureSkewMs: options.maxFutureSkewMs,
         rowFormat: options.rowFormat ?? 'JSONCompactEachRow',
       };
-      return new Piscina({
+      const pool = new Piscina({
         filename,
         workerData,
         minThreads: 1,
@@ -63,6 +72,12 @@ export class WorkerPool {
         // Atomics.wait between tasks would freeze timers inside the worker (piscina #346).
         atomics: 'disabled',
       });
+      // emitted before the new thread runs any task, so every later result is checked in `runOn`
+      let threads = 0;
+      pool.on('workerCreate', () => {
+        if (++threads > 1) this.replaced.add(partition);
+      });
+      return pool;
     });
   }
 
@@ -73,7 +88,7 @@ export class WorkerPool {
   /** Runs a batch of raw events on their partition; the payload bytes are transferred, not cloned. */
   runEvents(partition: number, events: readonly RawEvent[], now: number): Promise<BatchOutput> {
     const task = packEvents(events, now);
-    return this.pool(partition).run(task, {
+    return this.runOn(partition, task, {
       transferList: [
         task.bytes.buffer as ArrayBuffer,
         task.ends.buffer as ArrayBuffer,
@@ -84,17 +99,17 @@ export class WorkerPool {
 
   /** Runs a task that is not a batch of events (tick, rule swap) on one partition. */
   run(partition: number, task: Exclude<WorkerTask, EventBatchTask | SnapshotTask>): Promise<BatchOutput> {
-    return this.pool(partition).run(task);
+    return this.runOn(partition, task);
   }
 
   /** Runs the same task on every partition. */
   broadcast(task: Exclude<WorkerTask, EventBatchTask | SnapshotTask>): Promise<BatchOutput[]> {
-    return Promise.all(this.pools.map((pool) => pool.run(task)));
+    return Promise.all(this.pools.map((_, p) => this.runOn<BatchOutput>(p, task)));
   }
 
   /** Encodes a partition's state in its worker, after the tasks already queued there (checkpoints). */
   snapshot(partition: number): Promise<SnapshotResult> {
-    return this.pool(partition).run({ kind: 'snapshot' } satisfies SnapshotTask);
+    return this.runOn(partition, { kind: 'snapshot' } satisfies SnapshotTask);
   }
 
   /** Replaces a partition's state with a snapshot's (recovery); the bytes are transferred. */
@@ -102,11 +117,22 @@ export class WorkerPool {
     // A copy we own (new Uint8Array copies; Buffer#slice would not): the caller's bytes may be a
     // view into a larger buffer, and transferring detaches it.
     const own = new Uint8Array(state);
-    return this.pool(partition).run({ kind: 'restore', state: own }, { transferList: [own.buffer] });
+    return this.runOn(partition, { kind: 'restore', state: own }, { transferList: [own.buffer] });
   }
 
   async close(): Promise<void> {
     await Promise.all(this.pools.map((pool) => pool.destroy()));
+  }
+
+  /** Runs a task on the partition's thread; fails once that thread was replaced (its state is gone). */
+  private async runOn<T>(
+    partition: number,
+    task: WorkerTask,
+    options?: { transferList: ArrayBuffer[] },
+  ): Promise<T> {
+    const result = (await this.pool(partition).run(task, options)) as T;
+    if (this.replaced.has(partition)) throw new WorkerLostError(partition);
+    return result;
   }
 
   private pool(partition: number): Piscina {
@@ -114,6 +140,17 @@ export class WorkerPool {
     if (pool === undefined)
       throw new RangeError(`partition ${partition} out of range 0..${this.pools.length - 1}`);
     return pool;
+  }
+}
+
+/** A partition's worker thread died: its in-memory state is lost; restart the engine to recover from the checkpoint. */
+export class WorkerLostError extends Error {
+  override readonly name = 'WorkerLostError';
+  constructor(readonly partition: number) {
+    super(
+      `the worker thread of partition ${partition} died and was replaced; its state is lost. ` +
+        'The engine must restart to recover the partition from its checkpoint',
+    );
   }
 }
 

@@ -20,6 +20,7 @@ describe('exactly-once under nats-server SIGKILLs', () => {
   let faulty: ScenarioResult;
   const recoveries: number[] = [];
   const outages: number[] = [];
+  const timeline: Array<{ at: number; msg: string }> = [];
 
   beforeAll(async () => {
     reference = await runScenario({ events, publishStep: 1000, publishPauseMs: 0 });
@@ -33,7 +34,9 @@ describe('exactly-once under nats-server SIGKILLs', () => {
           await ctx.sleep(1000 + Math.random() * 2000);
           const outageMs = Math.round(200 + Math.random() * 1300);
           outages.push(outageMs);
+          timeline.push({ at: Date.now(), msg: `nats-server SIGKILL (outage ${outageMs} ms)` });
           const ms = await ctx.killServer(outageMs);
+          timeline.push({ at: Date.now(), msg: `recovered after ${ms} ms` });
           if (ms !== null) recoveries.push(ms);
         }
       },
@@ -61,8 +64,25 @@ describe('exactly-once under nats-server SIGKILLs', () => {
         // server accepting connections again → the consumer's ack floor moving
         recoveryMs: { p50: sorted[Math.floor((sorted.length - 1) / 2)], max: sorted.at(-1), all: recoveries },
         examples: { lost: report.lost.slice(0, 5), duplicated: report.duplicated.slice(0, 5) },
+        // what the engine went through (message → count)
+        engineWarnings: countMessages(faulty.log),
       }),
     );
+    // the fault timeline with the engine's warnings and (re)starts, for the recovery times above
+    const t0 = timeline[0]?.at ?? 0;
+    const entries = [
+      ...timeline,
+      ...faulty.log
+        .split('\n')
+        .filter((l) => /"level":[456]0|"msg":"(engine started|state recovered|processing)"/.test(l))
+        .map((l) => ({
+          at: Number(/"time":(\d+)/.exec(l)?.[1] ?? 0),
+          msg: /"msg":"([^"]*)"/.exec(l)?.[1] ?? '',
+        })),
+    ]
+      .filter((e) => e.at >= t0)
+      .sort((a, b) => a.at - b.at);
+    console.log(entries.map((e) => `+${((e.at - t0) / 1000).toFixed(1)}s ${e.msg}`).join('\n'));
     if (report.lost.length + report.duplicated.length + report.extra.length > 0) {
       console.log(
         faulty.log
@@ -99,3 +119,14 @@ describe('exactly-once under nats-server SIGKILLs', () => {
     }
   });
 });
+
+/** Warning and error messages of the engine's JSON log lines, counted. */
+function countMessages(log: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of log.split('\n')) {
+    if (!/"level":[456]0/.test(line)) continue;
+    const msg = /"msg":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 80);
+    counts[msg] = (counts[msg] ?? 0) + 1;
+  }
+  return counts;
+}

@@ -2,7 +2,8 @@
  * A crashed worker thread (docs/DELIVERY.md "Poison input"): the thread of a partition dies while a
  * batch runs on it. The pool's task fails, the pipeline fails (the process would exit with code 1),
  * nothing past the last checkpoint is acked, and a restarted engine recovers from the checkpoint
- * and produces exactly the triggers of a run without the crash. The thread is not restarted in place.
+ * and produces exactly the triggers of a run without the crash. The thread is not restarted in place:
+ * the pool refuses every result of the empty thread piscina puts in its place.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import { Checkpointer } from '../../engine/checkpointer.js';
 import { LocalCheckpointStore } from '../../engine/checkpointStore.js';
 import { runPipeline } from '../../engine/pipeline.js';
 import type { BatchOutput, EventSource, RawEvent } from '../../engine/types.js';
-import { WorkerPool } from '../../engine/workerPool.js';
+import { WorkerLostError, WorkerPool } from '../../engine/workerPool.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { Trigger } from '../../operators/types.js';
 
@@ -133,6 +134,10 @@ describe('a crashed worker thread', () => {
     // nothing beyond the checkpoint was acked; the checkpoint was not moved by the crash
     expect(Math.max(...source.acked)).toBe(1_000);
     expect((await store.load(0))?.coveredSeq).toBe(1_000);
+    // piscina replaced the thread with an empty one: nothing it computes is used, least of all a
+    // snapshot that a checkpoint still running would store over the good one
+    await expect(pool.snapshot(0)).rejects.toBeInstanceOf(WorkerLostError);
+    expect((await pool.snapshot(1)).lastSeq).toBeGreaterThan(1_000);
     await pool.close();
 
     // the supervisor's restart: recover from the checkpoint, the stream redelivers from the ack floor
