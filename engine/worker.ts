@@ -3,12 +3,9 @@
  * piscina calls the default export once per task, one task at a time, in submission order.
  */
 import { Piscina, workerData } from 'piscina';
-import {
-  type PartitionOutput,
-  PartitionProcessor,
-} from '../operators/partitionProcessor.js';
+import { type PartitionOutput, PartitionProcessor } from '../operators/partitionProcessor.js';
 import { type CountedSelection, selectCounted } from '../operators/regionSurge.js';
-import { EVENT_COLUMNS, encodeRows, PROFILE_COLUMNS } from '../sinks/clickhouseRows.js';
+import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../sinks/clickhouseRows.js';
 import { SnapshotCodec } from './snapshotCodec.js';
 import type { BatchOutput, SnapshotResult, WorkerOptions, WorkerTask } from './types.js';
 
@@ -69,7 +66,7 @@ let countedMaxTs = Number.NEGATIVE_INFINITY;
 function encoded(out: PartitionOutput): BatchOutput {
   const result: BatchOutput = {
     ...out,
-    events: encodeRows(out.events, EVENT_COLUMNS, options.rowFormat),
+    events: encodeEventRows(out.events, options.rowFormat),
     profileRows: encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat),
   };
   if (counting !== null) {

@@ -96,6 +96,11 @@ export class PartitionProcessor {
   private readonly scope: CustomerScope;
   private readonly run: RuleRun;
   private readonly resolveTimers = (customer: string) => this.customers.get(customer)?.timers;
+  // The profile of the event being applied, built on first use (rules that read it, publishing):
+  // most events neither fire a rule that reads it nor publish. Reused, so no closure per event.
+  private current: CustomerState = newCustomerState('');
+  private currentProfile: Profile | undefined;
+  private readonly profileOfCurrent = () => this.currentProfileOf() as unknown as Record<string, unknown>;
 
   constructor(options: PartitionOptions) {
     this.partition = options.partition;
@@ -296,17 +301,25 @@ export class PartitionProcessor {
     event.localHour = localHour(event.ts, event.tz ?? this.defaultTz, this.defaultTz);
     updateProfile(entry.state, event, this.defaultTz);
     const asOf = entry.state.lastSeen!; // set by updateProfile
-    const profile = profileOf(entry.state, asOf);
+    this.current = entry.state;
+    this.currentProfile = undefined;
     const run = this.run;
     run.watermark = this.watermark.value;
     run.late = late;
     run.firedAt = now;
     run.triggers = out.triggers;
     run.counters = out;
-    this.rules.evaluate(event, profile as unknown as Record<string, unknown>, this.scopeOf(entry), run);
+    this.rules.evaluate(event, this.profileOfCurrent, this.scopeOf(entry), run);
     out.events.push(eventRow(event, this.partition, seq));
-    if (asOf - entry.publishedAt >= this.profileIntervalMs) this.publishProfile(entry, profile, out);
+    if (asOf - entry.publishedAt >= this.profileIntervalMs)
+      this.publishProfile(entry, this.currentProfileOf(), out);
     else entry.dirty = true;
+    this.currentProfile = undefined;
+  }
+
+  private currentProfileOf(): Profile {
+    this.currentProfile ??= profileOf(this.current, this.current.lastSeen!);
+    return this.currentProfile;
   }
 
   private publishProfile(entry: CustomerEntry, profile: Profile, out: PartitionOutput): void {

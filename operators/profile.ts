@@ -443,18 +443,30 @@ export function profileOf(state: CustomerState, now: number): Profile {
   };
 }
 
+// Scratch for preferredChannelOf: a customer has a handful of channels, so parallel arrays scanned
+// linearly beat a Map allocated per call (profileOf runs for most events).
+const channelKeys: string[] = [];
+const channelCounts: number[] = [];
+
 function preferredChannelOf(state: CustomerState, now: number): string | null {
   const b = state.contacts;
   const from = Math.floor(now / DAY) - CONTACT_WINDOW_DAYS;
-  const count = new Map<string, number>();
+  channelKeys.length = 0;
+  channelCounts.length = 0;
   for (let i = b.d.length - 1; i >= 0 && b.d[i]! >= from; i--) {
     const k = b.k[i]!;
-    count.set(k, (count.get(k) ?? 0) + b.n[i]!);
+    const at = channelKeys.indexOf(k);
+    if (at < 0) {
+      channelKeys.push(k);
+      channelCounts.push(b.n[i]!);
+    } else channelCounts[at]! += b.n[i]!;
   }
   let best: string | null = null;
   let bestN = 0;
   let bestT = 0;
-  for (const [k, n] of count) {
+  for (let c = 0; c < channelKeys.length; c++) {
+    const k = channelKeys[c]!;
+    const n = channelCounts[c]!;
     const t = state.lastContactTs[state.lastContactChannel.indexOf(k)] ?? 0;
     if (n > bestN || (n === bestN && (t > bestT || (t === bestT && best !== null && k < best)))) {
       best = k;
@@ -490,8 +502,23 @@ function isNightOwl(hours: number[]): boolean {
 
 /** Up to three categories with the most views (at least one), ties by name. */
 function topCategories(views: Record<string, number>): string[] {
-  return Object.keys(views)
-    .filter((k) => views[k]! >= 1)
-    .sort((a, b) => views[b]! - views[a]! || (a < b ? -1 : a > b ? 1 : 0))
-    .slice(0, TOP_CATEGORIES);
+  // Insertion into a list of at most three: no key array, filter or sort per call.
+  const top: string[] = [];
+  for (const k in views) {
+    if (!Object.hasOwn(views, k)) continue;
+    const n = views[k]!;
+    if (!(n >= 1)) continue;
+    let i = top.length;
+    while (i > 0 && ranksBefore(k, n, top[i - 1]!, views[top[i - 1]!]!)) i--;
+    if (i < TOP_CATEGORIES) {
+      top.splice(i, 0, k);
+      if (top.length > TOP_CATEGORIES) top.pop();
+    }
+  }
+  return top;
+}
+
+/** More views first, then by name. */
+function ranksBefore(a: string, an: number, b: string, bn: number): boolean {
+  return an > bn || (an === bn && a < b);
 }

@@ -88,7 +88,7 @@ export class RuleSet {
   private readonly groupEpoch: number[];
   private epoch = 0;
   // Reused for every evaluation so that an event that fires nothing allocates nothing here.
-  private readonly ctx: EvalContext = { event: undefined, profile: undefined, now: 0 };
+  private readonly ctx = new LazyEvalContext();
 
   /** Use `compileRules`. */
   constructor(
@@ -120,32 +120,36 @@ export class RuleSet {
     return this.byId.has(ruleId);
   }
 
-  /** Evaluates the rules for one event after the profile was updated; triggers go to `run.triggers`. */
-  evaluate(event: CxEvent, profile: Record<string, unknown>, scope: CustomerScope, run: RuleRun): void {
+  /**
+   * Evaluates the rules for one event after the profile was updated; triggers go to `run.triggers`.
+   * `profile` may be a function that builds it: it is then called at most once, and only when a
+   * condition, payload or trigger reads the profile (not for rules that read only `event`).
+   */
+  evaluate(event: CxEvent, profile: ProfileSource, scope: CustomerScope, run: RuleRun): void {
     const rules = this.byType.get(event.type) ?? this.anyType;
     if (rules.length === 0) return;
     const epoch = ++this.epoch;
     const ctx = this.ctx;
     ctx.event = event;
-    ctx.profile = profile;
+    ctx.setProfile(profile);
     ctx.now = event.ts;
     try {
       for (const r of rules) {
         switch (r.kind) {
           case 'event':
-            this.onEvent(r, event, profile, scope, run, epoch);
+            this.onEvent(r, event, scope, run, epoch);
             break;
           case 'absence':
             this.onAbsence(r, event, scope, run);
             break;
           case 'sequence':
-            this.onSequence(r, event, profile, scope, run, epoch);
+            this.onSequence(r, event, scope, run, epoch);
             break;
           case 'count':
-            this.onCount(r, event, profile, scope, run, epoch);
+            this.onCount(r, event, scope, run, epoch);
             break;
           case 'streak':
-            this.onStreak(r, event, profile, scope, run, epoch);
+            this.onStreak(r, event, scope, run, epoch);
             break;
           case 'inactivity':
             this.onActivity(r, event, scope, run);
@@ -157,7 +161,7 @@ export class RuleSet {
       }
     } finally {
       ctx.event = undefined;
-      ctx.profile = undefined;
+      ctx.setProfile(undefined);
     }
   }
 
@@ -173,7 +177,6 @@ export class RuleSet {
       return;
     }
     if (record.kind === 'cycle') stateOf(scope.memory, r).p = scope.state.lastOrderAt ?? undefined;
-    const profile = profileOf(scope.state, due) as unknown as Record<string, unknown>;
     const event: CxEvent = record.anchor ?? {
       id: `t${due}`,
       ts: due,
@@ -183,28 +186,22 @@ export class RuleSet {
     };
     const ctx = this.ctx;
     ctx.event = event;
-    ctx.profile = profile;
+    // Built only if read; the customer's state does not change while its timer fires.
+    ctx.setProfile(() => profileOf(scope.state, due) as unknown as Record<string, unknown>);
     ctx.now = due;
     try {
-      this.attempt(r, profile, scope, run, 0, due, undefined, `t${due}`);
+      this.attempt(r, scope, run, 0, due, undefined, `t${due}`);
     } finally {
       ctx.event = undefined;
-      ctx.profile = undefined;
+      ctx.setProfile(undefined);
     }
   }
 
-  private onEvent(
-    r: CompiledRule,
-    event: CxEvent,
-    profile: Record<string, unknown>,
-    scope: CustomerScope,
-    run: RuleRun,
-    epoch: number,
-  ): void {
+  private onEvent(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun, epoch: number): void {
     const groupWon = r.group >= 0 && this.groupEpoch[r.group] === epoch;
     if (groupWon && r.crosses === undefined) return;
     if (r.crosses === undefined) {
-      this.attempt(r, profile, scope, run, epoch, event.ts, sessionOf(event), event.id);
+      this.attempt(r, scope, run, epoch, event.ts, sessionOf(event), event.id);
       return;
     }
     const v = this.test(r, r.crosses);
@@ -219,7 +216,7 @@ export class RuleSet {
     if (prev || groupWon) return;
     // The edge is used up whether or not it fires: `crosses` fires on the crossing itself.
     stateOf(scope.memory, r).c = true;
-    this.attempt(r, profile, scope, run, epoch, event.ts, sessionOf(event), event.id);
+    this.attempt(r, scope, run, epoch, event.ts, sessionOf(event), event.id);
   }
 
   /** absence: `after` arms (restarts) the timer, `missing` cancels it. */
@@ -261,7 +258,6 @@ export class RuleSet {
   private onSequence(
     r: CompiledRule,
     event: CxEvent,
-    profile: Record<string, unknown>,
     scope: CustomerScope,
     run: RuleRun,
     epoch: number,
@@ -272,7 +268,7 @@ export class RuleSet {
       const firsts = (scope.memory[r.id] as RuleState | undefined)?.s;
       let found = false;
       if (firsts !== undefined) for (const a of firsts) if (a <= ts && a >= ts - r.windowMs) found = true;
-      if (found) this.attempt(r, profile, scope, run, epoch, ts, sessionOf(event), event.id);
+      if (found) this.attempt(r, scope, run, epoch, ts, sessionOf(event), event.id);
     }
     if (r.first.has(event.type) && ts >= horizon) {
       const st = stateOf(scope.memory, r);
@@ -281,14 +277,7 @@ export class RuleSet {
   }
 
   /** count: N `of` events within the window (sliding or after an anchor), per key, unless vetoed. */
-  private onCount(
-    r: CompiledRule,
-    event: CxEvent,
-    profile: Record<string, unknown>,
-    scope: CustomerScope,
-    run: RuleRun,
-    epoch: number,
-  ): void {
+  private onCount(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun, epoch: number): void {
     const ts = event.ts;
     const type = event.type;
     const horizon = run.watermark - r.windowMs;
@@ -312,18 +301,11 @@ export class RuleSet {
     st.x = windowAdd(st.x, key, ts, horizon, MAX_WINDOW_ENTRIES);
     if (run.late) return;
     if (countFires(st.x, st.u, st.an, key, ts, r.windowMs, r.n, r.anchor.size > 0))
-      this.attempt(r, profile, scope, run, epoch, ts, sessionOf(event), event.id);
+      this.attempt(r, scope, run, epoch, ts, sessionOf(event), event.id);
   }
 
   /** streak: consecutive `of` events satisfying `where` (stream order); fires when it reaches `count`. */
-  private onStreak(
-    r: CompiledRule,
-    event: CxEvent,
-    profile: Record<string, unknown>,
-    scope: CustomerScope,
-    run: RuleRun,
-    epoch: number,
-  ): void {
+  private onStreak(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun, epoch: number): void {
     if (r.second.has(event.type)) {
       const st = scope.memory[r.id] as RuleState | undefined;
       if (st?.k) st.k = 0;
@@ -337,8 +319,7 @@ export class RuleSet {
       return;
     }
     st.k = (st.k ?? 0) + 1;
-    if (st.k === r.n && !run.late)
-      this.attempt(r, profile, scope, run, epoch, event.ts, sessionOf(event), event.id);
+    if (st.k === r.n && !run.late) this.attempt(r, scope, run, epoch, event.ts, sessionOf(event), event.id);
   }
 
   /** inactivity: every event that moves lastSeen forward restarts the timer at lastSeen + for. */
@@ -379,7 +360,6 @@ export class RuleSet {
    */
   private attempt(
     r: CompiledRule,
-    profile: Record<string, unknown>,
     scope: CustomerScope,
     run: RuleRun,
     epoch: number,
@@ -402,14 +382,7 @@ export class RuleSet {
       state.f = markFired(r, state.f, key, t, session);
     }
     if (epoch !== 0 && r.group >= 0) this.groupEpoch[r.group] = epoch;
-    const trigger = this.trigger(
-      r,
-      `${r.id}:${scope.customer}:${idSuffix}`,
-      scope.customer,
-      t,
-      profile,
-      run.firedAt,
-    );
+    const trigger = this.trigger(r, `${r.id}:${scope.customer}:${idSuffix}`, scope.customer, t, run.firedAt);
     if (r.quiet !== undefined) {
       const tz = this.ctx.event?.tz ?? scope.state.tz ?? run.defaultTz;
       if (inQuietHours(r.quiet, t, tz, run.defaultTz)) {
@@ -464,9 +437,9 @@ export class RuleSet {
     id: string,
     customer: string,
     eventTime: number,
-    profile: Record<string, unknown>,
     firedAt: number,
   ): Trigger {
+    const profile = this.ctx.profile ?? {};
     const payload: Record<string, unknown> = {};
     for (const [name, fn] of r.payload) {
       const v = this.value(r, fn);
@@ -492,6 +465,38 @@ export class RuleSet {
       profile: snapshot,
       subject: r.subject,
     };
+  }
+}
+
+/** A profile, or a function that builds it (called at most once per evaluation, only if read). */
+export type ProfileSource = Record<string, unknown> | (() => Record<string, unknown>);
+
+/**
+ * What CEL expressions see, reused across evaluations. `profile` is built on first read: cel-js reads
+ * the variables of the context by name, so a getter defers the work until an expression needs it.
+ */
+class LazyEvalContext implements EvalContext {
+  event: CxEvent | undefined = undefined;
+  now = 0;
+  #profile: Record<string, unknown> | undefined = undefined;
+  #build: (() => Record<string, unknown>) | undefined = undefined;
+
+  get profile(): Record<string, unknown> | undefined {
+    if (this.#build !== undefined) {
+      this.#profile = this.#build();
+      this.#build = undefined;
+    }
+    return this.#profile;
+  }
+
+  setProfile(source: ProfileSource | undefined): void {
+    if (typeof source === 'function') {
+      this.#profile = undefined;
+      this.#build = source;
+    } else {
+      this.#profile = source;
+      this.#build = undefined;
+    }
   }
 }
 
