@@ -2,8 +2,9 @@
  * Exactly-once checker for the fault tests (like nats-server's chaos bitset and Kafka's EOS
  * verifier): compares every output id of a run with a fault-free reference run.
  */
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+
 import type { NatsConnection } from '@nats-io/transport-node';
+import { readStream } from './readStream.js';
 
 /** What a run got wrong. */
 export interface DeliveryReport {
@@ -33,19 +34,7 @@ export function compareIds(reference: readonly string[], actual: readonly string
 
 /** The trigger id (`Nats-Msg-Id`, else the body's `id`) of every message on a stream, in order. */
 export async function readTriggerIds(nc: NatsConnection, stream = 'CX_TRIGGERS'): Promise<string[]> {
-  const jsm = await jetstreamManager(nc);
-  const { state } = await jsm.streams.info(stream);
-  if (state.messages === 0) return [];
-  const consumer = await jetstream(nc).consumers.get(stream, {
-    deliver_policy: DeliverPolicy.All,
-    ack_policy: AckPolicy.None,
-  } as never);
-  const ids: string[] = [];
-  const messages = await consumer.consume({ max_messages: 5000 });
-  for await (const m of messages) {
-    ids.push(m.headers?.get('Nats-Msg-Id') || m.json<{ id: string }>().id);
-    if (m.seq >= state.last_seq || m.info.pending === 0) break;
-  }
-  messages.stop();
-  return ids;
+  return (await readStream(nc, stream)).map(
+    (m) => m.headers?.get('Nats-Msg-Id') || m.json<{ id: string }>().id,
+  );
 }

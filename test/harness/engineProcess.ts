@@ -62,6 +62,16 @@ export class EngineProcess {
     return this.tail;
   }
 
+  /** Sends a signal (e.g. SIGHUP: reload the rule files). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
+  }
+
+  /** Every log line seen so far, as JSON text, one per line (for searching). */
+  logText(): string {
+    return this.lines.map((l) => JSON.stringify(l)).join('\n');
+  }
+
   /** SIGKILL: a crash. Resolves when the process is gone. */
   async kill(): Promise<void> {
     if (this.running) this.child.kill('SIGKILL');

@@ -37,13 +37,15 @@ function messages(n: number, prefix: string, subject = 'pub.a'): JetStreamMessag
 }
 
 /** A core subscriber standing in for JetStream: it keeps the messages and answers when told to. */
-function heldResponder(subject: string): { held: Msg[]; answer(body: string): void } {
+async function heldResponder(subject: string): Promise<{ held: Msg[]; answer(body: string): void }> {
   const held: Msg[] = [];
   nc.subscribe(subject, {
     callback: (_e, m) => {
       held.push(m);
     },
   });
+  // The subscription must reach the server before another connection publishes to it.
+  await nc.flush();
   return {
     held,
     answer(body) {
@@ -119,7 +121,7 @@ describe('JetStreamPublisher', () => {
   });
 
   it('fails a message whose ack does not come within the timeout, and ignores the late ack', async () => {
-    const responder = heldResponder('silent.a');
+    const responder = await heldResponder('silent.a');
     const publisher = new JetStreamPublisher(nc, { timeoutMs: 100 });
     const err = await rejection(
       publisher.publish({ subject: 'silent.a', data: enc.encode('x'), msgId: 't1' }),
@@ -134,7 +136,7 @@ describe('JetStreamPublisher', () => {
   });
 
   it('keeps at most maxInFlight messages unanswered and sends the next one as each ack arrives', async () => {
-    const responder = heldResponder('held.a');
+    const responder = await heldResponder('held.a');
     const publisher = new JetStreamPublisher(nc, { maxInFlight: 3 });
     let done = false;
     const all = publisher
@@ -167,7 +169,7 @@ describe('JetStreamPublisher', () => {
   });
 
   it('stops sending after a failure and rejects once the messages already sent were answered', async () => {
-    const responder = heldResponder('held.b');
+    const responder = await heldResponder('held.b');
     const publisher = new JetStreamPublisher(nc, { maxInFlight: 2 });
     const all = publisher.publishAll(messages(6, 'stop', 'held.b'), (m) => m);
     await check(() => responder.held.length === 2);
@@ -190,12 +192,12 @@ describe('JetStreamPublisher', () => {
 
   it('fails pending messages when the connection closes', async () => {
     const other = await connect({ servers: server.url });
-    const responder = heldResponder('held.c');
+    const responder = await heldResponder('held.c');
     const publisher = new JetStreamPublisher(other);
-    const pending = publisher.publish({ subject: 'held.c', data: enc.encode('x') });
+    const failed = rejection(publisher.publish({ subject: 'held.c', data: enc.encode('x') }));
     await check(() => responder.held.length === 1);
     await other.close();
-    expect((await rejection(pending)).failure).toBe('closed');
+    expect((await failed).failure).toBe('closed');
     expect((await rejection(publisher.publish({ subject: 'held.c', data: enc.encode('y') }))).failure).toBe(
       'closed',
     );

@@ -4,7 +4,6 @@
  * fields, Nats-Msg-Id), the dead letters on CX_DLQ, then SIGTERM → exit 0 → every valid event in
  * cxstream.events.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +16,7 @@ import { loadRules } from '../../engine/rulesFile.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
 import { check } from '../harness/check.js';
+import { EngineProcess } from '../harness/engineProcess.js';
 import { readStream } from '../harness/readStream.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -68,8 +68,7 @@ describe('cxstream run, end to end', () => {
   let server: NatsServer;
   let nc: NatsConnection;
   let dir: string;
-  let engine: ChildProcess;
-  let stderr = '';
+  let engine: EngineProcess;
 
   beforeAll(async () => {
     server = await NatsServer.start({ jetstream: true });
@@ -78,35 +77,28 @@ describe('cxstream run, end to end', () => {
   });
 
   afterAll(async () => {
-    if (engine && engine.exitCode === null) engine.kill('SIGKILL');
+    await engine?.kill();
     await nc?.close();
     await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('fires exactly the expected triggers, dead-letters bad events, and drains on SIGTERM', async () => {
-    engine = spawn(process.execPath, [join(root, 'bin/cxstream.js'), 'run'], {
-      cwd: root,
-      env: {
-        ...process.env,
-        CXSTREAM_NATS_URL: server.url,
-        CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
-        CXSTREAM_STATE_DIR: `${dir}/state`,
-        CXSTREAM_METRICS_PORT: '0',
-        CXSTREAM_ENGINE_PARTITIONS: '2',
-        CXSTREAM_ENGINE_BATCH_MAX_WAIT_MS: '5',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    engine = new EngineProcess({
+      CXSTREAM_NATS_URL: server.url,
+      CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
+      CXSTREAM_STATE_DIR: `${dir}/state`,
+      CXSTREAM_METRICS_PORT: '0',
+      CXSTREAM_ENGINE_PARTITIONS: '2',
+      CXSTREAM_ENGINE_BATCH_MAX_WAIT_MS: '5',
     });
-    engine.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((r) => engine.once('exit', (code) => r(code)));
 
     const jsm = await jetstreamManager(nc);
     // The engine creates the streams and its durable consumer when it starts.
     await check(
       () => jsm.consumers.info('CX_EVENTS', 'cxstream'),
       30_000,
-      () => stderr,
+      () => engine.stderrTail(),
     );
 
     const js = jetstream(nc);
@@ -133,7 +125,7 @@ describe('cxstream run, end to end', () => {
         return info.delivered.stream_seq >= total && info.num_ack_pending === 0 && info.num_pending === 0;
       },
       30_000,
-      () => stderr,
+      () => engine.stderrTail(),
     );
 
     const triggers = await readStream(nc, 'CX_TRIGGERS');
@@ -172,8 +164,7 @@ describe('cxstream run, end to end', () => {
     expect(dead[0]!.headers?.get('Cx-Error')).toMatch(/JSON/i);
     expect(dead[1]!.headers?.get('Cx-Error')).toMatch(/ts/);
 
-    engine.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await engine.stop()).toBe(0);
 
     // The engine released the embedded ClickHouse directory: read what it wrote.
     const ch = openClickHouse(`embedded:${dir}/clickhouse`);
