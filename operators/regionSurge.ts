@@ -209,6 +209,26 @@ export function resolveRegionSurge(spec: RegionSurgeSpec): ResolvedRegionSurge {
   });
 }
 
+/**
+ * What a {@link RegionSurge} held at a checkpoint cut, rebuilt from stored event rows after a crash
+ * (engine/aggregateRecovery.ts): per partition, its events up to the cut's sequence.
+ */
+export interface RegionSurgeCut {
+  /** Per partition: highest event time of its events up to the cut (-Infinity when none). */
+  maxTs: readonly number[];
+  /**
+   * Per partition: its rows of the counted type up to the cut, in stream order, each with the
+   * highest event time of the partition's events before it (`before`, as the worker reports it).
+   * Rows older than the window and baseline of the first window still to evaluate may be left out.
+   */
+  rows: ReadonlyArray<readonly CountedRow[]>;
+  /**
+   * Window end (ms) of each key's latest firing; firings after the cut's evaluated windows are
+   * ignored (the run after the cut fires them again, and the trigger ledger drops the repeat).
+   */
+  lastFired: ReadonlyMap<string, number>;
+}
+
 /** Counts of one key: bucket index (event time / step) → count, with the indexes kept sorted. */
 interface KeyCounts {
   counts: Map<number, number>;
@@ -318,6 +338,58 @@ export class RegionSurge {
     let max = Number.NEGATIVE_INFINITY;
     for (const t of this.maxTs) if (t > max) max = t;
     return max;
+  }
+
+  /**
+   * Resumes from a checkpoint cut instead of the start of the stream: the counts, watermarks,
+   * evaluated windows and cooldowns become those a crash-free run had after observing the same
+   * events, so observing the events after the cut gives the same triggers. Only on a fresh instance.
+   */
+  restore(cut: RegionSurgeCut): void {
+    const P = this.watermarks.length;
+    if (this.byKey.size > 0 || this.counters.counted + this.counters.late + this.counters.unkeyed > 0)
+      throw new Error('RegionSurge.restore needs an aggregate that has not observed anything');
+    if (cut.maxTs.length !== P || cut.rows.length !== P)
+      throw new RangeError(`a cut of ${cut.maxTs.length}/${cut.rows.length} partitions for ${P} partitions`);
+    const { type, by, latenessMs, stepMs } = this.spec;
+    for (let p = 0; p < P; p++) {
+      for (const row of cut.rows[p]!) {
+        // The observed run judged each row against the partition's watermark before its batch, which
+        // is never above `before - lateness`: this criterion alone gives the same decision.
+        if (row.type !== type || row.ts < row.before - latenessMs) continue;
+        const key = row[by];
+        if (key !== undefined && key !== '') this.add(key, Math.floor(row.ts / stepMs));
+      }
+      const maxTs = cut.maxTs[p]!;
+      this.maxTs[p] = maxTs;
+      this.watermarks[p] = maxTs - latenessMs;
+    }
+    const wm = this.watermark;
+    if (!Number.isFinite(wm)) return;
+    // The observed run evaluated every window ending at or before its lowest watermark.
+    const last = Math.floor(wm / stepMs);
+    for (const [key, end] of cut.lastFired) {
+      if (end > last * stepMs) continue;
+      let k = this.byKey.get(key);
+      if (k === undefined) {
+        k = { counts: new Map(), keys: [], lastFiredEnd: end };
+        this.byKey.set(key, k);
+      } else if (end > k.lastFiredEnd) k.lastFiredEnd = end;
+    }
+    this.evaluatedThrough = last;
+    this.evict(last);
+  }
+
+  /**
+   * Earliest event time a {@link restore} needs rows from, given the lowest partition watermark at
+   * the cut: the window and baseline of the first window still to evaluate (-Infinity: all).
+   */
+  restoreFrom(lowestWatermark: number): number {
+    if (!Number.isFinite(lowestWatermark)) return Number.NEGATIVE_INFINITY;
+    return (
+      (Math.floor(lowestWatermark / this.spec.stepMs) + 1 - this.windowBuckets - this.baselineBuckets) *
+      this.spec.stepMs
+    );
   }
 
   private add(key: string, bucket: number): void {

@@ -78,10 +78,6 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     // a restart, before the backlog arrives) would move its watermark to now and fire every pending
     // absence timer at a run-dependent point. Wall-clock idleness is left out of the comparison.
     CXSTREAM_ENGINE_IDLE_AFTER_MS: String(7 * 24 * 3600_000),
-    // The per-region aggregate (complaint_surge) keeps its hourly counts on the main thread and does
-    // not checkpoint them yet: after a crash its 24 h baseline restarts from the replayed events, so
-    // it can fire a surge the crash-free run did not. Known gap (docs/DELIVERY.md), left out here.
-    CXSTREAM_AGGREGATES: '',
     ...opts.env,
   };
   let log = '';
