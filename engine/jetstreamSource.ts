@@ -137,8 +137,13 @@ class JetStreamSource implements EventSource {
     this.bufferMessages = Math.min(10_000, Math.max(this.chunkSize, Math.ceil(this.maxInFlight / 2)));
     this.tracker = new AckTracker<AckHandle>((handle, lastSeq) => this.ack(handle, lastSeq));
     this.chunks$ = new Observable<RawEvent[]>((subscriber) => {
-      if (this.subscriber || this.stopping) {
+      if (this.subscriber) {
         subscriber.error(new Error('jetstreamSource: chunks$ can be subscribed once'));
+        return;
+      }
+      if (this.stopping) {
+        // Stopped before anything was pulled (SIGTERM during start-up): nothing to drain.
+        subscriber.complete();
         return;
       }
       this.subscriber = subscriber;

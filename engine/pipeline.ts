@@ -274,9 +274,20 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   await sinks.clickhouse.flush();
   if (checkpointer) {
     await serialize(async () => {
-      // not inside the optional call: `a?.(await b)` skips `b` when `a` is missing
-      const stats = await checkpointer.checkpoint();
-      options.checkpoints?.onCheckpoint?.(stats);
+      // The last checkpoint of a drain: a NATS request can time out right after an outage, so it is
+      // tried a few times before the drain fails (nothing is lost then either: unacked events return).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // not inside the optional call: `a?.(await b)` skips `b` when `a` is missing
+          const stats = await checkpointer.checkpoint();
+          options.checkpoints?.onCheckpoint?.(stats);
+          return;
+        } catch (e) {
+          if (attempt >= 3) throw e;
+          options.checkpoints?.onError(e);
+          await new Promise((r) => setTimeout(r, 1000 * attempt));
+        }
+      }
     });
   }
 }

@@ -1,6 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import type { Subscription } from 'rxjs';
+import { lastValueFrom, type Subscription, toArray } from 'rxjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { jetstreamSource } from '../../engine/jetstreamSource.js';
 import { NatsServer } from '../../engine/natsServer.js';
@@ -107,6 +107,14 @@ describe('jetstreamSource', () => {
     // full chunks, then the rest once chunkWaitMs passed
     expect(got.chunks.map((c) => c.length)).toEqual([1000, 1000, 500]);
     expect(s.stats()).toMatchObject({ received: 2500 });
+  });
+
+  it('completes without pulling when stopped before it was subscribed (SIGTERM during start-up)', async () => {
+    const s = source();
+    await s.stop(1000);
+    const chunks = await lastValueFrom(s.chunks$.pipe(toArray()));
+    expect(chunks).toEqual([]);
+    expect(s.stats().received).toBe(0);
   });
 
   it('emits a partial chunk after chunkWaitMs', async () => {
