@@ -4,6 +4,7 @@
  */
 
 import type { NatsConnection } from '@nats-io/transport-node';
+import { openClickHouse } from '../../sinks/clickhouse.js';
 import { readStream } from './readStream.js';
 
 /** What a run got wrong. */
@@ -37,4 +38,20 @@ export async function readTriggerIds(nc: NatsConnection, stream = 'CX_TRIGGERS')
   return (await readStream(nc, stream)).map(
     (m) => m.headers?.get('Nats-Msg-Id') || m.json<{ id: string }>().id,
   );
+}
+
+/** Every event id in `cxstream.events FINAL` of an embedded ClickHouse directory, once per stored row. */
+export async function storedEventIds(clickhouseDir: string): Promise<string[]> {
+  const ch = openClickHouse(`embedded:${clickhouseDir}`);
+  try {
+    const rows = await (
+      await ch.query({
+        query: 'SELECT id, count() AS n FROM cxstream.events FINAL GROUP BY id',
+        format: 'JSONEachRow',
+      })
+    ).json<{ id: string; n: number | string }>();
+    return rows.flatMap((r) => Array.from({ length: Number(r.n) }, () => r.id));
+  } finally {
+    await ch.close();
+  }
 }
