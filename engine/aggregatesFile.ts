@@ -8,8 +8,8 @@ import {
   SURGE_KEY_FIELDS,
 } from '../operators/regionSurge.js';
 import { packageRoot } from './config.js';
-import { ConfigError, type ConfigProblem, isConfigError } from './errors.js';
-import { readYamlFile, type YamlFile } from './yamlFile.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { readYamlFiles } from './yamlFile.js';
 
 /** The shipped aggregate rules (complaint_surge), used when `CXSTREAM_AGGREGATES` is not set. */
 export const defaultAggregatesFile = 'config/aggregates.yaml';
@@ -78,15 +78,8 @@ export function loadAggregates(files: string[]): ResolvedRegionSurge[] {
   const problems: ConfigProblem[] = [];
   const out: ResolvedRegionSurge[] = [];
   const seen = new Map<string, string>();
-  for (const file of files) {
-    let yaml: YamlFile;
-    try {
-      yaml = readYamlFile(file);
-    } catch (e) {
-      if (!isConfigError(e)) throw e;
-      problems.push(...e.problems);
-      continue;
-    }
+  for (const yaml of readYamlFiles(files, problems)) {
+    const { file } = yaml;
     const value = yaml.value ?? {};
     if (!validate(value)) {
       for (const err of validate.errors ?? []) {

@@ -96,7 +96,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     say();
     say('three sample triggers:');
     // As a subscriber receives them: the contract's fields (the subject is the message's, not the body's).
-    for (const { subject: _subject, ...body } of sampleTriggers(triggers, 3)) say(JSON.stringify(body, null, 2));
+    for (const { subject: _subject, ...body } of sampleTriggers(triggers, 3))
+      say(JSON.stringify(body, null, 2));
     say();
     say('funnel consult → add to cart → order (7-day window), by channel:');
     say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'channel' }), 'channel').trimEnd());

@@ -1,8 +1,8 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDuration } from '../operators/duration.js';
 import { compileRules, isRuleCompileError, type RuleSpec } from '../operators/rules.js';
-import { ConfigError, type ConfigProblem, isConfigError } from './errors.js';
-import { readYamlFile, type YamlFile } from './yamlFile.js';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { readYamlFiles, type YamlFile } from './yamlFile.js';
 
 const CEL = { type: 'string', minLength: 1 } as const;
 const TYPE = { type: 'string', minLength: 1 } as const;
@@ -111,15 +111,8 @@ export function loadRules(files: string[]): RuleSpec[] {
   const specs: RuleSpec[] = [];
   const origins: Origin[] = [];
   const firstId = new Map<string, string>();
-  for (const file of files) {
-    let yaml: YamlFile;
-    try {
-      yaml = readYamlFile(file);
-    } catch (e) {
-      if (!isConfigError(e)) throw e;
-      problems.push(...e.problems);
-      continue;
-    }
+  for (const yaml of readYamlFiles(files, problems)) {
+    const { file } = yaml;
     const value = yaml.value ?? {};
     const badRules = new Set<number>();
     if (!validateFile(value)) {

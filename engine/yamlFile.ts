@@ -66,3 +66,20 @@ export function parseYaml(text: string, file: string): YamlFile {
     problem: (path, message) => ({ file, line: lineOf(path), message }),
   };
 }
+
+/**
+ * Reads several YAML files for a loader that reports every problem at once: files that cannot be
+ * read or parsed add their problems to `problems` and are left out of the result.
+ */
+export function readYamlFiles(files: readonly string[], problems: ConfigProblem[]): YamlFile[] {
+  const out: YamlFile[] = [];
+  for (const file of files) {
+    try {
+      out.push(readYamlFile(file));
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      problems.push(...e.problems);
+    }
+  }
+  return out;
+}

@@ -6,7 +6,6 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack } from 'msgpackr';
-import { Subject } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Checkpointer, PartitionCountError } from '../../engine/checkpointer.js';
 import {
@@ -16,10 +15,11 @@ import {
   LocalCheckpointStore,
 } from '../../engine/checkpointStore.js';
 import { runPipeline } from '../../engine/pipeline.js';
-import type { EventSource, RawEvent } from '../../engine/types.js';
+import type { RawEvent } from '../../engine/types.js';
 import { WorkerPool } from '../../engine/workerPool.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { Trigger } from '../../operators/types.js';
+import { ManualSource } from '../harness/manualSource.js';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -72,22 +72,6 @@ describe('LocalCheckpointStore', () => {
     await expect(store.load(0)).rejects.toThrow(/not readable/);
   });
 });
-
-/** Events on demand, acks recorded: a stand-in for the JetStream source. */
-class ManualSource implements EventSource {
-  readonly chunks = new Subject<RawEvent[]>();
-  readonly chunks$ = this.chunks.asObservable();
-  readonly acked: number[] = [];
-  done(seqs: ArrayLike<number>): void {
-    for (let i = 0; i < seqs.length; i++) this.acked.push(seqs[i]!);
-  }
-  async stop(): Promise<void> {
-    this.chunks.complete();
-  }
-  stats() {
-    return { received: 0, acked: this.acked.length, inFlight: 0, pending: 0, caughtUp: true };
-  }
-}
 
 const rules: RuleSpec[] = [{ id: 'every_order', on: ['order'], priority: 1 } as RuleSpec];
 const encoder = new TextEncoder();

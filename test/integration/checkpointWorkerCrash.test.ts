@@ -9,34 +9,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Piscina } from 'piscina';
-import { Subject } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../engine/checkpointer.js';
 import { LocalCheckpointStore } from '../../engine/checkpointStore.js';
 import { runPipeline } from '../../engine/pipeline.js';
-import type { BatchOutput, EventSource, RawEvent } from '../../engine/types.js';
+import type { BatchOutput, RawEvent } from '../../engine/types.js';
 import { WorkerLostError, WorkerPool } from '../../engine/workerPool.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { Trigger } from '../../operators/types.js';
+import { ManualSource } from '../harness/manualSource.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cxstream-ckpt-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Events on demand, acks recorded: a stand-in for the JetStream source. */
-class ManualSource implements EventSource {
-  readonly chunks = new Subject<RawEvent[]>();
-  readonly chunks$ = this.chunks.asObservable();
-  readonly acked: number[] = [];
-  done(seqs: ArrayLike<number>): void {
-    for (let i = 0; i < seqs.length; i++) this.acked.push(seqs[i]!);
-  }
-  async stop(): Promise<void> {
-    this.chunks.complete();
-  }
-  stats() {
-    return { received: 0, acked: this.acked.length, inFlight: 0, pending: 0, caughtUp: true };
-  }
-}
 
 /** The real pool, whose partition-0 thread is terminated while the first batch after `armed` runs on it. */
 class CrashingPool extends WorkerPool {
