@@ -5,7 +5,11 @@
  * file + fsync + rename + fsync dir), read and restore. One partition holds everything, so the
  * figures are the worst case of one worker; P partitions split them.
  *
- *   npx tsx bench/checkpoint.ts [customers...]   (default: 100000 1000000)
+ * Then the incremental case the engine runs between full checkpoints: DELTA_EVENTS more events
+ * (default 20 000: two seconds at 10k events/s) for random customers, a delta snapshot of the
+ * customers they changed, its durable write, and a restore of the chain (full + delta).
+ *
+ *   npx tsx bench/checkpoint.ts [customers...]   (default: 100000 1000000; env DELTA_EVENTS)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -24,6 +28,24 @@ const encoder = new TextEncoder();
 const T0 = Date.parse('2026-11-01T10:00:00+08:00');
 // the worker's snapshot codec (engine/worker.ts)
 const codec = new SnapshotCodec();
+const DELTA_EVENTS = Number(process.env.DELTA_EVENTS ?? 20_000);
+
+/** A JSON event of the benchmark's shape. */
+function eventBytes(seq: number, customer: string, c: number, type: string, ts: number): Uint8Array {
+  return encoder.encode(
+    JSON.stringify({
+      id: `e${seq}`,
+      ts,
+      customer,
+      type,
+      channel: 'web',
+      session: `s${c}`,
+      region: `r${c % 30}`,
+      ...(type === 'message' ? { text: 'where is my parcel', sentiment: 0.2, recognized: true } : {}),
+      ...(type === 'order' ? { amount: 100 + (c % 900), sku: `sku${c % 500}`, category: 'shoes' } : {}),
+    }),
+  );
+}
 
 for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   const processor = new PartitionProcessor({ partition: 0, rules });
@@ -39,23 +61,7 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
       kinds.forEach((type, k) => {
         seqs.push(++seq);
         subjects.push(`cx.events.web.${type}.${customer}`);
-        payloads.push(
-          encoder.encode(
-            JSON.stringify({
-              id: `e${seq}`,
-              ts: T0 + (c % 3600) * 1000 + k * 60_000,
-              customer,
-              type,
-              channel: 'web',
-              session: `s${c}`,
-              region: `r${c % 30}`,
-              ...(type === 'message' ? { text: 'where is my parcel', sentiment: 0.2, recognized: true } : {}),
-              ...(type === 'order'
-                ? { amount: 100 + (c % 900), sku: `sku${c % 500}`, category: 'shoes' }
-                : {}),
-            }),
-          ),
-        );
+        payloads.push(eventBytes(seq, customer, c, type, T0 + (c % 3600) * 1000 + k * 60_000));
       });
     }
     processor.applyBatch(seqs, subjects, (i) => payloads[i]!, T0);
@@ -72,23 +78,49 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   const state = codec.encode(processor.snapshot());
   const encodeMs = performance.now() - t;
   t = performance.now();
-  await store.save({
-    partition: 0,
-    partitions: 1,
-    coveredSeq: seq,
-    lastSeq: seq,
-    triggersSeq: 0,
-    createdAt: Date.now(),
-    state,
-  });
+  const record = { partition: 0, partitions: 1, triggersSeq: 0, base: 'bench' };
+  await store.save({ ...record, coveredSeq: seq, lastSeq: seq, createdAt: Date.now(), delta: 0, state });
   const writeMs = performance.now() - t;
   t = performance.now();
-  const record = await store.load(0);
+  const loaded = await store.load(0);
   const readMs = performance.now() - t;
   t = performance.now();
   const restored = new PartitionProcessor({ partition: 0, rules });
-  restored.restore(codec.decode(record!.state));
+  restored.restore(codec.decode(loaded!.state));
   const restoreMs = performance.now() - t;
+
+  // The incremental checkpoint: DELTA_EVENTS messages of random customers, 10 minutes later.
+  const seqs = new Float64Array(DELTA_EVENTS);
+  const subjects: string[] = [];
+  const payloads: Uint8Array[] = [];
+  let x = 12345;
+  for (let i = 0; i < DELTA_EVENTS; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    const c = x % customers;
+    seqs[i] = ++seq;
+    subjects.push(`cx.events.web.message.c${c}`);
+    payloads.push(eventBytes(seq, `c${c}`, c, 'message', T0 + 3_600_000 + i * 10));
+  }
+  processor.applyBatch(seqs, subjects, (i) => payloads[i]!, T0);
+  t = performance.now();
+  const delta = processor.snapshot(true);
+  const deltaState = codec.encode(delta);
+  const deltaEncodeMs = performance.now() - t;
+  t = performance.now();
+  await store.save({
+    ...record,
+    coveredSeq: seq,
+    lastSeq: seq,
+    createdAt: Date.now(),
+    delta: 1,
+    state: deltaState,
+  });
+  const deltaWriteMs = performance.now() - t;
+  t = performance.now();
+  const chain = await store.load(0);
+  const chainRestored = new PartitionProcessor({ partition: 0, rules });
+  chainRestored.restore(codec.decode(chain!.state), ...chain!.deltas.map((d) => codec.decode(d)));
+  const chainReadRestoreMs = performance.now() - t;
   rmSync(dir, { recursive: true, force: true });
   const result = {
     bench: 'checkpoint',
@@ -102,6 +134,12 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
     readMs: Math.round(readMs),
     restoreMs: Math.round(restoreMs),
     restoredCustomers: restored.size,
+    deltaEvents: DELTA_EVENTS,
+    deltaCustomers: delta.customers.length,
+    deltaBytes: deltaState.byteLength,
+    deltaEncodeMs: Math.round(deltaEncodeMs),
+    deltaWriteMs: Math.round(deltaWriteMs),
+    chainReadRestoreMs: Math.round(chainReadRestoreMs),
     date: new Date().toISOString(),
     loadavg: loadavg().map((l) => Math.round(l * 100) / 100),
     cpus: cpus().length,
@@ -110,6 +148,9 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   console.error(
     `${customers} customers: ${(state.byteLength / 1e6).toFixed(1)} MB, encode ${result.encodeMs} ms ` +
       `(first ${result.firstEncodeMs} ms), ` +
-      `durable write ${result.writeMs} ms, read ${result.readMs} ms, restore ${result.restoreMs} ms`,
+      `durable write ${result.writeMs} ms, read ${result.readMs} ms, restore ${result.restoreMs} ms; ` +
+      `delta of ${result.deltaCustomers} customers (${DELTA_EVENTS} events): ` +
+      `${(deltaState.byteLength / 1e6).toFixed(1)} MB, encode ${result.deltaEncodeMs} ms, ` +
+      `durable write ${result.deltaWriteMs} ms; read + restore of full + delta ${result.chainReadRestoreMs} ms`,
   );
 }

@@ -1,7 +1,8 @@
 /**
  * Where partition checkpoints live: a local directory (embedded mode, `CXSTREAM_STATE_DIR`) or a
- * NATS object store (clustered: another instance can take a partition over). One record per
- * partition, replaced as a whole; a record is durable once `save` resolves.
+ * NATS object store (clustered: another instance can take a partition over). A partition's
+ * checkpoint is a chain: a full record, replaced as a whole, then the deltas saved after it (the
+ * customers changed since the record before). A record is durable once `save` resolves.
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,8 +11,10 @@ import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pack, unpack } from 'msgpackr';
 
-/** Checkpoint envelope format this code writes and reads. */
-export const CHECKPOINT_VERSION = 1;
+/** Checkpoint envelope format this code writes. */
+export const CHECKPOINT_VERSION = 2;
+/** Envelope formats this code reads: version 1 records are full ones (no `base`, `delta`). */
+const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 const FORMAT = 'cxstream.checkpoint';
 
 /** One partition's checkpoint: its encoded state and the stream positions it stands for. */
@@ -30,9 +33,19 @@ export interface CheckpointRecord {
   triggersSeq: number;
   /** Wall-clock time of the checkpoint (ms), for metrics and logs. */
   createdAt: number;
+  /** Id of the full record the partition's chain starts with (a full record's own id). */
+  base: string;
+  /** 0: `state` is a full snapshot; n ≥ 1: the n-th delta saved after the full record `base`. */
+  delta: number;
   /** msgpack of `PartitionSnapshot` as the worker encoded it. */
   state: Uint8Array;
 }
+
+/**
+ * A partition's latest checkpoint as `load` returns it: the fields of the chain's last record, with
+ * `state` the full snapshot and `deltas` the deltas after it, oldest first (restore them in order).
+ */
+export type LoadedCheckpoint = CheckpointRecord & { deltas: Uint8Array[] };
 
 /** A checkpoint that cannot be used as it is; the message says what to do. */
 export class CheckpointError extends Error {
@@ -56,12 +69,35 @@ export function isCheckpointError(e: unknown): e is CheckpointError {
 export interface CheckpointStore {
   /** Human-readable location, for logs. */
   readonly location: string;
-  /** Stores the record durably, replacing the partition's previous one; resolves once durable. */
+  /**
+   * Stores the record durably; resolves once durable. A full record replaces the partition's chain,
+   * a delta extends it (its `base` must be the chain's and its `delta` the next number).
+   */
   save(record: CheckpointRecord): Promise<void>;
-  /** The partition's latest record, or null when it has none. @throws CheckpointError on an unreadable one */
-  load(partition: number): Promise<CheckpointRecord | null>;
+  /** The partition's latest checkpoint, or null when it has none. @throws CheckpointError on an unreadable one */
+  load(partition: number): Promise<LoadedCheckpoint | null>;
   /** Partitions that have a record. */
   partitions(): Promise<number[]>;
+}
+
+/**
+ * The chain of a full record and the deltas found next to it: deltas of an older chain (left by a
+ * crash right after a full save) are ignored; a missing delta is an error, as the later ones' acks
+ * went past it.
+ */
+function chainOf(full: CheckpointRecord, found: CheckpointRecord[], where: string): LoadedCheckpoint {
+  const deltas = found.filter((d) => d.base === full.base).sort((a, b) => a.delta - b.delta);
+  deltas.forEach((d, i) => {
+    if (d.delta !== i + 1) {
+      throw new CheckpointError(
+        `checkpoint ${where}: delta ${i + 1} of the chain ${full.base} is missing (found ${d.delta}); ` +
+          'delete the checkpoints and the durable consumer to rebuild state by replaying the stream',
+        where,
+      );
+    }
+  });
+  const last = deltas.at(-1) ?? full;
+  return { ...last, state: full.state, deltas: deltas.map((d) => d.state) };
 }
 
 /** Encodes a record with its format header. */
@@ -82,22 +118,23 @@ export function decodeCheckpoint(bytes: Uint8Array, where: string): CheckpointRe
   if (value === null || typeof value !== 'object' || value.format !== FORMAT) {
     throw new CheckpointError(`${where} is not a cxstream checkpoint`, where);
   }
-  if (value.version !== CHECKPOINT_VERSION) {
+  if (!READABLE_VERSIONS.includes(value.version)) {
     throw new CheckpointError(
-      `checkpoint ${where} has format version ${String(value.version)}; this cxstream reads version ` +
-        `${CHECKPOINT_VERSION}. Run the cxstream version that wrote it, or delete the checkpoints and the ` +
+      `checkpoint ${where} has format version ${String(value.version)}; this cxstream reads versions ` +
+        `${READABLE_VERSIONS.join(', ')}. Run the cxstream version that wrote it, or delete the checkpoints and the ` +
         'durable consumer to rebuild state by replaying the stream (docs/DELIVERY.md)',
       where,
     );
   }
   const { format: _f, version: _v, ...record } = value;
-  return record as unknown as CheckpointRecord;
+  return { base: '', delta: 0, ...record } as unknown as CheckpointRecord;
 }
 
 /**
- * Checkpoints as files `partition-<n>.ckpt` in a directory. A save writes a temporary file,
- * fsyncs it, renames it over the old one (atomic) and fsyncs the directory, so after a crash a
- * partition has either its old or its new checkpoint, whole.
+ * Checkpoints as files in a directory: `partition-<n>.ckpt` (the full record) and
+ * `partition-<n>.delta-<k>.ckpt` (its deltas). A save writes a temporary file, fsyncs it, renames
+ * it into place (atomic) and fsyncs the directory, so after a crash each file is old or new, whole.
+ * A full save then removes the previous chain's deltas.
  */
 export class LocalCheckpointStore implements CheckpointStore {
   constructor(readonly dir: string) {}
@@ -108,7 +145,7 @@ export class LocalCheckpointStore implements CheckpointStore {
 
   async save(record: CheckpointRecord): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const file = this.file(record.partition);
+    const file = join(this.dir, fileName(record.partition, record.delta));
     const tmp = `${file}.tmp-${process.pid}`;
     const fh = await open(tmp, 'w');
     try {
@@ -125,10 +162,38 @@ export class LocalCheckpointStore implements CheckpointStore {
     } finally {
       await dh.close();
     }
+    if (record.delta === 0) {
+      // the chain before this record; left behind by a crash they are ignored (another base)
+      for (const k of await this.deltaNumbers(record.partition))
+        await rm(join(this.dir, fileName(record.partition, k)), { force: true });
+    }
   }
 
-  async load(partition: number): Promise<CheckpointRecord | null> {
-    const file = this.file(partition);
+  async load(partition: number): Promise<LoadedCheckpoint | null> {
+    const full = await this.read(join(this.dir, fileName(partition, 0)));
+    if (full === null) return null;
+    const deltas: CheckpointRecord[] = [];
+    for (const k of await this.deltaNumbers(partition)) {
+      const delta = await this.read(join(this.dir, fileName(partition, k)));
+      if (delta !== null) deltas.push(delta);
+    }
+    return chainOf(full, deltas, join(this.dir, fileName(partition, 0)));
+  }
+
+  async partitions(): Promise<number[]> {
+    const names = await this.names();
+    // leftovers of a crash in the middle of a save are never read: remove them
+    for (const n of names)
+      if (/^partition-\d+\.(delta-\d+\.)?ckpt\.tmp-\d+$/.test(n))
+        await rm(join(this.dir, n), { force: true });
+    return names
+      .map((n) => /^partition-(\d+)\.ckpt$/.exec(n)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
+  private async read(file: string): Promise<CheckpointRecord | null> {
     let bytes: Uint8Array;
     try {
       bytes = await readFile(file);
@@ -141,27 +206,27 @@ export class LocalCheckpointStore implements CheckpointStore {
     return decodeCheckpoint(bytes, file);
   }
 
-  async partitions(): Promise<number[]> {
-    let names: string[];
+  private async deltaNumbers(partition: number): Promise<number[]> {
+    const pattern = new RegExp(`^partition-${partition}\\.delta-(\\d+)\\.ckpt$`);
+    return (await this.names())
+      .map((n) => pattern.exec(n)?.[1])
+      .filter((k): k is string => k !== undefined)
+      .map(Number);
+  }
+
+  private async names(): Promise<string[]> {
     try {
-      names = await readdir(this.dir);
+      return await readdir(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
-    // leftovers of a crash in the middle of a save are never read: remove them
-    for (const n of names)
-      if (/^partition-\d+\.ckpt\.tmp-\d+$/.test(n)) await rm(join(this.dir, n), { force: true });
-    return names
-      .map((n) => /^partition-(\d+)\.ckpt$/.exec(n)?.[1])
-      .filter((n): n is string => n !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
   }
+}
 
-  private file(partition: number): string {
-    return join(this.dir, `partition-${partition}.ckpt`);
-  }
+/** File of a partition's full record (`delta` 0) or of its `delta`-th delta. */
+function fileName(partition: number, delta: number): string {
+  return delta === 0 ? `partition-${partition}.ckpt` : `partition-${partition}.delta-${delta}.ckpt`;
 }
 
 /** Options of {@link NatsCheckpointStore.open}. */
@@ -173,9 +238,10 @@ export interface NatsCheckpointStoreOptions {
 }
 
 /**
- * Checkpoints as objects `partition-<n>` in a NATS object store (file storage): any instance
- * connected to the cluster can load a partition's latest checkpoint. A put is acknowledged by
- * JetStream once stored (replicated when the bucket has replicas).
+ * Checkpoints as objects `partition-<n>` (the full record) and `partition-<n>.delta-<k>` (its deltas)
+ * in a NATS object store (file storage): any instance connected to the cluster can load a
+ * partition's latest checkpoint. A put is acknowledged by JetStream once stored (replicated when the
+ * bucket has replicas). A full save then deletes the previous chain's deltas.
  */
 export class NatsCheckpointStore implements CheckpointStore {
   private constructor(
@@ -194,26 +260,50 @@ export class NatsCheckpointStore implements CheckpointStore {
   }
 
   async save(record: CheckpointRecord): Promise<void> {
-    await this.store.putBlob({ name: name(record.partition) }, encodeCheckpoint(record));
+    await this.store.putBlob({ name: objectName(record.partition, record.delta) }, encodeCheckpoint(record));
+    if (record.delta === 0)
+      for (const k of await this.deltaNumbers(record.partition))
+        await this.store.delete(objectName(record.partition, k));
   }
 
-  async load(partition: number): Promise<CheckpointRecord | null> {
-    const where = `${this.location}/${name(partition)}`;
-    const bytes = await this.store.getBlob(name(partition));
-    return bytes === null ? null : decodeCheckpoint(bytes, where);
+  async load(partition: number): Promise<LoadedCheckpoint | null> {
+    const full = await this.read(objectName(partition, 0));
+    if (full === null) return null;
+    const deltas: CheckpointRecord[] = [];
+    for (const k of await this.deltaNumbers(partition)) {
+      const delta = await this.read(objectName(partition, k));
+      if (delta !== null) deltas.push(delta);
+    }
+    return chainOf(full, deltas, `${this.location}/${objectName(partition, 0)}`);
   }
 
   async partitions(): Promise<number[]> {
-    const infos = await this.store.list();
-    return infos
-      .filter((i) => !i.deleted)
-      .map((i) => /^partition-(\d+)$/.exec(i.name)?.[1])
+    return (await this.names())
+      .map((n) => /^partition-(\d+)$/.exec(n)?.[1])
       .filter((n): n is string => n !== undefined)
       .map(Number)
       .sort((a, b) => a - b);
   }
+
+  private async read(name: string): Promise<CheckpointRecord | null> {
+    const bytes = await this.store.getBlob(name);
+    return bytes === null ? null : decodeCheckpoint(bytes, `${this.location}/${name}`);
+  }
+
+  private async deltaNumbers(partition: number): Promise<number[]> {
+    const pattern = new RegExp(`^partition-${partition}\\.delta-(\\d+)$`);
+    return (await this.names())
+      .map((n) => pattern.exec(n)?.[1])
+      .filter((k): k is string => k !== undefined)
+      .map(Number);
+  }
+
+  private async names(): Promise<string[]> {
+    return (await this.store.list()).filter((i) => !i.deleted).map((i) => i.name);
+  }
 }
 
-function name(partition: number): string {
-  return `partition-${partition}`;
+/** Object of a partition's full record (`delta` 0) or of its `delta`-th delta. */
+function objectName(partition: number, delta: number): string {
+  return delta === 0 ? `partition-${partition}` : `partition-${partition}.delta-${delta}`;
 }

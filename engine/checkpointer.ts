@@ -17,16 +17,23 @@
  *
  * Recovery restores each partition's record; JetStream redelivers everything above the ack floor
  * (≤ every coveredSeq) and each processor skips sequences ≤ its restored lastSeq.
+ *
+ * Incremental: a partition's record is a delta (the customers changed since its previous snapshot)
+ * while its chain is short — at most `maxDeltas` deltas, together smaller than the full record they
+ * follow, so a restore reads at most about twice the state — and full otherwise. A checkpoint that
+ * fails after the workers took their snapshots breaks every chain (the changes in those snapshots
+ * were not stored): the next one is full.
  */
+import { randomUUID } from 'node:crypto';
 import { AckTracker } from './ackTracker.js';
-import { CheckpointError, type CheckpointRecord, type CheckpointStore } from './checkpointStore.js';
+import { CheckpointError, type CheckpointStore, type LoadedCheckpoint } from './checkpointStore.js';
 import type { EventSource, SnapshotResult } from './types.js';
 
 /** What a checkpoint needs of the worker pool. */
 export interface CheckpointPool {
   readonly partitions: number;
-  snapshot(partition: number): Promise<SnapshotResult>;
-  restore(partition: number, state: Uint8Array): Promise<unknown>;
+  snapshot(partition: number, delta: boolean): Promise<SnapshotResult>;
+  restore(partition: number, states: readonly Uint8Array[]): Promise<unknown>;
 }
 
 /** Options of {@link Checkpointer}. */
@@ -41,6 +48,17 @@ export interface CheckpointerOptions {
   eventsSeq?: () => Promise<number>;
   /** Wall clock for `createdAt`. @default Date.now */
   clock?: () => number;
+  /** Deltas after a full record before the next full one; 0 = every checkpoint full. @default 100 */
+  maxDeltas?: number;
+}
+
+/** A partition's chain of records: the full one and the deltas saved after it. */
+interface Chain {
+  base: string;
+  /** Deltas saved so far. */
+  deltas: number;
+  fullBytes: number;
+  deltaBytes: number;
 }
 
 /** What one checkpoint did. */
@@ -49,6 +67,8 @@ export interface CheckpointStats {
   coveredSeq: number;
   /** Bytes of state stored (all partitions). */
   bytes: number;
+  /** Partitions that stored a delta (the others a full record). */
+  deltas: number;
   /** Time to encode, wait for delivery, and store (ms). */
   ms: number;
   /** Part of `ms` spent storing (ms). */
@@ -112,6 +132,9 @@ export class Checkpointer {
   private uncommittedCount = 0;
   /** Per partition: coveredSeq of its latest durable record. */
   private readonly covered: number[];
+  /** Per partition: the chain the next delta extends; null = the next record is full. */
+  private readonly chains: Array<Chain | null>;
+  private readonly maxDeltas: number;
   private running: Promise<CheckpointStats> | null = null;
   private last: CheckpointStats | null = null;
   private schedule: {
@@ -128,6 +151,8 @@ export class Checkpointer {
     this.eventsSeq = options.eventsSeq ?? (async () => 0);
     this.clock = options.clock ?? Date.now;
     this.covered = new Array<number>(options.pool.partitions).fill(0);
+    this.chains = new Array<Chain | null>(options.pool.partitions).fill(null);
+    this.maxDeltas = options.maxDeltas ?? 100;
     this.delivery = new AckTracker<null>((_, lastSeq) => {
       this.deliveredSeq = lastSeq;
       if (this.deliveryWaiters.length === 0) return;
@@ -156,7 +181,7 @@ export class Checkpointer {
     const P = this.pool.partitions;
     const present = await this.store.partitions();
     const beyond = present.filter((p) => p >= P);
-    const records: Array<CheckpointRecord | null> = [];
+    const records: Array<LoadedCheckpoint | null> = [];
     for (let p = 0; p < P; p++) records.push(present.includes(p) ? await this.store.load(p) : null);
     const stored = records.find((r) => r !== null)?.partitions ?? (beyond.length > 0 ? beyond[0]! + 1 : P);
     if (stored !== P || beyond.length > 0 || records.some((r) => r !== null && r.partitions !== P)) {
@@ -178,9 +203,14 @@ export class Checkpointer {
             this.store.location,
           );
         }
-        await this.pool.restore(p, r.state);
+        await this.pool.restore(p, [r.state, ...r.deltas]);
         this.covered[p] = r.coveredSeq;
-        bytes += r.state.byteLength;
+        const deltaBytes = r.deltas.reduce((n, d) => n + d.byteLength, 0);
+        bytes += r.state.byteLength + deltaBytes;
+        // a restored worker has no changes yet: its next delta extends the stored chain
+        if (r.base !== '') {
+          this.chains[p] = { base: r.base, deltas: r.delta, fullBytes: r.state.byteLength, deltaBytes };
+        }
         restored.push(p);
       }),
     );
@@ -251,9 +281,15 @@ export class Checkpointer {
    */
   checkpoint(): Promise<CheckpointStats> {
     if (!this.running) {
-      this.running = this.take().finally(() => {
-        this.running = null;
-      });
+      this.running = this.take()
+        .catch((e: unknown) => {
+          // the workers may have taken their snapshots: what changed before is in none that was stored
+          this.chains.fill(null);
+          throw e;
+        })
+        .finally(() => {
+          this.running = null;
+        });
     }
     return this.running;
   }
@@ -267,13 +303,29 @@ export class Checkpointer {
       triggersSeq = Math.min(triggersSeq, this.recoveredTriggersSeq);
     }
     const P = this.pool.partitions;
-    const snapshots = await Promise.all(Array.from({ length: P }, (_, p) => this.pool.snapshot(p)));
+    const delta = this.chains.map(
+      (c) => c !== null && c.deltas < this.maxDeltas && c.deltaBytes < c.fullBytes,
+    );
+    const snapshots = await Promise.all(
+      Array.from({ length: P }, (_, p) => this.pool.snapshot(p, delta[p]!)),
+    );
     // events above what this run emitted were applied (and delivered) before the restored checkpoint
     const mustDeliver = Math.min(Math.max(...snapshots.map((s) => s.lastSeq)), this.delivery.lastSeq);
     await this.whenDelivered(mustDeliver);
     const storing = performance.now();
     const createdAt = this.clock();
     let bytes = 0;
+    const chains = snapshots.map((s, p): Chain => {
+      const chain = this.chains[p];
+      if (delta[p] && chain)
+        return { ...chain, deltas: chain.deltas + 1, deltaBytes: chain.deltaBytes + s.state.byteLength };
+      return {
+        base: `${createdAt}-${randomUUID().slice(0, 8)}`,
+        deltas: 0,
+        fullBytes: s.state.byteLength,
+        deltaBytes: 0,
+      };
+    });
     await Promise.all(
       snapshots.map((s, p) => {
         bytes += s.state.byteLength;
@@ -284,15 +336,26 @@ export class Checkpointer {
           lastSeq: s.lastSeq,
           triggersSeq,
           createdAt,
+          base: chains[p]!.base,
+          delta: chains[p]!.deltas,
           state: s.state,
         });
       }),
     );
+    chains.forEach((c, p) => {
+      this.chains[p] = c;
+    });
     for (let p = 0; p < P; p++) this.covered[p] = Math.max(delivered, this.covered[p]!);
     const coveredSeq = Math.min(...this.covered);
     this.commit(coveredSeq);
     const ended = performance.now();
-    this.last = { coveredSeq, bytes, ms: ended - started, storeMs: ended - storing };
+    this.last = {
+      coveredSeq,
+      bytes,
+      deltas: delta.filter(Boolean).length,
+      ms: ended - started,
+      storeMs: ended - storing,
+    };
     return this.last;
   }
 

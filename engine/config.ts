@@ -47,6 +47,11 @@ export interface Config {
     store: 'local' | 'nats';
     /** Stream replicas of the `cx_checkpoints` bucket when cxstream creates it. @default 1 */
     replicas: number;
+    /**
+     * Incremental checkpoints: deltas (changed customers only) after a full one before the next full
+     * one, which also comes once the deltas outgrow it; 0 = every checkpoint full. @default 100
+     */
+    maxDeltas: number;
   };
   /** Rule files. @default ['config/rules.yaml'] */
   rules: string[];
@@ -55,8 +60,6 @@ export interface Config {
     partitions: number;
     /** @default 1000 */
     batchMaxEvents: number;
-    /** @default 20 */
-    batchMaxWaitMs: number;
     /** @default 'Asia/Shanghai' */
     defaultTz: string;
     /** @default 60000 */
@@ -116,6 +119,7 @@ const schema = {
         intervalMs: { type: 'integer', minimum: 100 },
         store: { enum: ['local', 'nats'] },
         replicas: { type: 'integer', minimum: 1, maximum: 5 },
+        maxDeltas: { type: 'integer', minimum: 0 },
       },
     },
     rules: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
@@ -125,7 +129,6 @@ const schema = {
       properties: {
         partitions: { type: 'integer', minimum: 0, maximum: 256 },
         batchMaxEvents: { type: 'integer', minimum: 1 },
-        batchMaxWaitMs: { type: 'integer', minimum: 0 },
         defaultTz: { type: 'string', minLength: 1 },
         profileIntervalMs: { type: 'integer', minimum: 0 },
         tickIntervalMs: { type: 'integer', minimum: 100 },
@@ -146,12 +149,11 @@ const defaults: Config = {
   nats: { url: 'nats://127.0.0.1:4222', durable: 'cxstream', ackWaitMs: 30_000, maxInFlight: 100_000 },
   clickhouse: { url: 'embedded:./.cxstream/clickhouse', flushIntervalMs: 1000, maxBufferedRows: 500_000 },
   state: { dir: './.cxstream/state' },
-  checkpoint: { intervalMs: 2000, store: 'local', replicas: 1 },
+  checkpoint: { intervalMs: 2000, store: 'local', replicas: 1, maxDeltas: 100 },
   rules: ['config/rules.yaml'],
   engine: {
     partitions: 0,
     batchMaxEvents: 1000,
-    batchMaxWaitMs: 20,
     defaultTz: 'Asia/Shanghai',
     profileIntervalMs: 60_000,
     tickIntervalMs: 5000,

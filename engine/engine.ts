@@ -150,7 +150,6 @@ export async function runEngine(options: RunOptions): Promise<void> {
       clock: Date.now,
       live: options.live,
       batchMaxEvents: config.engine.batchMaxEvents,
-      batchMaxWaitMs: config.engine.batchMaxWaitMs,
       tickIntervalMs: config.engine.tickIntervalMs,
       metrics: options.metrics,
       onOutput: (out) => {
@@ -205,6 +204,7 @@ async function recover(options: RunOptions, pool: WorkerPool, aggregates: Region
     source: options.source,
     triggersSeq: jsm ? () => triggersStreamSeq(jsm) : undefined,
     eventsSeq: jsm ? () => jsm.streams.info(natsNames.eventsStream).then((i) => i.state.last_seq) : undefined,
+    maxDeltas: config.checkpoint.maxDeltas,
   });
   const recovery = await checkpointer.recover();
   // before 'state recovered': supervisors and the fault harness take that line as ready

@@ -18,7 +18,7 @@ import {
   takeUntil,
   tap,
 } from 'rxjs';
-import { microBatch } from '../operators/microBatch.js';
+import { batchWhileBusy, type Work } from '../operators/batchWhileBusy.js';
 import { countedSelection, type RegionSurge } from '../operators/regionSurge.js';
 import { routeByPartition } from '../operators/route.js';
 import type { ProfileRow, Reject, Trigger } from '../operators/types.js';
@@ -26,7 +26,7 @@ import type { EncodedRows } from '../sinks/clickhouseRows.js';
 import type { Checkpointer, CheckpointStats } from './checkpointer.js';
 import type { Metrics } from './metrics.js';
 import type { BatchOutput, ControlRequest, EventSource, RawEvent } from './types.js';
-import type { WorkerPool } from './workerPool.js';
+import { TASKS_IN_FLIGHT, type WorkerPool } from './workerPool.js';
 
 /** Where a batch's outputs go; each promise resolves once the sink has accepted them durably. */
 export interface PipelineSinks {
@@ -56,13 +56,14 @@ export interface PipelineOptions {
    * and publish what is left at the end.
    */
   live: boolean;
-  /** Most events a worker gets in one task. @default 1000 */
+  /**
+   * Most events a worker gets in one task. Events wait for a batch only while their worker is busy
+   * (operators/batchWhileBusy.ts). @default 1000
+   */
   batchMaxEvents?: number;
-  /** Longest a partition's first event waits for its batch to fill. @default 20 */
-  batchMaxWaitMs?: number;
   /** Profile tick period of live streams. @default 5000 */
   tickIntervalMs?: number;
-  /** Scheduler of the batch and tick timers (virtual time in tests). @default asyncScheduler */
+  /** Scheduler of the tick timer (virtual time in tests). @default asyncScheduler */
   scheduler?: SchedulerLike;
   metrics?: Metrics;
   /** Called with each batch's outputs after the sinks accepted them (progress, demo summary). */
@@ -165,34 +166,35 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
     share(),
   );
   const pendingControls = new Map<ControlRequest, BatchOutput[]>();
-  type Work = { batch: RawEvent[]; control?: undefined } | { batch?: undefined; control: ControlRequest };
-  const batches$: Observable<{
+  type PartitionResult = {
     p: number;
-    batch: RawEvent[] | undefined;
+    batch: readonly RawEvent[] | undefined;
     control: ControlRequest | undefined;
     out: BatchOutput;
     started: number;
-  }> = merge(
+  };
+  const batches$: Observable<PartitionResult> = merge(
     ...Array.from({ length: partitions }, (_, p) =>
       slices$.pipe(
         map((slices) => slices[p]!),
         filter((slice) => slice.length > 0),
-        microBatch<RawEvent>({
+        map((items): Work<RawEvent, ControlRequest> => ({ items })),
+        mergeWith(controls$.pipe(map((control): Work<RawEvent, ControlRequest> => ({ control })))),
+        // A partition's batches reach its worker in stream order, and a control task goes in between
+        // two of them — never sent past an event still waiting here, and never interleaved with a
+        // batch (a worker runs one task at a time, in submission order). Events are sent at once
+        // while fewer than TASKS_IN_FLIGHT tasks are out, so the worker never waits for the main
+        // thread; otherwise they wait and go together with the next task.
+        batchWhileBusy<RawEvent, ControlRequest, PartitionResult>({
           maxItems: options.batchMaxEvents ?? 1000,
-          maxWaitMs: options.batchMaxWaitMs ?? 20,
-          scheduler,
-        }),
-        map((batch): Work => ({ batch })),
-        mergeWith(controls$.pipe(map((control): Work => ({ control })))),
-        // concatMap: a partition's batches reach its worker one after another, in stream order, and a
-        // control task goes in between two of them — never sent past a batch still waiting here, and
-        // never interleaved with one (a worker runs one task at a time).
-        concatMap(async ({ batch, control }) => {
-          const started = performance.now();
-          const out = batch
-            ? await pool.runEvents(p, batch, clock())
-            : await pool.run(p, (control as ControlRequest).task);
-          return { p, batch, control, out, started };
+          concurrency: TASKS_IN_FLIGHT,
+          run: async ({ items: batch, control }) => {
+            const started = performance.now();
+            const out = batch
+              ? await pool.runEvents(p, batch, clock())
+              : await pool.run(p, (control as ControlRequest).task);
+            return { p, batch, control, out, started };
+          },
         }),
       ),
     ),
@@ -296,7 +298,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
 function triggersOnly(triggers: Trigger[]): BatchOutput {
   return {
     triggers,
-    events: { length: 0, format: 'JSONEachRow', text: '' },
+    events: { length: 0, format: 'JSONEachRow', bytes: new Uint8Array(0) },
     profiles: [],
     rejects: [],
     lastSeq: 0,

@@ -20,15 +20,17 @@ const MIN_BUFFER = 64 * 1024;
 export class SnapshotCodec {
   // Records (object shapes written once) make a snapshot ~2.6× smaller and no slower than plain maps.
   private readonly packr = new Packr({ useRecords: true });
-  private lastBytes = 0;
+  /** Size of the last full snapshot and of the last delta (each sizes the next of its kind). */
+  private readonly lastBytes = { full: 0, delta: 0 };
 
   /** msgpack of the snapshot, in a buffer of its own (its `.buffer` can be transferred). */
   encode(snapshot: PartitionSnapshot): Uint8Array {
     // 1/8 headroom: state grows between checkpoints; a miss costs one growth copy, not a failure
-    const size = Math.max(MIN_BUFFER, this.lastBytes + (this.lastBytes >> 3));
-    this.packr.useBuffer(Buffer.allocUnsafeSlow(size));
+    const kind = snapshot.delta ? 'delta' : 'full';
+    const last = this.lastBytes[kind];
+    this.packr.useBuffer(Buffer.allocUnsafeSlow(Math.max(MIN_BUFFER, last + (last >> 3))));
     const packed = this.packr.pack(snapshot);
-    this.lastBytes = packed.byteLength;
+    this.lastBytes[kind] = packed.byteLength;
     return new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
   }
 

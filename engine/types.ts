@@ -64,13 +64,15 @@ export interface RulesTask {
 /** Encode the partition's state for a checkpoint (msgpack, encoded in the worker). */
 export interface SnapshotTask {
   kind: 'snapshot';
+  /** Only the customers changed since the previous snapshot (see `PartitionSnapshot.delta`). */
+  delta: boolean;
 }
 
 /** Replace the partition's state with a checkpointed one (recovery, a restarted worker). */
 export interface RestoreTask {
   kind: 'restore';
-  /** msgpack of `PartitionSnapshot`, as a {@link SnapshotTask} returned it. */
-  state: Uint8Array;
+  /** msgpack of `PartitionSnapshot`s as {@link SnapshotTask}s returned them: a full one, then its deltas in order. */
+  states: Uint8Array[];
 }
 
 /**

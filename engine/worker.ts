@@ -34,18 +34,15 @@ export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResu
       return encoded(processor.tick(null, false));
     case 'snapshot': {
       // Encoded here, not on the main thread, into a buffer of its own that is moved, not copied.
-      const snapshot = processor.snapshot();
+      const snapshot = processor.snapshot(task.delta);
       const state = snapshotCodec.encode(snapshot);
-      const result: SnapshotResult = { lastSeq: snapshot.lastSeq, state };
-      // piscina transfers the buffers named under transferableSymbol and resolves with valueSymbol
-      return Piscina.move({
-        [Piscina.transferableSymbol]: [state.buffer],
-        [Piscina.valueSymbol]: result,
-      } as never) as unknown as SnapshotResult;
+      return moved({ lastSeq: snapshot.lastSeq, state }, [state]);
     }
-    case 'restore':
-      processor.restore(snapshotCodec.decode(task.state));
+    case 'restore': {
+      const [full, ...deltas] = task.states.map((s) => snapshotCodec.decode(s));
+      processor.restore(full!, ...deltas);
       return encoded(processor.tick(null, false));
+    }
     case 'advance': {
       // advanceTo comes with the timers (issue 3, worker side); without it there is nothing to fire.
       const advance = (processor as { advanceTo?: (to: number) => PartitionOutput }).advanceTo;
@@ -62,13 +59,14 @@ let counting: CountedSelection | null = null;
 /** Highest event time of this partition's rows so far (lateness of counted rows is judged by it). */
 let countedMaxTs = Number.NEGATIVE_INFINITY;
 
-/** The output with its event rows encoded here: one string crosses to the main thread, not row objects. */
+/**
+ * The output with its ClickHouse rows encoded here: their bytes are moved to the main thread, not
+ * row objects or strings cloned.
+ */
 function encoded(out: PartitionOutput): BatchOutput {
-  const result: BatchOutput = {
-    ...out,
-    events: encodeEventRows(out.events, options.rowFormat),
-    profileRows: encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat),
-  };
+  const events = encodeEventRows(out.events, options.rowFormat);
+  const profileRows = encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat);
+  const result: BatchOutput = { ...out, events, profileRows };
   if (counting !== null) {
     result.counted = selectCounted(out.events, counting, countedMaxTs);
     countedMaxTs = result.counted.maxTs;
@@ -76,5 +74,14 @@ function encoded(out: PartitionOutput): BatchOutput {
     const watermark = (out as { watermark?: unknown }).watermark;
     if (typeof watermark === 'number') result.counted.watermark = watermark;
   }
-  return result;
+  return moved(result, [events.bytes, profileRows.bytes]);
+}
+
+/** A result whose buffers piscina transfers instead of cloning (each view must own its buffer). */
+function moved<T>(value: T, views: Uint8Array[]): T {
+  // piscina transfers the buffers named under transferableSymbol and resolves with valueSymbol
+  return Piscina.move({
+    [Piscina.transferableSymbol]: views.map((v) => v.buffer),
+    [Piscina.valueSymbol]: value,
+  } as never) as unknown as T;
 }

@@ -35,6 +35,9 @@ export interface WorkerPoolOptions {
   rowFormat?: RowFormat;
 }
 
+/** Tasks sent to a partition's thread before the earlier ones returned (the pipeline keeps this many in flight). */
+export const TASKS_IN_FLIGHT = 2;
+
 /**
  * One single-thread piscina pool per partition: piscina would otherwise run a task on any free
  * thread, and a customer's state must live in exactly one. Tasks of a partition run in order.
@@ -67,7 +70,9 @@ export class WorkerPool {
         workerData,
         minThreads: 1,
         maxThreads: 1,
-        concurrentTasksPerWorker: 1,
+        // The next batch already waits in the thread while the main thread handles the last result;
+        // the thread still runs them one at a time, in order (the task is synchronous).
+        concurrentTasksPerWorker: TASKS_IN_FLIGHT,
         idleTimeout: Number.POSITIVE_INFINITY,
         // Atomics.wait between tasks would freeze timers inside the worker (piscina #346).
         atomics: 'disabled',
@@ -107,17 +112,24 @@ export class WorkerPool {
     return Promise.all(this.pools.map((_, p) => this.runOn<BatchOutput>(p, task)));
   }
 
-  /** Encodes a partition's state in its worker, after the tasks already queued there (checkpoints). */
-  snapshot(partition: number): Promise<SnapshotResult> {
-    return this.runOn(partition, { kind: 'snapshot' } satisfies SnapshotTask);
+  /**
+   * Encodes a partition's state in its worker, after the tasks already queued there (checkpoints):
+   * all of it, or with `delta` the customers changed since its previous snapshot.
+   */
+  snapshot(partition: number, delta = false): Promise<SnapshotResult> {
+    return this.runOn(partition, { kind: 'snapshot', delta } satisfies SnapshotTask);
   }
 
-  /** Replaces a partition's state with a snapshot's (recovery); the bytes are transferred. */
-  restore(partition: number, state: Uint8Array): Promise<BatchOutput> {
-    // A copy we own (new Uint8Array copies; Buffer#slice would not): the caller's bytes may be a
-    // view into a larger buffer, and transferring detaches it.
-    const own = new Uint8Array(state);
-    return this.runOn(partition, { kind: 'restore', state: own }, { transferList: [own.buffer] });
+  /** Replaces a partition's state with a full snapshot's and its deltas' (recovery); the bytes are transferred. */
+  restore(partition: number, states: readonly Uint8Array[]): Promise<BatchOutput> {
+    // Copies we own (new Uint8Array copies; Buffer#slice would not): the caller's bytes may be views
+    // into a larger buffer, and transferring detaches it.
+    const own = states.map((s) => new Uint8Array(s));
+    return this.runOn(
+      partition,
+      { kind: 'restore', states: own },
+      { transferList: own.map((s) => s.buffer) },
+    );
   }
 
   async close(): Promise<void> {

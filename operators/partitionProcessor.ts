@@ -49,11 +49,17 @@ export interface PartitionOutput extends DeliveryCounters {
   lateEvents: number;
 }
 
-/** A partition's whole state as plain data (msgpack-able): what a checkpoint stores. */
+/**
+ * A partition's state as plain data (msgpack-able): what a checkpoint stores. A full snapshot holds
+ * every customer; a delta only those changed since the snapshot before it, and is restored on top of
+ * the full one it follows and the deltas in between.
+ */
 export interface PartitionSnapshot {
   /** Format version; a reader refuses versions it does not know. */
-  version: 2;
+  version: 3;
   partition: number;
+  /** Only the customers changed since the previous snapshot (full or delta) of this processor. */
+  delta: boolean;
   /** Highest stream sequence applied. */
   lastSeq: number;
   /** Event-time watermark and the highest event time seen. */
@@ -61,8 +67,10 @@ export interface PartitionSnapshot {
   customers: Array<[customer: string, entry: CustomerEntry]>;
 }
 
-/** Snapshot format this code writes and reads. */
-export const SNAPSHOT_VERSION = 2;
+/** Snapshot format this code writes. */
+export const SNAPSHOT_VERSION = 3;
+/** Formats this code reads: version 2 is version 3 without deltas (every snapshot full). */
+const READABLE_VERSIONS: readonly number[] = [2, 3];
 
 /** One customer as the partition holds it. */
 export interface CustomerEntry {
@@ -87,6 +95,8 @@ export class PartitionProcessor {
   private readonly profileIntervalMs: number;
   private readonly maxFutureSkewMs: number;
   private readonly customers = new Map<string, CustomerEntry>();
+  /** Customers changed since the last snapshot: what the next delta holds. */
+  private changed = new Set<CustomerEntry>();
   private rules: RuleSet;
   /** Highest stream sequence applied; lower or equal ones are redeliveries and are skipped. */
   private lastSeq = 0;
@@ -151,37 +161,57 @@ export class PartitionProcessor {
     return this.rules.errors;
   }
 
-  /** The partition's state as plain data, for a checkpoint. Shares objects with the live state: encode it before the next call. */
-  snapshot(): PartitionSnapshot {
+  /**
+   * The partition's state as plain data, for a checkpoint: every customer, or with `delta` only those
+   * changed since the previous snapshot. Either way the next delta starts from here, so a snapshot
+   * that is not stored must be followed by a full one. Shares objects with the live state: encode it
+   * before the next call.
+   */
+  snapshot(delta = false): PartitionSnapshot {
+    const customers: Array<[string, CustomerEntry]> = [];
+    if (delta) for (const entry of this.changed) customers.push([entry.state.customer, entry]);
+    else for (const item of this.customers) customers.push(item);
+    this.changed = new Set();
     return {
       version: SNAPSHOT_VERSION,
       partition: this.partition,
+      delta,
       lastSeq: this.lastSeq,
       watermark: this.watermark.state(),
-      customers: [...this.customers],
+      customers,
     };
   }
 
-  /** Replaces the state with a snapshot's (recovery); events up to `snapshot.lastSeq` count as applied. */
-  restore(snapshot: PartitionSnapshot): void {
-    if (snapshot.version !== SNAPSHOT_VERSION) {
-      throw new Error(
-        `snapshot format ${snapshot.version} is not supported (this version reads ${SNAPSHOT_VERSION})`,
-      );
-    }
-    if (snapshot.partition !== this.partition) {
-      throw new Error(
-        `snapshot of partition ${snapshot.partition} cannot restore partition ${this.partition}`,
-      );
+  /**
+   * Replaces the state with a full snapshot's and the deltas taken after it, in order (recovery);
+   * events up to the last one's `lastSeq` count as applied.
+   */
+  restore(full: PartitionSnapshot, ...deltas: PartitionSnapshot[]): void {
+    for (const [i, snapshot] of [full, ...deltas].entries()) {
+      if (!READABLE_VERSIONS.includes(snapshot.version)) {
+        throw new Error(
+          `snapshot format ${snapshot.version} is not supported (this version reads ${READABLE_VERSIONS.join(', ')})`,
+        );
+      }
+      if (snapshot.partition !== this.partition) {
+        throw new Error(
+          `snapshot of partition ${snapshot.partition} cannot restore partition ${this.partition}`,
+        );
+      }
+      if ((snapshot.delta === true) !== i > 0) {
+        throw new Error(`restore takes a full snapshot followed by deltas; snapshot ${i} is not one`);
+      }
     }
     this.customers.clear();
+    this.changed = new Set();
     this.queue.clear();
-    for (const [customer, entry] of snapshot.customers) {
-      this.customers.set(customer, entry);
+    for (const snapshot of [full, ...deltas])
+      for (const [customer, entry] of snapshot.customers) this.customers.set(customer, entry);
+    for (const [customer, entry] of this.customers)
       for (const [id, record] of Object.entries(entry.timers)) this.queue.restore(customer, id, record);
-    }
-    this.lastSeq = snapshot.lastSeq;
-    this.watermark.restore(snapshot.watermark);
+    const last = deltas.at(-1) ?? full;
+    this.lastSeq = last.lastSeq;
+    this.watermark.restore(last.watermark);
   }
 
   /**
@@ -192,7 +222,11 @@ export class PartitionProcessor {
     const rules = compileRules(specs);
     this.rules = rules;
     for (const entry of this.customers.values())
-      for (const id in entry.timers) if (!rules.has(entry.timers[id]!.rule)) delete entry.timers[id];
+      for (const id in entry.timers) {
+        if (rules.has(entry.timers[id]!.rule)) continue;
+        delete entry.timers[id];
+        this.changed.add(entry);
+      }
   }
 
   /**
@@ -291,6 +325,7 @@ export class PartitionProcessor {
       };
       this.customers.set(event.customer, entry);
     }
+    this.changed.add(entry);
     // Due timers fire before the event that moved the watermark past them is applied: such an
     // event is later than their due time, so it could not have cancelled them.
     const late = this.watermark.isLate(event.ts);
@@ -323,6 +358,7 @@ export class PartitionProcessor {
   }
 
   private publishProfile(entry: CustomerEntry, profile: Profile, out: PartitionOutput): void {
+    this.changed.add(entry);
     entry.publishedAt = profile.lastSeen;
     entry.dirty = false;
     out.profiles.push({
@@ -351,7 +387,9 @@ export class PartitionProcessor {
       if (next === undefined) break;
       const [customer, , record] = next;
       run.firedAt = now ?? record.due;
-      this.rules.fireTimer(record, this.scopeOf(this.customers.get(customer)!), run);
+      const entry = this.customers.get(customer)!;
+      this.changed.add(entry);
+      this.rules.fireTimer(record, this.scopeOf(entry), run);
     }
   }
 

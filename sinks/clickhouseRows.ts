@@ -10,11 +10,17 @@ export type RowFormat = 'JSONCompactEachRow' | 'JSONEachRow';
 
 /** Rows already encoded in one {@link RowFormat}, one per line, each line ending in `\n`. */
 export interface EncodedRows {
-  /** Number of rows (lines) in `text`; named `length` so counters treat it like a row array. */
+  /** Number of rows (lines) in `bytes`; named `length` so counters treat it like a row array. */
   length: number;
   format: RowFormat;
-  text: string;
+  /**
+   * The rows as UTF-8 input text, in a buffer of their own: a worker transfers it to the main thread
+   * instead of cloning a string (a long two-byte string cost the two threads ~10 µs per event).
+   */
+  bytes: Uint8Array;
 }
+
+const utf8 = new TextEncoder();
 
 /** Columns of `cxstream.events` written, in the order of the CREATE TABLE statement in clickhouse.ts. */
 export const EVENT_COLUMNS = [
@@ -78,19 +84,18 @@ export function encodeRows(
   columns: readonly string[],
   format: RowFormat,
 ): EncodedRows {
-  // One string built by appending: V8 keeps it as a rope and flattens once, cheaper than join().
-  let text = '';
+  const lines = new Utf8Lines(rows.length);
   if (format === 'JSONCompactEachRow') {
     const values = new Array<unknown>(columns.length);
     for (const row of rows) {
       const r = row as Record<string, unknown>;
       for (let c = 0; c < columns.length; c++) values[c] = r[columns[c]!] ?? null;
-      text += `${JSON.stringify(values)}\n`;
+      lines.push(JSON.stringify(values));
     }
   } else {
-    for (const row of rows) text += `${JSON.stringify(row)}\n`;
+    for (const row of rows) lines.push(JSON.stringify(row));
   }
-  return { length: rows.length, format, text };
+  return { length: rows.length, format, bytes: lines.bytes() };
 }
 
 /**
@@ -100,34 +105,66 @@ export function encodeRows(
  */
 export function encodeEventRows(rows: readonly EventRow[], format: RowFormat): EncodedRows {
   if (format !== 'JSONCompactEachRow') return encodeRows(rows, EVENT_COLUMNS, format);
-  let text = '';
+  const lines = new Utf8Lines(rows.length);
   // Same order as EVENT_COLUMNS; JSON.stringify writes undefined array items as null, like encodeRows.
   for (const r of rows) {
-    text += `${JSON.stringify([
-      r.partition,
-      r.seq,
-      r.id,
-      r.ts,
-      r.customer,
-      r.type,
-      r.channel,
-      r.from,
-      r.region,
-      r.tz,
-      r.session,
-      r.agent,
-      r.variant,
-      r.source,
-      r.amount,
-      r.sku,
-      r.category,
-      r.intent,
-      r.sentiment,
-      r.recognized,
-      r.status,
-      r.score,
-      r.text,
-    ])}\n`;
+    lines.push(
+      JSON.stringify([
+        r.partition,
+        r.seq,
+        r.id,
+        r.ts,
+        r.customer,
+        r.type,
+        r.channel,
+        r.from,
+        r.region,
+        r.tz,
+        r.session,
+        r.agent,
+        r.variant,
+        r.source,
+        r.amount,
+        r.sku,
+        r.category,
+        r.intent,
+        r.sentiment,
+        r.recognized,
+        r.status,
+        r.score,
+        r.text,
+      ]),
+    );
   }
-  return { length: rows.length, format, text };
+  return { length: rows.length, format, bytes: lines.bytes() };
+}
+
+/**
+ * Lines appended as UTF-8 to a growing buffer: encoding each line into place costs about a third of
+ * building one long string and encoding it at the end (measured on profile rows, ~4 vs ~12 µs/row).
+ */
+class Utf8Lines {
+  #buf: Uint8Array;
+  #end = 0;
+
+  constructor(expectedLines: number) {
+    this.#buf = new Uint8Array(Math.max(1024, expectedLines * 256));
+  }
+
+  push(line: string): void {
+    // A UTF-16 code unit takes at most 3 UTF-8 bytes; plus the newline.
+    const room = line.length * 3 + 1;
+    if (this.#end + room > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#end + room));
+      grown.set(this.#buf.subarray(0, this.#end));
+      this.#buf = grown;
+    }
+    this.#end += utf8.encodeInto(line, this.#buf.subarray(this.#end)).written;
+    this.#buf[this.#end++] = 0x0a;
+  }
+
+  /** The lines so far; a view on a buffer of their own (a worker transfers it). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#end);
+  }
 }

@@ -5,16 +5,21 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Checkpointer, PartitionCountError } from '../../engine/checkpointer.js';
 import {
   type CheckpointRecord,
+  type CheckpointStore,
   encodeCheckpoint,
   isCheckpointError,
   LocalCheckpointStore,
+  NatsCheckpointStore,
 } from '../../engine/checkpointStore.js';
+import { NatsServer } from '../../engine/natsServer.js';
 import { runPipeline } from '../../engine/pipeline.js';
+import { SnapshotCodec } from '../../engine/snapshotCodec.js';
 import type { RawEvent } from '../../engine/types.js';
 import { WorkerPool } from '../../engine/workerPool.js';
 import type { RuleSpec } from '../../operators/rules.js';
@@ -38,8 +43,66 @@ const record = (partition: number, extra: Partial<CheckpointRecord> = {}): Check
   lastSeq: 9,
   triggersSeq: 3,
   createdAt: 1,
+  base: 'b1',
+  delta: 0,
   state: new Uint8Array([1, 2, 3]),
   ...extra,
+});
+
+let server: NatsServer;
+let nc: NatsConnection;
+beforeAll(async () => {
+  server = await NatsServer.start();
+  nc = await connect({ servers: server.url });
+});
+afterAll(async () => {
+  await nc?.close();
+  await server?.stop();
+});
+
+const stores: Array<[string, () => Promise<CheckpointStore>]> = [
+  ['LocalCheckpointStore', async () => new LocalCheckpointStore(tempDir())],
+  [
+    'NatsCheckpointStore',
+    async () => NatsCheckpointStore.open(nc, { bucket: `ckpt_${Math.random().toString(36).slice(2)}` }),
+  ],
+];
+
+describe.each(stores)('%s chains', (_, open) => {
+  it('loads a full record with its deltas in order, under the positions of the latest delta', async () => {
+    const store = await open();
+    await store.save(record(0, { coveredSeq: 10, state: new Uint8Array([1]) }));
+    await store.save(record(0, { delta: 1, coveredSeq: 20, lastSeq: 19, state: new Uint8Array([2]) }));
+    await store.save(record(0, { delta: 2, coveredSeq: 30, lastSeq: 29, state: new Uint8Array([3]) }));
+    await store.save(record(1, { base: 'other' }));
+    expect(await store.partitions()).toEqual([0, 1]);
+    const loaded = await store.load(0);
+    expect(loaded).toMatchObject({ coveredSeq: 30, lastSeq: 29, base: 'b1', delta: 2 });
+    expect([...loaded!.state]).toEqual([1]);
+    expect(loaded!.deltas.map((d) => [...d])).toEqual([[2], [3]]);
+    expect((await store.load(1))?.deltas).toEqual([]);
+  });
+
+  it('a full record starts a new chain: deltas of the old one are removed, or ignored if left', async () => {
+    const store = await open();
+    await store.save(record(0));
+    await store.save(record(0, { delta: 1, state: new Uint8Array([2]) }));
+    await store.save(record(0, { base: 'b2', coveredSeq: 40, state: new Uint8Array([4]) }));
+    expect((await store.load(0))?.deltas).toEqual([]);
+    // as if a crash had left a delta of the old chain behind
+    await store.save(record(0, { delta: 2, coveredSeq: 50, state: new Uint8Array([5]) }));
+    const loaded = await store.load(0);
+    expect(loaded).toMatchObject({ coveredSeq: 40, base: 'b2', delta: 0 });
+    expect(loaded!.deltas).toEqual([]);
+  });
+
+  it('refuses a chain with a missing delta', async () => {
+    const store = await open();
+    await store.save(record(0));
+    await store.save(record(0, { delta: 1 }));
+    await store.save(record(0, { delta: 3 }));
+    await expect(store.load(0)).rejects.toThrow(/delta 2 of the chain b1 is missing/);
+  });
 });
 
 describe('LocalCheckpointStore', () => {
@@ -53,6 +116,10 @@ describe('LocalCheckpointStore', () => {
     writeFileSync(join(dir, 'partition-1.ckpt.tmp-123'), 'half a file');
     expect(await store.partitions()).toEqual([0, 1]);
     expect(readdirSync(dir).sort()).toEqual(['partition-0.ckpt', 'partition-1.ckpt']);
+    // a record written before deltas existed (envelope version 1) is a full one
+    const { base: _b, delta: _d, ...v1 } = record(1, { coveredSeq: 7 });
+    writeFileSync(join(dir, 'partition-1.ckpt'), pack({ format: 'cxstream.checkpoint', version: 1, ...v1 }));
+    expect(await store.load(1)).toMatchObject({ coveredSeq: 7, base: '', delta: 0, deltas: [] });
     const loaded = await store.load(0);
     expect(loaded?.coveredSeq).toBe(20);
     expect([...loaded!.state]).toEqual([9]);
@@ -65,7 +132,7 @@ describe('LocalCheckpointStore', () => {
     writeFileSync(join(dir, 'partition-1.ckpt'), pack({ something: 'else' }));
     const e0 = await store.load(0).catch((e: unknown) => e);
     expect(isCheckpointError(e0)).toBe(true);
-    expect((e0 as Error).message).toMatch(/format version 99.*reads version 1/);
+    expect((e0 as Error).message).toMatch(/format version 99.*reads versions 1, 2/);
     await expect(store.load(1)).rejects.toThrow(/not a cxstream checkpoint/);
     // a truncated file (a crash cannot leave one, but a disk can)
     writeFileSync(join(dir, 'partition-0.ckpt'), encodeCheckpoint(record(0)).subarray(0, 10));
@@ -104,72 +171,72 @@ function sinks(triggers: Trigger[]) {
   };
 }
 
+/**
+ * An engine on `store`: two partitions, recovered from the store, running a pipeline whose
+ * checkpoints the test takes (the periodic ones are an hour apart) plus the last one at the end.
+ */
+async function startEngine(
+  store: CheckpointStore,
+  opts: { sinks?: ReturnType<typeof sinks>; onError?: (e: unknown) => void } = {},
+) {
+  const pool = new WorkerPool({ partitions: 2, rules });
+  const source = new ManualSource();
+  const checkpointer = new Checkpointer({ pool, store, source });
+  const recovery = await checkpointer.recover();
+  const triggers: Trigger[] = [];
+  const run = runPipeline({
+    source,
+    pool,
+    sinks: (opts.sinks ?? sinks(triggers)) as never,
+    clock: () => 0,
+    live: false,
+    checkpoints: {
+      checkpointer,
+      intervalMs: 3_600_000,
+      earlyAt: 1e9,
+      onError:
+        opts.onError ??
+        ((e) => {
+          throw e;
+        }),
+    },
+  });
+  return { pool, source, checkpointer, recovery, triggers, run };
+}
+
 describe('Checkpointer', () => {
   it('acks only what a durable checkpoint covers, and a restored partition skips what it applied', async () => {
-    const dir = tempDir();
-    const store = new LocalCheckpointStore(dir);
-    const pool = new WorkerPool({ partitions: 2, rules });
-    const source = new ManualSource();
-    const checkpointer = new Checkpointer({ pool, store, source });
-    expect((await checkpointer.recover()).restored).toEqual([]);
-    const triggers: Trigger[] = [];
-    const run = runPipeline({
-      source,
-      pool,
-      sinks: sinks(triggers) as never,
-      clock: () => 0,
-      live: false,
-      batchMaxWaitMs: 1,
-      // no periodic checkpoints in this test: one is taken below, one when the source completes
-      checkpoints: {
-        checkpointer,
-        intervalMs: 3_600_000,
-        earlyAt: 1e9,
-        onError: (e) => {
-          throw e;
-        },
-      },
-    });
+    const store = new LocalCheckpointStore(tempDir());
+    const { pool, source, checkpointer, recovery: none, triggers, run } = await startEngine(store);
+    expect(none.restored).toEqual([]);
     source.chunks.next([order(1, 'a'), order(2, 'b'), order(3, 'c'), order(4, 'a')]);
     // delivered but not checkpointed: nothing acked yet
     await waitFor(() => triggers.length === 4);
     expect(source.acked).toEqual([]);
     const stats = await checkpointer.checkpoint();
-    expect(stats.coveredSeq).toBe(4);
+    expect(stats).toMatchObject({ coveredSeq: 4, deltas: 0 });
     expect(source.acked.sort()).toEqual([1, 2, 3, 4]);
     source.chunks.next([order(5, 'b')]);
     await waitFor(() => triggers.length === 5);
     await source.stop();
     await run; // the last checkpoint covers seq 5
     expect(source.acked.sort()).toEqual([1, 2, 3, 4, 5]);
+    // the last checkpoint stored deltas: the state is restored from a full record and a delta
     const saved = await store.load(0);
-    expect(saved?.coveredSeq).toBe(5);
+    expect(saved).toMatchObject({ coveredSeq: 5, delta: 1 });
+    expect(saved!.deltas).toHaveLength(1);
     await pool.close();
 
     // a new engine: restored state, then the stream replays 3..6; only 6 is new
-    const pool2 = new WorkerPool({ partitions: 2, rules });
-    const source2 = new ManualSource();
-    const checkpointer2 = new Checkpointer({ pool: pool2, store, source: source2 });
-    const recovery = await checkpointer2.recover();
+    const {
+      pool: pool2,
+      source: source2,
+      recovery,
+      triggers: triggers2,
+      run: run2,
+    } = await startEngine(store);
     expect(recovery.restored).toEqual([0, 1]);
     expect(recovery.coveredSeq).toBe(5);
-    const triggers2: Trigger[] = [];
-    const run2 = runPipeline({
-      source: source2,
-      pool: pool2,
-      sinks: sinks(triggers2) as never,
-      clock: () => 0,
-      live: false,
-      batchMaxWaitMs: 1,
-      checkpoints: {
-        checkpointer: checkpointer2,
-        intervalMs: 3_600_000,
-        earlyAt: 1e9,
-        onError: (e) => {
-          throw e;
-        },
-      },
-    });
     source2.chunks.next([order(3, 'c'), order(4, 'a'), order(5, 'b'), order(6, 'a')]);
     await source2.stop();
     await run2;
@@ -187,37 +254,77 @@ describe('Checkpointer', () => {
   });
 });
 
+describe('Checkpointer deltas', () => {
+  it('a delta holds the changed customers; after a failed save the next checkpoint is full; a chain restores the state', async () => {
+    const local = new LocalCheckpointStore(tempDir());
+    let failSaves = false;
+    const store: CheckpointStore = {
+      location: local.location,
+      partitions: () => local.partitions(),
+      load: (p) => local.load(p),
+      save: async (r) => {
+        if (failSaves) throw new Error('disk full');
+        await local.save(r);
+      },
+    };
+    const { pool, source, checkpointer, triggers, run } = await startEngine(store, { onError: () => {} });
+    const customers = Array.from({ length: 40 }, (_, i) => `c${i}`);
+    let seq = 0;
+    const send = async (who: string[]) => {
+      source.chunks.next(who.map((c) => order(++seq, c)));
+      await waitFor(() => triggers.length === seq);
+    };
+    await send(customers);
+    expect(await checkpointer.checkpoint()).toMatchObject({ deltas: 0, coveredSeq: 40 });
+    const fullBytes = checkpointer.lastCheckpoint!.bytes;
+    await send(['c1', 'c2']);
+    const delta = await checkpointer.checkpoint();
+    expect(delta).toMatchObject({ deltas: 2, coveredSeq: 42 });
+    expect(delta.bytes).toBeLessThan(fullBytes / 4);
+    // a failed save: the changes of c3 were in a snapshot that is not stored
+    await send(['c3']);
+    failSaves = true;
+    await expect(checkpointer.checkpoint()).rejects.toThrow(/disk full/);
+    failSaves = false;
+    await send(['c4']);
+    expect(await checkpointer.checkpoint()).toMatchObject({ deltas: 0, coveredSeq: 44 });
+    await send(['c5', 'c6']);
+    await source.stop();
+    await run; // the last checkpoint: a delta
+    expect(checkpointer.lastCheckpoint).toMatchObject({ deltas: 2, coveredSeq: 46 });
+
+    const codec = new SnapshotCodec();
+    const stateOf = async (p: WorkerPool) =>
+      Promise.all([0, 1].map(async (i) => codec.decode((await p.snapshot(i)).state)));
+    const expected = await stateOf(pool);
+    await pool.close();
+    const pool2 = new WorkerPool({ partitions: 2, rules });
+    expect(
+      await new Checkpointer({ pool: pool2, store, source: new ManualSource() }).recover(),
+    ).toMatchObject({
+      restored: [0, 1],
+      coveredSeq: 46,
+    });
+    const restored = await stateOf(pool2);
+    await pool2.close();
+    expect(restored.map((s) => s.customers.length)).toEqual(expected.map((s) => s.customers.length));
+    expect(restored).toEqual(expected);
+  });
+});
+
 describe('Checkpointer with a sink that does not accept (ClickHouse down)', () => {
   it('acks nothing the sink has not accepted: a checkpoint meanwhile covers only what was delivered', async () => {
-    const store = new LocalCheckpointStore(tempDir());
-    const pool = new WorkerPool({ partitions: 2, rules });
-    const source = new ManualSource();
-    const checkpointer = new Checkpointer({ pool, store, source });
-    await checkpointer.recover();
-    const triggers: Trigger[] = [];
     // the ClickHouse writer's promise resolves only once rows are stored; here: only when released
     let down = false;
     const waiting: Array<() => void> = [];
+    const triggers: Trigger[] = [];
     const base = sinks(triggers);
-    const run = runPipeline({
-      source,
-      pool,
+    const { pool, source, checkpointer, run } = await startEngine(new LocalCheckpointStore(tempDir()), {
       sinks: {
         ...base,
         clickhouse: {
           ...base.clickhouse,
           writeEncodedEvents: () => (down ? new Promise<void>((r) => waiting.push(r)) : Promise.resolve()),
-        },
-      } as never,
-      clock: () => 0,
-      live: false,
-      batchMaxWaitMs: 1,
-      checkpoints: {
-        checkpointer,
-        intervalMs: 3_600_000,
-        earlyAt: 1e9,
-        onError: (e) => {
-          throw e;
         },
       },
     });

@@ -81,7 +81,6 @@ function run(pool: WorkerPool, source: ManualSource, checkpointer: Checkpointer,
     clock: () => 0,
     live: false,
     batchMaxEvents: 20_000,
-    batchMaxWaitMs: 1,
     checkpoints: {
       checkpointer,
       intervalMs: 3_600_000,

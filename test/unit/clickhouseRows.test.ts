@@ -42,3 +42,17 @@ describe('encodeEventRows', () => {
     }
   });
 });
+
+describe('encodeRows', () => {
+  it('writes one JSON line per row as UTF-8, also when the rows outgrow the first buffer', () => {
+    // 256 bytes per row are reserved up front; these rows are ~10 kB of mostly 3-byte characters.
+    const long = '发票'.repeat(1500);
+    const rows = Array.from({ length: 5 }, (_, i) => ({ customer: `c${i}`, text: `${i}${long}` }));
+    const encoded = encodeRows(rows, ['customer', 'missing', 'text'], 'JSONCompactEachRow');
+    expect(encoded.length).toBe(5);
+    const lines = new TextDecoder().decode(encoded.bytes).split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines.map((l) => JSON.parse(l))).toEqual(rows.map((r) => [r.customer, null, r.text]));
+    expect(encodeRows([], ['customer'], 'JSONEachRow').bytes.byteLength).toBe(0);
+  });
+});

@@ -132,6 +132,45 @@ describe('PartitionProcessor', () => {
     expect(a.pendingTimers).toBe(0);
   });
 
+  it('restores from a full snapshot and deltas (changed customers only) exactly as the original goes on', () => {
+    const a = new PartitionProcessor({ partition: 1, rules });
+    const restoreFrom = (...snapshots: ReturnType<PartitionProcessor['snapshot']>[]) => {
+      const [full, ...deltas] = snapshots.map((s) => unpack(pack(s)));
+      const b = new PartitionProcessor({ partition: 1, rules });
+      b.restore(full, ...deltas);
+      return b;
+    };
+    apply(a, [
+      ev('e1', 'c1', 'order', T0, { amount: 600 }),
+      ev('e2', 'c2', 'add_to_cart', T0, { sku: 'A' }),
+      ev('e3', 'c3', 'session_start', T0, { session: 's3' }),
+    ]);
+    const full = a.snapshot();
+    expect(full.customers.map(([c]) => c).sort()).toEqual(['c1', 'c2', 'c3']);
+    apply(a, [ev('e4', 'c2', 'order', T0 + MIN, { amount: 5 })], 4);
+    const delta1 = a.snapshot(true);
+    expect(delta1.customers.map(([c]) => c)).toEqual(['c2']);
+    // c1 and c3 change only by timers firing (churn after 30 days of silence); c4 is new
+    const firing = a.advanceTo(T0 + 31 * 86_400_000);
+    expect(firing.triggers.map((t) => t.customer)).toContain('c3');
+    apply(a, [ev('e5', 'c4', 'message', T0 + 31 * 86_400_000, { text: 'hi' })], 5);
+    const delta2 = a.snapshot(true);
+    expect(delta2.customers.map(([c]) => c).sort()).toEqual(['c1', 'c2', 'c3', 'c4']);
+    expect(a.snapshot(true).customers).toEqual([]);
+    const b = restoreFrom(full, delta1, delta2);
+    expect(b.snapshot()).toEqual(a.snapshot());
+    const next = [
+      ev('e6', 'c2', 'add_to_cart', T0 + 32 * 86_400_000, { sku: 'B' }),
+      ev('e7', 'c4', 'add_to_cart', T0 + 32 * 86_400_000, { sku: 'C' }),
+    ];
+    const later = T0 + 90 * 86_400_000;
+    const fromA = [apply(a, next, 6), a.advanceTo(later)];
+    const fromB = [apply(b, next, 6), b.advanceTo(later)];
+    expect(fromB).toEqual(fromA);
+    expect(() => restoreFrom(delta1)).toThrow(/full snapshot followed by deltas/);
+    expect(() => restoreFrom(full, full)).toThrow(/full snapshot followed by deltas/);
+  });
+
   it('drops the timers of rules removed by setRules and keeps the others', () => {
     const p = new PartitionProcessor({ partition: 0, rules });
     apply(p, [ev('e1', 'c1', 'add_to_cart', T0)]);
