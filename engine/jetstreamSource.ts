@@ -123,6 +123,8 @@ class JetStreamSource implements EventSource {
 
   private received = 0;
   private pending = 0;
+  /** The newest message emitted whose `pending` count was not read yet (parsed on demand in `stats()`). */
+  private pendingOf: JsMsg | null = null;
   /** The consumer's info was read once, so `pending` is real. */
   private consumerKnown = false;
 
@@ -179,6 +181,10 @@ class JetStreamSource implements EventSource {
   }
 
   stats(): SourceStats {
+    if (this.pendingOf) {
+      this.pending = this.pendingOf.info.pending;
+      this.pendingOf = null;
+    }
     const inFlight = this.tracker.inFlight;
     return {
       received: this.received,
@@ -196,6 +202,7 @@ class JetStreamSource implements EventSource {
     this.ackFloor = info.ack_floor.stream_seq;
     this.seen = this.ackFloor;
     this.pending = info.num_pending;
+    this.pendingOf = null;
     this.consumerKnown = true;
     // Messages delivered to an earlier incarnation (a crashed engine) and never acked would come
     // again only after ack_wait (30 s by default) when no newer message reveals the gap; recreating
@@ -336,7 +343,7 @@ class JetStreamSource implements EventSource {
         this.chunkLast = m;
         this.seen = seq;
         this.received++;
-        this.pending = m.info.pending;
+        this.pendingOf = m;
         if (this.chunk.length >= this.chunkSize) this.flush();
         else if (this.chunk.length === 1 && !this.chunkTimer) {
           this.chunkTimer = setTimeout(() => this.flush(), this.chunkWaitMs);

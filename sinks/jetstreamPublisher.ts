@@ -37,7 +37,8 @@ export interface JetStreamPublisherOptions {
 /** One message to publish. */
 export interface JetStreamMessage {
   subject: string;
-  data: Uint8Array;
+  /** The body; a string is sent as its UTF-8 bytes. */
+  data: Uint8Array | string;
   /** Sent as `Nats-Msg-Id`: JetStream stores a message once per id within its duplicate window. */
   msgId?: string;
   /** Further headers (the publisher adds `Nats-Msg-Id` to them). */
@@ -415,16 +416,19 @@ function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
 
 /**
  * Whether the ack says `"duplicate": true`. The server formats acks by hand (2.9 writes
- * `"duplicate": true` with a space), so whitespace around the colon is allowed.
+ * `"duplicate": true` with a space), so whitespace around the colon is allowed. One pass over the
+ * bytes; `"duplicate"` counts only as a key (followed by the colon), not as a value.
  */
 function isDuplicate(data: Uint8Array): boolean {
-  const first = DUPLICATE[0] as number;
-  for (let at = data.indexOf(first); at >= 0; at = data.indexOf(first, at + 1)) {
-    let i = 1;
-    while (i < DUPLICATE.length && data[at + i] === DUPLICATE[i]) i++;
-    if (i < DUPLICATE.length) continue;
-    let j = at + i;
-    while (data[j] === 0x20 || data[j] === 0x3a) j++; // spaces and the colon
+  const last = data.length - DUPLICATE.length;
+  next: for (let at = SUCCESS_PREFIX.length; at <= last; at++) {
+    if (data[at] !== 0x22 || data[at + 1] !== 0x64) continue; // `"d`
+    for (let i = 2; i < DUPLICATE.length; i++) if (data[at + i] !== DUPLICATE[i]) continue next;
+    let j = at + DUPLICATE.length;
+    while (data[j] === 0x20) j++;
+    if (data[j] !== 0x3a) continue; // a value, not the key
+    j++;
+    while (data[j] === 0x20) j++;
     return data[j] === 0x74; // t of true
   }
   return false;

@@ -23,24 +23,23 @@ export interface NatsTriggerSinkOptions {
   timeoutMs?: number;
 }
 
-/** The JSON body of a trigger message: exactly the CONTRACT.md fields (the subject is not one). */
-function triggerBody(t: Trigger): Uint8Array {
-  return encoder.encode(
-    JSON.stringify({
-      id: t.id,
-      rule: t.rule,
-      customer: t.customer,
-      firedAt: t.firedAt,
-      eventTime: t.eventTime,
-      reason: t.reason,
-      priority: t.priority,
-      payload: t.payload,
-      profile: t.profile,
-    }),
-  );
+/**
+ * The JSON body of a trigger message: exactly the CONTRACT.md fields (the subject is not one), as
+ * text (nats.js encodes it as it writes the message).
+ */
+function triggerBody(t: Trigger): string {
+  return JSON.stringify({
+    id: t.id,
+    rule: t.rule,
+    customer: t.customer,
+    firedAt: t.firedAt,
+    eventTime: t.eventTime,
+    reason: t.reason,
+    priority: t.priority,
+    payload: t.payload,
+    profile: t.profile,
+  });
 }
-
-const encoder = new TextEncoder();
 
 /**
  * Publishes triggers to JetStream on `trigger.subject` with `Nats-Msg-Id` = trigger id, so a

@@ -12,8 +12,6 @@ export const PROFILE_BUCKET = 'cx_profiles';
  */
 const PUT_PREFIX = `$KV.${PROFILE_BUCKET}.`;
 
-const encoder = new TextEncoder();
-
 /** Keys NATS KV accepts as they are (a subset of its `[-/=.\w]`, leaving `=` free as a marker). */
 const PLAIN_KEY = /^[-\w]+$/;
 
@@ -74,7 +72,7 @@ export class ProfileStore implements ProfileStoreLike {
   async put(rows: ProfileRow[]): Promise<void> {
     await this.publisher.publishAll(lastPerCustomer(rows), (row) => ({
       subject: PUT_PREFIX + profileKey(row.customer),
-      data: encoder.encode(row.profile),
+      data: row.profile, // the JSON text; nats.js encodes it as it writes the message
     }));
   }
 
@@ -115,10 +113,15 @@ export class MemoryProfileStore implements ProfileStoreLike {
 
 /** One row per customer, the last in array order: a batch can carry a customer twice. */
 function lastPerCustomer(rows: ProfileRow[]): ProfileRow[] {
-  const byCustomer = new Map<string, ProfileRow>();
-  for (const row of rows) {
-    byCustomer.delete(row.customer); // re-insert so the order follows the last occurrence
-    byCustomer.set(row.customer, row);
+  // from the end: the first row met per customer is its last; reversed, the order follows the
+  // last occurrences
+  const seen = new Set<string>();
+  const last: ProfileRow[] = [];
+  for (let i = rows.length - 1; i >= 0; i--) {
+    const row = rows[i]!;
+    if (seen.has(row.customer)) continue;
+    seen.add(row.customer);
+    last.push(row);
   }
-  return [...byCustomer.values()];
+  return last.reverse();
 }

@@ -203,6 +203,64 @@ describe('JetStreamPublisher', () => {
     );
   });
 
+  it('stores string and byte bodies, ids and subjects byte for byte', async () => {
+    await jsm.streams.purge('PUB');
+    const publisher = new JetStreamPublisher(nc, { maxInFlight: 64 });
+    const own = headers();
+    own.set('X-Own', 'yes');
+    const big = 'é'.repeat(200_000); // 400 kB of UTF-8
+    const sent: JetStreamMessage[] = [
+      { subject: 'pub.text', data: '{"a":1}', msgId: 'text-1' },
+      { subject: 'pub.bytes', data: enc.encode('bytes'), msgId: 'bytes-1' },
+      { subject: 'pub.none', data: 'no id' },
+      { subject: 'pub.ü', data: 'ünïcödé ✓ 🎉', msgId: 'id-ü-🎉' },
+      { subject: 'pub.own', data: 'own headers', msgId: 'own-1', headers: own },
+      { subject: 'pub.trim', data: 'trimmed id', msgId: ' padded ' }, // nats.js trims header values
+      { subject: 'pub.empty', data: '', msgId: 'empty-1' },
+      { subject: 'pub.big', data: big, msgId: 'big-1' },
+      ...Array.from({ length: 100 }, (_, i) => ({ subject: 'pub.many', data: `n${i}`, msgId: `many-${i}` })),
+    ];
+    expect(await publisher.publishAll(sent, (m) => m)).toEqual({ stored: sent.length, duplicates: 0 });
+    const info = await jsm.streams.info('PUB');
+    expect(info.state.messages).toBe(sent.length);
+    const stored = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage('PUB', { seq });
+      stored.push({ subject: m!.subject, body: m!.string(), id: m!.header?.get('Nats-Msg-Id') ?? '' });
+    }
+    expect(stored).toEqual(
+      sent.map((m) => ({
+        subject: m.subject,
+        body: typeof m.data === 'string' ? m.data : new TextDecoder().decode(m.data),
+        id: m.msgId?.trim() ?? '',
+      })),
+    );
+    const ownStored = await jsm.streams.getMessage('PUB', { seq: info.state.first_seq + 4 });
+    expect(ownStored?.header.get('X-Own')).toBe('yes');
+    // the same ids again: every one a duplicate
+    expect(await publisher.publishAll(sent.slice(0, 4), (m) => m)).toEqual({ stored: 1, duplicates: 3 });
+    publisher.close();
+  });
+
+  it('fails a message above the server max_payload as a send failure, after the ones before it were acked', async () => {
+    const publisher = new JetStreamPublisher(nc);
+    const max = nc.info?.max_payload ?? 1024 * 1024;
+    const err = await rejection(
+      publisher.publishAll(
+        [
+          { subject: 'pub.a', data: 'fine', msgId: 'max-1' },
+          { subject: 'pub.a', data: 'x'.repeat(max + 1), msgId: 'max-2' },
+          { subject: 'pub.a', data: 'never sent', msgId: 'max-3' },
+        ],
+        (m) => m,
+      ),
+    );
+    expect(err.failure).toBe('send');
+    expect(err.msgId).toBe('max-2');
+    expect(publisher.counts).toMatchObject({ acked: 1, failed: 1 });
+    publisher.close();
+  });
+
   it('is built from a JetStream client, taking its connection', async () => {
     await jsm.streams.purge('PUB');
     const publisher = JetStreamPublisher.of(jetstream(nc));

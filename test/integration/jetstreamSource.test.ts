@@ -109,6 +109,25 @@ describe('jetstreamSource', () => {
     expect(s.stats()).toMatchObject({ received: 2500 });
   });
 
+  it('reports what is still pending on the stream while behind, and caughtUp once everything arrived', async () => {
+    await publish(3000);
+    const s = source({ chunkSize: 100, maxInFlight: 300 });
+    const got = collect(s, () => false);
+    await check(() => got.events().length === 300);
+    const behind = s.stats();
+    expect(behind.pending).toBeGreaterThan(0);
+    expect(behind.caughtUp).toBe(false);
+    const drain = setInterval(() => {
+      for (const chunk of got.chunks.splice(0)) s.done(chunk.map((e) => e.seq));
+    }, 5);
+    try {
+      await check(() => s.stats().received === 3000 && s.stats().inFlight === 0);
+    } finally {
+      clearInterval(drain);
+    }
+    expect(s.stats()).toMatchObject({ pending: 0, caughtUp: true });
+  });
+
   it('completes without pulling when stopped before it was subscribed (SIGTERM during start-up)', async () => {
     const s = source();
     await s.stop(1000);
