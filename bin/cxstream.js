@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
+// --max-semi-space-size: fewer young-generation collections on the main thread (see YOUNG_GENERATION_MB
+// in engine/workerPool.ts for the worker threads).
 // The CLI is compiled to dist/ by `npm ci` (the `prepare` script); see engine/cli.ts.
 const { main } = await import('../dist/engine/cli.js');
 await main(process.argv);

@@ -39,6 +39,14 @@ export interface WorkerPoolOptions {
 export const TASKS_IN_FLIGHT = 2;
 
 /**
+ * Young generation of a partition thread (V8 semi-spaces of 64 MB instead of 16 MB): a worker
+ * allocates a few short-lived objects per value of every event, and fewer scavenges gave 10–31 %
+ * more events per CPU-second on the processor's fixed work (bench/RESULTS.md, 2026-11-23). Costs
+ * up to ~190 MB of memory per thread. The main thread gets the same from bin/cxstream.js.
+ */
+const YOUNG_GENERATION_MB = 192;
+
+/**
  * One single-thread piscina pool per partition: piscina would otherwise run a task on any free
  * thread, and a customer's state must live in exactly one. Tasks of a partition run in order.
  */
@@ -74,6 +82,7 @@ export class WorkerPool {
         // the thread still runs them one at a time, in order (the task is synchronous).
         concurrentTasksPerWorker: TASKS_IN_FLIGHT,
         idleTimeout: Number.POSITIVE_INFINITY,
+        resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
         // Atomics.wait between tasks would freeze timers inside the worker (piscina #346).
         atomics: 'disabled',
       });

@@ -25,7 +25,7 @@ export class EngineProcess {
 
   /** Starts `node bin/cxstream.js run` with `env` added to this process's environment. */
   constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, [join(root, 'bin/cxstream.js'), 'run'], {
+    this.child = spawn(process.execPath, ['--max-semi-space-size=64', join(root, 'bin/cxstream.js'), 'run'], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
