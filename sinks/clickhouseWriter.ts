@@ -70,7 +70,9 @@ type Row = Record<string, unknown>;
 /** What a write call queues: row objects (encoded at insert time) or rows a worker already encoded. */
 type Chunk = Row[] | EncodedRows;
 /** What one insert sends: row objects, or encoded rows (UTF-8 text) to send back to back. */
-type Batch = { rows: Row[]; encoded: null; length: number } | { rows: null; encoded: Uint8Array[]; length: number };
+type Batch =
+  | { rows: Row[]; encoded: null; length: number }
+  | { rows: null; encoded: Uint8Array[]; length: number };
 
 interface InsertWaiter {
   /** Resolved once `inserted` reaches this count. */
