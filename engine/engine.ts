@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Observable } from 'rxjs';
 import { RegionSurge, type ResolvedRegionSurge } from '../operators/regionSurge.js';
 import type { RuleSpec } from '../operators/rules.js';
-import { clickHouseDatabase, ensureSchema, openClickHouse } from '../sinks/clickhouse.js';
+import { clickHouseDatabase, ensureSchema, openClickHouse, rawInsertOf } from '../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../sinks/clickhouseWriter.js';
 import { DeadLetterSink, MemoryDeadLetterSink } from '../sinks/deadLetters.js';
 import { MemoryTriggerSink, NatsTriggerSink } from '../sinks/natsTriggers.js';
@@ -54,6 +54,7 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
   await ensureSchema(client, database);
   const clickhouse = new ClickHouseWriter(client, {
     database,
+    rawInsert: rawInsertOf(client),
     flushIntervalMs: config.clickhouse.flushIntervalMs,
     maxBufferedRows: config.clickhouse.maxBufferedRows,
     onError: (err, info) => log.warn({ err, ...info }, 'ClickHouse insert failed; retrying with back-off'),

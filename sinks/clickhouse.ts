@@ -16,6 +16,27 @@ const EMBEDDED_PREFIX = 'embedded:';
 
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
 
+/** Inserts rows already encoded in `format` into `table` (`db.table`, plain identifiers). */
+export type RawInsert = (insert: {
+  table: string;
+  columns: readonly string[];
+  format: 'JSONCompactEachRow' | 'JSONEachRow';
+  values: Uint8Array;
+}) => Promise<void>;
+
+/** chDB's raw insert of each client opened on `embedded:` (see {@link rawInsertOf}). */
+const rawInserts = new WeakMap<ClickHouseClient, RawInsert>();
+
+/**
+ * The raw insert of a client opened on `embedded:DIR`: chDB's `rawInsert` hands the bytes to the
+ * engine as they are, where `@clickhouse/client`'s insert makes one JavaScript string of the body
+ * first (a fifth of the main thread in bench:e2e). Undefined for a server (its HTTP insert streams
+ * the bytes anyway).
+ */
+export function rawInsertOf(client: ClickHouseClient): RawInsert | undefined {
+  return rawInserts.get(client);
+}
+
 /**
  * Opens a client for `url`: `embedded:DIR` runs chDB in this process on the data directory DIR
  * (created if missing); `http(s)://user:pass@host:port/db` talks to a server.
@@ -32,8 +53,12 @@ export function openClickHouse(url: string): ClickHouseClient {
     mkdirSync(path, { recursive: true });
     // chdb types its connection against @clickhouse/client-common while @clickhouse/client bundles
     // its own copy of the same types; they differ only in identity, the runtime contract is the same.
-    const connection = createChdbConnection({ path }) as unknown as ClientConnection;
-    return createClient({ connection });
+    const chdb = createChdbConnection({ path });
+    const client = createClient({ connection: chdb as unknown as ClientConnection });
+    rawInserts.set(client, async ({ table, columns, format, values }) => {
+      await chdb.chdb.rawInsert({ table, columns: [...columns], format, values });
+    });
+    return client;
   }
   const parsed = parseServerUrl(url);
   return createClient({

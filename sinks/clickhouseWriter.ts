@@ -11,7 +11,7 @@
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { EventRow, ProfileRow, Trigger } from '../operators/types.js';
-import { DEFAULT_DATABASE, quoteIdentifier } from './clickhouse.js';
+import { DEFAULT_DATABASE, quoteIdentifier, type RawInsert } from './clickhouse.js';
 import {
   type EncodedRows,
   EVENT_COLUMNS,
@@ -38,6 +38,11 @@ export interface ClickHouseWriterOptions {
   format?: 'JSONCompactEachRow' | 'JSONEachRow';
   /** Back-off between attempts of a failed insert: doubles from `initialMs` up to `maxMs`. @default { initialMs: 200, maxMs: 10_000 } */
   retry?: { initialMs: number; maxMs: number };
+  /**
+   * Inserts the rows workers encoded without the client (chDB's zero-copy insert: `rawInsertOf` in
+   * sinks/clickhouse.ts). @default the client's `exec` with the rows as the body
+   */
+  rawInsert?: RawInsert;
   /** Told about every failed attempt (for logs and metrics); the writer retries regardless. */
   onError?: (error: Error, info: { table: string; rows: number; attempt: number; retryInMs: number }) => void;
 }
@@ -63,6 +68,7 @@ interface ResolvedOptions {
   maxBufferedRows: number;
   format: RowFormat;
   retry: { initialMs: number; maxMs: number };
+  rawInsert: RawInsert | undefined;
   onError: ClickHouseWriterOptions['onError'];
 }
 
@@ -82,7 +88,10 @@ interface InsertWaiter {
 
 /** One table's queue; counts are cumulative so a waiter needs only the position of its last row. */
 interface TableQueue {
+  /** `db`.`table`, quoted for SQL. */
   table: string;
+  /** db.table as plain identifiers (the raw insert quotes nothing). */
+  name: string;
   columns: [string, ...string[]];
   /** Chunks as they were written; a first row array may be partly taken (`headOffset`). */
   chunks: Chunk[];
@@ -126,10 +135,10 @@ export class ClickHouseWriter {
   constructor(client: ClickHouseClient, options: ClickHouseWriterOptions = {}) {
     this.#client = client;
     this.#options = resolveOptions(options);
-    const db = quoteIdentifier(this.#options.database);
-    this.#events = newQueue(`${db}.events`, EVENT_COLUMNS);
-    this.#triggers = newQueue(`${db}.triggers`, TRIGGER_COLUMNS);
-    this.#profiles = newQueue(`${db}.profiles`, PROFILE_COLUMNS);
+    const db = this.#options.database;
+    this.#events = newQueue(db, 'events', EVENT_COLUMNS);
+    this.#triggers = newQueue(db, 'triggers', TRIGGER_COLUMNS);
+    this.#profiles = newQueue(db, 'profiles', PROFILE_COLUMNS);
     this.#queues = [this.#events, this.#triggers, this.#profiles];
   }
 
@@ -356,6 +365,12 @@ export class ClickHouseWriter {
    * encode each chunk again as a JSON value.
    */
   async #insertEncoded(q: TableQueue, encoded: Uint8Array[]): Promise<void> {
+    const { rawInsert, format } = this.#options;
+    if (rawInsert) {
+      const values = encoded.length === 1 ? encoded[0]! : Buffer.concat(encoded);
+      await rawInsert({ table: q.name, columns: q.columns, format, values });
+      return;
+    }
     const columns = q.columns.map(quoteIdentifier).join(', ');
     const result = await this.#client.exec({
       query: `INSERT INTO ${q.table} (${columns}) FORMAT ${this.#options.format}`,
@@ -392,6 +407,7 @@ function resolveOptions(o: ClickHouseWriterOptions): ResolvedOptions {
     maxBufferedRows: o.maxBufferedRows ?? 500_000,
     format: o.format ?? 'JSONCompactEachRow',
     retry: { initialMs: o.retry?.initialMs ?? 200, maxMs: o.retry?.maxMs ?? 10_000 },
+    rawInsert: o.rawInsert,
     onError: o.onError,
   };
   const positive: Array<[string, number]> = [
@@ -411,9 +427,10 @@ function resolveOptions(o: ClickHouseWriterOptions): ResolvedOptions {
   return Object.freeze(resolved);
 }
 
-function newQueue(table: string, columns: readonly [string, ...string[]]): TableQueue {
+function newQueue(database: string, table: string, columns: readonly [string, ...string[]]): TableQueue {
   return {
-    table,
+    table: `${quoteIdentifier(database)}.${table}`,
+    name: `${database}.${table}`,
     columns: [...columns],
     chunks: [],
     headOffset: 0,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, ProfileRow, Trigger } from '../../operators/types.js';
-import { clickHouseDatabase, ensureSchema, openClickHouse } from '../../sinks/clickhouse.js';
+import { clickHouseDatabase, ensureSchema, openClickHouse, rawInsertOf } from '../../sinks/clickhouse.js';
 import { EVENT_COLUMNS, encodeRows } from '../../sinks/clickhouseRows.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
 import { type FunnelRow, formatFunnel, queryFunnel } from '../../sinks/funnel.js';
@@ -320,16 +320,24 @@ describe('ClickHouseWriter (chDB)', () => {
     },
   );
 
-  it.each(['JSONCompactEachRow', 'JSONEachRow'] as const)(
-    'inserts rows workers encoded (%s), mixed with row objects, in order',
-    async (format) => {
+  it.each([
+    ['JSONCompactEachRow', 'the client'],
+    ['JSONEachRow', 'the client'],
+    ['JSONCompactEachRow', "chDB's raw insert"],
+    ['JSONEachRow', "chDB's raw insert"],
+  ] as const)(
+    'inserts rows workers encoded (%s, through %s), mixed with row objects, in order',
+    async (format, through) => {
       const db = await freshDatabase();
       await client.command({ query: `SYSTEM STOP MERGES ${db}.events` });
+      const rawInsert = through === 'the client' ? undefined : rawInsertOf(client);
+      if (through !== 'the client') expect(rawInsert).toBeDefined();
       const writer = new ClickHouseWriter(client, {
         database: db,
         flushIntervalMs: 20,
         maxBatchRows: 3,
         format,
+        rawInsert,
       });
       const events = Array.from({ length: 8 }, (_, i) =>
         ev(`x${i}`, 'message', T0 + i, {
