@@ -43,37 +43,63 @@ export interface ProfileStoreLike {
 
 /** Profiles in the NATS KV bucket `cx_profiles`, for online lookups by dialers and agent desktops. */
 export class ProfileStore implements ProfileStoreLike {
+  /** Rows waiting for the next flush: the latest per customer, in the order of their latest put. */
+  private waiting = new Map<string, ProfileRow>();
+  /** The flush the waiting rows go with; every `put` since the last flush resolves with it. */
+  private nextFlush: Promise<void> | null = null;
+
   private constructor(
     private readonly kv: KV,
     private readonly publisher: JetStreamPublisher,
+    private readonly flushIntervalMs: number,
   ) {}
 
   /**
    * Opens (creating if missing, with history 1) the bucket `cx_profiles`.
    * `opts.maxInFlight`: puts awaiting their ack at once (@default 1000);
-   * `opts.timeoutMs`: wait for a put's ack (@default 5000).
+   * `opts.timeoutMs`: wait for a put's ack (@default 5000);
+   * `opts.flushIntervalMs`: how long puts are gathered before they are sent (@default 500).
    */
   static async open(
     nc: NatsConnection,
-    opts: { maxInFlight?: number; timeoutMs?: number } = {},
+    opts: { maxInFlight?: number; timeoutMs?: number; flushIntervalMs?: number } = {},
   ): Promise<ProfileStore> {
     const kv = await new Kvm(nc).create(PROFILE_BUCKET, { history: 1 });
     const publisher = new JetStreamPublisher(nc, {
       maxInFlight: Math.max(1, opts.maxInFlight ?? 1000),
       ...(opts.timeoutMs !== undefined && { timeoutMs: opts.timeoutMs }),
     });
-    return new ProfileStore(kv, publisher);
+    return new ProfileStore(kv, publisher, Math.max(0, opts.flushIntervalMs ?? 500));
   }
 
   /**
-   * Puts each customer's latest row (`row.profile` as the value), pipelined: a put is a publish to
-   * the key's subject, what `kv.put()` sends, without nats.js's per-request machinery.
+   * Stores each customer's latest row (`row.profile` as the value); resolves once stored. Puts are
+   * gathered for `flushIntervalMs` and only the latest row per customer is sent: the bucket keeps
+   * one value per key, so a profile superseded within the interval never needs to reach it (the
+   * ClickHouse history keeps every row). Each put is a publish to the key's subject, what
+   * `kv.put()` sends, pipelined without nats.js's per-request machinery. While a customer replays a
+   * backlog, its profile is due every minute of event time, which can be many times per second of
+   * wall time: this is where most puts go away (bench/RESULTS.md).
    */
-  async put(rows: ProfileRow[]): Promise<void> {
-    await this.publisher.publishAll(lastPerCustomer(rows), (row) => ({
-      subject: PUT_PREFIX + profileKey(row.customer),
-      data: row.profile, // the JSON text; nats.js encodes it as it writes the message
-    }));
+  put(rows: ProfileRow[]): Promise<void> {
+    for (const row of rows) {
+      this.waiting.delete(row.customer); // re-inserted: the order follows the latest put
+      this.waiting.set(row.customer, row);
+    }
+    this.nextFlush ??= new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        const due = [...this.waiting.values()];
+        this.waiting = new Map();
+        this.nextFlush = null;
+        this.publisher
+          .publishAll(due, (row) => ({
+            subject: PUT_PREFIX + profileKey(row.customer),
+            data: row.profile, // the JSON text; nats.js encodes it as it writes the message
+          }))
+          .then(() => resolve(), reject);
+      }, this.flushIntervalMs);
+    });
+    return this.nextFlush;
   }
 
   /** The parsed profile JSON, or null when there is none (or it was deleted). */
@@ -109,19 +135,4 @@ export class MemoryProfileStore implements ProfileStoreLike {
   async delete(customer: string): Promise<void> {
     this.profiles.delete(customer);
   }
-}
-
-/** One row per customer, the last in array order: a batch can carry a customer twice. */
-function lastPerCustomer(rows: ProfileRow[]): ProfileRow[] {
-  // from the end: the first row met per customer is its last; reversed, the order follows the
-  // last occurrences
-  const seen = new Set<string>();
-  const last: ProfileRow[] = [];
-  for (let i = rows.length - 1; i >= 0; i--) {
-    const row = rows[i]!;
-    if (seen.has(row.customer)) continue;
-    seen.add(row.customer);
-    last.push(row);
-  }
-  return last.reverse();
 }

@@ -240,6 +240,35 @@ describe('ProfileStore', () => {
     expect(await store.get('nobody')).toBeNull();
   });
 
+  it('sends only the latest profile per customer of the puts within its flush interval', async () => {
+    const store = await ProfileStore.open(nc, { flushIntervalMs: 200 });
+    const sent: string[] = [];
+    const sub = nc.subscribe('$KV.cx_profiles.>', {
+      callback: (_e, m) => {
+        sent.push(`${m.subject}=${m.string()}`);
+      },
+    });
+    const first = [
+      store.put([row('k1', { v: 1 }), row('k2', { v: 1 })]),
+      store.put([row('k1', { v: 2 })]),
+      store.put([row('k3', { v: 1 }), row('k1', { v: 3 })]),
+    ];
+    await Promise.all(first);
+    // puts after a flush started go with the next one, which the bucket sees later
+    await Promise.all([store.put([row('k1', { v: 4 })]), store.put([row('k2', { v: 2 })])]);
+    await nc.flush();
+    sub.unsubscribe();
+    expect(sent).toEqual([
+      '$KV.cx_profiles.k2={"v":1}',
+      '$KV.cx_profiles.k3={"v":1}',
+      '$KV.cx_profiles.k1={"v":3}',
+      '$KV.cx_profiles.k1={"v":4}',
+      '$KV.cx_profiles.k2={"v":2}',
+    ]);
+    expect(await store.get('k1')).toEqual({ v: 4 });
+    expect(await store.get('k2')).toEqual({ v: 2 });
+  });
+
   it('stores customers whose ids NATS KV keys cannot hold, under profileKey()', async () => {
     const store = await ProfileStore.open(nc);
     const odd = [
