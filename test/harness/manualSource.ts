@@ -1,5 +1,29 @@
 import { Subject } from 'rxjs';
 import type { EventSource, RawEvent } from '../../engine/types.js';
+import type { RuleSpec } from '../../operators/rules.js';
+
+/** One rule that fires on every order: a trigger per order event, to count outputs by. */
+export const everyOrder: RuleSpec[] = [{ id: 'every_order', on: ['order'], priority: 1 } as RuleSpec];
+
+const encoder = new TextEncoder();
+
+/** An order of `customer` as the source delivers it: stream sequence `seq`, event id `e<seq>`, JSON. */
+export function orderEvent(seq: number, customer: string): RawEvent {
+  return {
+    seq,
+    subject: `cx.events.web.order.${customer}`,
+    data: encoder.encode(
+      JSON.stringify({
+        id: `e${seq}`,
+        ts: 1_800_000_000_000 + seq * 1000,
+        customer,
+        type: 'order',
+        channel: 'web',
+        amount: 10,
+      }),
+    ),
+  };
+}
 
 /** Events on demand, acks recorded: a stand-in for the JetStream source. */
 export class ManualSource implements EventSource {

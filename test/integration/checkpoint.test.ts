@@ -20,11 +20,9 @@ import {
 import { NatsServer } from '../../engine/natsServer.js';
 import { runPipeline } from '../../engine/pipeline.js';
 import { SnapshotCodec } from '../../engine/snapshotCodec.js';
-import type { RawEvent } from '../../engine/types.js';
 import { WorkerPool } from '../../engine/workerPool.js';
-import type { RuleSpec } from '../../operators/rules.js';
 import type { Trigger } from '../../operators/types.js';
-import { ManualSource } from '../harness/manualSource.js';
+import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -140,22 +138,8 @@ describe('LocalCheckpointStore', () => {
   });
 });
 
-const rules: RuleSpec[] = [{ id: 'every_order', on: ['order'], priority: 1 } as RuleSpec];
-const encoder = new TextEncoder();
-const order = (seq: number, customer: string): RawEvent => ({
-  seq,
-  subject: `cx.events.web.order.${customer}`,
-  data: encoder.encode(
-    JSON.stringify({
-      id: `e${seq}`,
-      ts: 1_800_000_000_000 + seq * 1000,
-      customer,
-      type: 'order',
-      channel: 'web',
-      amount: 10,
-    }),
-  ),
-});
+const rules = everyOrder;
+const order = orderEvent;
 
 function sinks(triggers: Trigger[]) {
   return {

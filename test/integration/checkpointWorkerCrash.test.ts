@@ -15,9 +15,8 @@ import { LocalCheckpointStore } from '../../engine/checkpointStore.js';
 import { runPipeline } from '../../engine/pipeline.js';
 import type { BatchOutput, RawEvent } from '../../engine/types.js';
 import { WorkerLostError, WorkerPool } from '../../engine/workerPool.js';
-import type { RuleSpec } from '../../operators/rules.js';
 import type { Trigger } from '../../operators/types.js';
-import { ManualSource } from '../harness/manualSource.js';
+import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cxstream-ckpt-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,25 +41,8 @@ class CrashingPool extends WorkerPool {
 }
 
 // one order per customer: every event fires one trigger (`every_order:<customer>:<id>`)
-const rules: RuleSpec[] = [{ id: 'every_order', on: ['order'], priority: 1 } as RuleSpec];
-const encoder = new TextEncoder();
-const order = (seq: number): RawEvent => {
-  const customer = `c${seq % 5000}`;
-  return {
-    seq,
-    subject: `cx.events.web.order.${customer}`,
-    data: encoder.encode(
-      JSON.stringify({
-        id: `e${seq}`,
-        ts: 1_800_000_000_000 + seq * 1000,
-        customer,
-        type: 'order',
-        channel: 'web',
-        amount: 10,
-      }),
-    ),
-  };
-};
+const rules = everyOrder;
+const order = (seq: number): RawEvent => orderEvent(seq, `c${seq % 5000}`);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => order(from + i));
 
 function run(pool: WorkerPool, source: ManualSource, checkpointer: Checkpointer, triggers: Trigger[]) {
