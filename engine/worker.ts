@@ -1,12 +1,18 @@
 /**
  * Worker-thread entry: one partition's state lives here, in exactly one thread.
- * piscina calls the default export once per task, one task at a time, in submission order.
+ * piscina calls the default export once per task, in submission order; every task but a snapshot
+ * runs to completion before the next starts, and a snapshot is encoded in slices between them.
  */
 import { Piscina, workerData } from 'piscina';
-import { type PartitionOutput, PartitionProcessor } from '../operators/partitionProcessor.js';
+import {
+  type CustomerEntry,
+  type PartitionOutput,
+  PartitionProcessor,
+  type PartitionSnapshot,
+} from '../operators/partitionProcessor.js';
 import { type CountedSelection, selectCounted } from '../operators/regionSurge.js';
 import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../sinks/clickhouseRows.js';
-import { SnapshotCodec } from './snapshotCodec.js';
+import { CHUNK_CUSTOMERS, SnapshotCodec } from './snapshotCodec.js';
 import type { BatchOutput, SnapshotResult, WorkerOptions, WorkerTask } from './types.js';
 
 const options = workerData as WorkerOptions;
@@ -14,7 +20,7 @@ const processor = new PartitionProcessor(options);
 const snapshotCodec = new SnapshotCodec();
 
 /** Handles one task for this worker's partition. */
-export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResult {
+export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResult | Promise<SnapshotResult> {
   switch (task.kind) {
     case 'events': {
       const { bytes, ends, seqs, subjects } = task;
@@ -32,12 +38,8 @@ export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResu
     case 'rules':
       processor.setRules(task.rules);
       return encoded(processor.tick(null, false));
-    case 'snapshot': {
-      // Encoded here, not on the main thread, into a buffer of its own that is moved, not copied.
-      const snapshot = processor.snapshot(task.delta);
-      const state = snapshotCodec.encode(snapshot);
-      return moved({ lastSeq: snapshot.lastSeq, state }, [state]);
-    }
+    case 'snapshot':
+      return snapshotInSlices(processor.snapshot(task.delta));
     case 'restore': {
       const [full, ...deltas] = task.states.map((s) => snapshotCodec.decode(s));
       processor.restore(full!, ...deltas);
@@ -52,6 +54,56 @@ export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResu
       counting = task.selection;
       return encoded(processor.tick(null, false));
   }
+}
+
+/** Longest a slice of snapshot encoding runs before the worker takes its next task. */
+const SLICE_MS = 5;
+
+/**
+ * Encodes a snapshot (the state at the cut `processor.snapshot()` made) in slices of a few ms, so
+ * the batches that arrive meanwhile are not held up by it: between two slices the worker runs its
+ * next task. An entry those batches are about to change is encoded first, as it was at the cut
+ * (copy on write, `processor.beforeChange`). Resolves with the encoded state, moved to the main
+ * thread; a checkpoint waits for it as it waited for the one-piece encode.
+ */
+function snapshotInSlices(snapshot: PartitionSnapshot): Promise<SnapshotResult> {
+  const { customers, ...header } = snapshot;
+  const waiting = new Map<CustomerEntry, string>();
+  for (const [customer, entry] of customers) waiting.set(entry, customer);
+  const chunks: Uint8Array[] = [];
+  processor.beforeChange = (entry) => {
+    const customer = waiting.get(entry);
+    if (customer === undefined) return;
+    waiting.delete(entry);
+    chunks.push(snapshotCodec.encodeChunk([[customer, entry]]));
+  };
+  return new Promise((resolve, reject) => {
+    const slice = (): void => {
+      try {
+        const until = performance.now() + SLICE_MS;
+        while (waiting.size > 0) {
+          const chunk: Array<[string, CustomerEntry]> = [];
+          for (const [entry, customer] of waiting) {
+            chunk.push([customer, entry]);
+            waiting.delete(entry);
+            if (chunk.length === CHUNK_CUSTOMERS) break;
+          }
+          chunks.push(snapshotCodec.encodeChunk(chunk));
+          if (waiting.size > 0 && performance.now() >= until) {
+            setImmediate(slice); // the next task (a batch) runs before the next slice
+            return;
+          }
+        }
+        processor.beforeChange = undefined;
+        const state = snapshotCodec.assemble(header, chunks);
+        resolve(moved({ lastSeq: snapshot.lastSeq, state }, [state]));
+      } catch (e) {
+        processor.beforeChange = undefined;
+        reject(e);
+      }
+    };
+    slice();
+  });
 }
 
 /** Rows the main-thread aggregates asked for (engine/types.ts AggregatesTask); null = none. */

@@ -97,6 +97,11 @@ export class PartitionProcessor {
   private readonly customers = new Map<string, CustomerEntry>();
   /** Customers changed since the last snapshot: what the next delta holds. */
   private changed = new Set<CustomerEntry>();
+  /**
+   * Called with a customer's entry just before it changes (an event, a timer, a publication, a rule
+   * swap): a snapshot still being encoded in slices encodes the entry first (copy on write).
+   */
+  beforeChange: ((entry: CustomerEntry) => void) | undefined = undefined;
   private rules: RuleSet;
   /** Highest stream sequence applied; lower or equal ones are redeliveries and are skipped. */
   private lastSeq = 0;
@@ -224,8 +229,8 @@ export class PartitionProcessor {
     for (const entry of this.customers.values())
       for (const id in entry.timers) {
         if (rules.has(entry.timers[id]!.rule)) continue;
+        this.touch(entry);
         delete entry.timers[id];
-        this.changed.add(entry);
       }
   }
 
@@ -325,7 +330,7 @@ export class PartitionProcessor {
       };
       this.customers.set(event.customer, entry);
     }
-    this.changed.add(entry);
+    this.touch(entry);
     // Due timers fire before the event that moved the watermark past them is applied: such an
     // event is later than their due time, so it could not have cancelled them.
     const late = this.watermark.isLate(event.ts);
@@ -352,13 +357,19 @@ export class PartitionProcessor {
     this.currentProfile = undefined;
   }
 
+  /** The entry is about to change: the hook sees it as it was, and the next delta will hold it. */
+  private touch(entry: CustomerEntry): void {
+    this.beforeChange?.(entry);
+    this.changed.add(entry);
+  }
+
   private currentProfileOf(): Profile {
     this.currentProfile ??= profileOf(this.current, this.current.lastSeen!);
     return this.currentProfile;
   }
 
   private publishProfile(entry: CustomerEntry, profile: Profile, out: PartitionOutput): void {
-    this.changed.add(entry);
+    this.touch(entry);
     entry.publishedAt = profile.lastSeen;
     entry.dirty = false;
     out.profiles.push({
@@ -388,7 +399,7 @@ export class PartitionProcessor {
       const [customer, , record] = next;
       run.firedAt = now ?? record.due;
       const entry = this.customers.get(customer)!;
-      this.changed.add(entry);
+      this.touch(entry);
       this.rules.fireTimer(record, this.scopeOf(entry), run);
     }
   }

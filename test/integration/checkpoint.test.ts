@@ -296,6 +296,38 @@ describe('Checkpointer deltas', () => {
   });
 });
 
+describe('snapshots encoded in slices', () => {
+  it('hold the state at the cut although batches that change it run between the slices', async () => {
+    const codec = new SnapshotCodec();
+    // 20 000 customers: the encode takes many 5 ms slices; the second batch changes 5 000 of them
+    const first = Array.from({ length: 20_000 }, (_, i) => order(i + 1, `c${i}`));
+    const second = Array.from({ length: 5_000 }, (_, i) => order(20_001 + i, `c${i * 4}`));
+    const [sliced, quiet] = [
+      new WorkerPool({ partitions: 1, rules }),
+      new WorkerPool({ partitions: 1, rules }),
+    ];
+    try {
+      await sliced.runEvents(0, first, 0);
+      await quiet.runEvents(0, first, 0);
+      const [snapshot, out] = await Promise.all([sliced.snapshot(0), sliced.runEvents(0, second, 0)]);
+      expect(out.triggers).toHaveLength(5_000);
+      const expected = codec.decode((await quiet.snapshot(0)).state);
+      const got = codec.decode(snapshot.state);
+      const byCustomer = (s: typeof got) => new Map(s.customers);
+      expect(got.lastSeq).toBe(20_000);
+      expect(got.customers).toHaveLength(20_000);
+      expect(byCustomer(got)).toEqual(byCustomer(expected));
+      expect({ ...got, customers: [] }).toEqual({ ...expected, customers: [] });
+      // and the state after both batches is there too: the next full snapshot holds the second batch
+      const after = codec.decode((await sliced.snapshot(0)).state);
+      expect(after.lastSeq).toBe(25_000);
+      expect(byCustomer(after).get('c4')?.state.orders).toBe(2);
+    } finally {
+      await Promise.all([sliced.close(), quiet.close()]);
+    }
+  });
+});
+
 describe('Checkpointer with a sink that does not accept (ClickHouse down)', () => {
   it('acks nothing the sink has not accepted: a checkpoint meanwhile covers only what was delivered', async () => {
     // the ClickHouse writer's promise resolves only once rows are stored; here: only when released
