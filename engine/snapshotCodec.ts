@@ -30,15 +30,28 @@ export class SnapshotCodec {
   // Records (object shapes written once per chunk) make a snapshot ~2.6× smaller and no slower than plain maps.
   private readonly packr = new Packr({ useRecords: true });
   private readonly envelope = new Packr({ useRecords: false });
+  /** Bytes per customer of the last chunk: sizes the next chunk's buffer. */
+  private bytesPerCustomer = 256;
 
-  /** One chunk of customers, in a buffer of its own (the packer reuses its buffer). */
+  /**
+   * One chunk of customers, packed into a fresh buffer sized for it (msgpackr's shared buffer would
+   * grow by copying, and its result would have to be copied out: 1.5–2.5× the time).
+   */
   encodeChunk(customers: ReadonlyArray<readonly [string, CustomerEntry]>): Uint8Array {
-    return new Uint8Array(this.packr.pack(customers));
+    const size = Math.max(4096, Math.ceil(customers.length * this.bytesPerCustomer * 1.25));
+    this.packr.useBuffer(Buffer.allocUnsafeSlow(size));
+    const packed = this.packr.pack(customers);
+    if (customers.length > 0) this.bytesPerCustomer = packed.byteLength / customers.length;
+    return packed;
   }
 
   /** The snapshot's bytes from its header and chunks, in a buffer of its own (its `.buffer` can be transferred). */
   assemble(header: SnapshotHeader, chunks: Uint8Array[]): Uint8Array {
-    return new Uint8Array(this.envelope.pack({ ...header, chunks }));
+    let size = 4096;
+    for (const chunk of chunks) size += chunk.byteLength + 8;
+    this.envelope.useBuffer(Buffer.allocUnsafeSlow(size));
+    const packed = this.envelope.pack({ ...header, chunks });
+    return new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
   }
 
   /** The whole snapshot at once (tests, benchmarks); the worker encodes in slices. */
