@@ -72,7 +72,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     CXSTREAM_STATE_DIR: `${dir}/state`,
     CXSTREAM_METRICS_PORT: '0',
     CXSTREAM_ENGINE_PARTITIONS: '2',
-        CXSTREAM_CHECKPOINT_INTERVAL_MS: '1000',
+    CXSTREAM_CHECKPOINT_INTERVAL_MS: '1000',
     // The traffic's day is in the past of the wall clock: a partition idle for idleAfterMs (as after
     // a restart, before the backlog arrives) would move its watermark to now and fire every pending
     // absence timer at a run-dependent point. Wall-clock idleness is left out of the comparison.

@@ -81,7 +81,7 @@ describe('rule hot reload in cxstream run', () => {
       CXSTREAM_RULES: rulesFile,
       CXSTREAM_METRICS_PORT: '0',
       CXSTREAM_ENGINE_PARTITIONS: '2',
-          });
+    });
     const jsm = await jetstreamManager(nc);
     await waitFor(() => jsm.consumers.info('CX_EVENTS', 'cxstream').then(() => true));
 

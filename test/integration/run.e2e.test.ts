@@ -90,7 +90,7 @@ describe('cxstream run, end to end', () => {
       CXSTREAM_STATE_DIR: `${dir}/state`,
       CXSTREAM_METRICS_PORT: '0',
       CXSTREAM_ENGINE_PARTITIONS: '2',
-          });
+    });
 
     const jsm = await jetstreamManager(nc);
     // The engine creates the streams and its durable consumer when it starts.
