@@ -70,6 +70,7 @@ function snapshotInSlices(snapshot: PartitionSnapshot): Promise<SnapshotResult> 
   const { customers, ...header } = snapshot;
   const waiting = new Map<CustomerEntry, string>();
   for (const [customer, entry] of customers) waiting.set(entry, customer);
+  const pending = waiting.entries();
   const chunks: Uint8Array[] = [];
   processor.beforeChange = (entry) => {
     const customer = waiting.get(entry);
@@ -83,7 +84,10 @@ function snapshotInSlices(snapshot: PartitionSnapshot): Promise<SnapshotResult> 
         const until = performance.now() + SLICE_MS;
         while (waiting.size > 0) {
           const chunk: Array<[string, CustomerEntry]> = [];
-          for (const [entry, customer] of waiting) {
+          // one live iterator for the whole snapshot: entries deleted meanwhile (encoded by
+          // beforeChange) are skipped, and no slice walks over the ones taken before it
+          for (let next = pending.next(); !next.done; next = pending.next()) {
+            const [entry, customer] = next.value;
             chunk.push([customer, entry]);
             waiting.delete(entry);
             if (chunk.length === CHUNK_CUSTOMERS) break;
