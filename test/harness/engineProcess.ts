@@ -4,6 +4,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { check } from './check.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -14,6 +17,25 @@ export interface EngineLogLine {
   /** When the test process read the line (ms). */
   seenAt: number;
   [field: string]: unknown;
+}
+
+/**
+ * The environment of an engine under test: this nats-server, embedded ClickHouse and checkpoints
+ * under `dir`, metrics on a free port, two partitions; `extra` adds or overrides settings.
+ */
+export function engineEnv(
+  natsUrl: string,
+  dir: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    CXSTREAM_NATS_URL: natsUrl,
+    CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
+    CXSTREAM_STATE_DIR: `${dir}/state`,
+    CXSTREAM_METRICS_PORT: '0',
+    CXSTREAM_ENGINE_PARTITIONS: '2',
+    ...extra,
+  };
 }
 
 /** A running `cxstream run`. */
@@ -55,6 +77,16 @@ export class EngineProcess {
   /** The first log line with this message, once seen. */
   line(msg: string): EngineLogLine | undefined {
     return this.lines.find((l) => l.msg === msg);
+  }
+
+  /** Resolves once the engine consumes: it creates the streams and its durable consumer on start. */
+  async consuming(nc: NatsConnection, timeoutMs = 30_000): Promise<void> {
+    const jsm = await jetstreamManager(nc);
+    await check(
+      () => jsm.consumers.info('CX_EVENTS', 'cxstream'),
+      timeoutMs,
+      () => this.stderrTail(),
+    );
   }
 
   /** Last stderr output, for failure messages. */

@@ -15,7 +15,7 @@ import { ensureStreams } from '../../engine/streams.js';
 import type { CxEvent } from '../../operators/types.js';
 import { check } from './check.js';
 import { readTriggerIds } from './deliveryVerifier.js';
-import { EngineProcess } from './engineProcess.js';
+import { EngineProcess, engineEnv } from './engineProcess.js';
 
 /** What a fault plan can reach while the traffic flows. */
 export interface FaultContext {
@@ -66,19 +66,14 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
   const server = await NatsServer.start();
   const dir = mkdtempSync(join(tmpdir(), 'cxstream-fault-'));
   const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-  const env = {
-    CXSTREAM_NATS_URL: server.url,
-    CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
-    CXSTREAM_STATE_DIR: `${dir}/state`,
-    CXSTREAM_METRICS_PORT: '0',
-    CXSTREAM_ENGINE_PARTITIONS: '2',
+  const env = engineEnv(server.url, dir, {
     CXSTREAM_CHECKPOINT_INTERVAL_MS: '1000',
     // The traffic's day is in the past of the wall clock: a partition idle for idleAfterMs (as after
     // a restart, before the backlog arrives) would move its watermark to now and fire every pending
     // absence timer at a run-dependent point. Wall-clock idleness is left out of the comparison.
     CXSTREAM_ENGINE_IDLE_AFTER_MS: String(7 * 24 * 3600_000),
     ...opts.env,
-  };
+  });
   let log = '';
   let engine!: EngineProcess;
   let restarts = 0;
@@ -104,12 +99,8 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     // the 1-second duplicate window: correctness must not depend on it
     await ensureStreams(nc, { triggersDuplicateWindowMs: 1000 });
     start();
+    await engine.consuming(nc);
     const jsm = await jetstreamManager(nc);
-    await check(
-      () => jsm.consumers.info('CX_EVENTS', 'cxstream'),
-      30_000,
-      () => engine.stderrTail(),
-    );
     const published = publish(nc, opts.events, opts.publishStep ?? 50, opts.publishPauseMs ?? 100);
     const ctx: FaultContext = {
       server,

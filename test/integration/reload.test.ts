@@ -7,14 +7,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../../engine/natsServer.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { check } from '../harness/check.js';
-import { EngineProcess } from '../harness/engineProcess.js';
+import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
 import { readStream } from '../harness/readStream.js';
 
 const T0 = Date.UTC(2026, 10, 20, 2, 0, 0);
@@ -74,16 +74,8 @@ describe('rule hot reload in cxstream run', () => {
   it('swaps rules on file change and SIGHUP, keeps state, rejects a broken file with file:line', async () => {
     const rulesFile = join(dir, 'rules.yaml');
     writeFileSync(rulesFile, v1);
-    engine = new EngineProcess({
-      CXSTREAM_NATS_URL: server.url,
-      CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
-      CXSTREAM_STATE_DIR: `${dir}/state`,
-      CXSTREAM_RULES: rulesFile,
-      CXSTREAM_METRICS_PORT: '0',
-      CXSTREAM_ENGINE_PARTITIONS: '2',
-    });
-    const jsm = await jetstreamManager(nc);
-    await waitFor(() => jsm.consumers.info('CX_EVENTS', 'cxstream').then(() => true));
+    engine = new EngineProcess(engineEnv(server.url, dir, { CXSTREAM_RULES: rulesFile }));
+    await engine.consuming(nc);
 
     // v1: c1 spends 600.
     await publish('c1', 'order', { amount: 600 }); // e1 → big_order

@@ -16,7 +16,7 @@ import { loadRules } from '../../engine/rulesFile.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
 import { check } from '../harness/check.js';
-import { EngineProcess } from '../harness/engineProcess.js';
+import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
 import { readStream } from '../harness/readStream.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -84,21 +84,9 @@ describe('cxstream run, end to end', () => {
   });
 
   it('fires exactly the expected triggers, dead-letters bad events, and drains on SIGTERM', async () => {
-    engine = new EngineProcess({
-      CXSTREAM_NATS_URL: server.url,
-      CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
-      CXSTREAM_STATE_DIR: `${dir}/state`,
-      CXSTREAM_METRICS_PORT: '0',
-      CXSTREAM_ENGINE_PARTITIONS: '2',
-    });
-
+    engine = new EngineProcess(engineEnv(server.url, dir));
+    await engine.consuming(nc);
     const jsm = await jetstreamManager(nc);
-    // The engine creates the streams and its durable consumer when it starts.
-    await check(
-      () => jsm.consumers.info('CX_EVENTS', 'cxstream'),
-      30_000,
-      () => engine.stderrTail(),
-    );
 
     const js = jetstream(nc);
     for (const e of events) {

@@ -8,14 +8,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../../engine/natsServer.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { check } from '../harness/check.js';
-import { EngineProcess } from '../harness/engineProcess.js';
+import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
 import { readStream } from '../harness/readStream.js';
 
 const MIN = 60_000;
@@ -122,21 +122,13 @@ describe('timers end to end: drained history, then the silent customers come due
   });
 
   it('fires exactly the expected triggers, with the deferral and the cap', async () => {
-    engine = new EngineProcess({
-      CXSTREAM_NATS_URL: server.url,
-      CXSTREAM_CLICKHOUSE_URL: `embedded:${dir}/clickhouse`,
-      CXSTREAM_STATE_DIR: `${dir}/state`,
-      CXSTREAM_METRICS_PORT: '0',
-      CXSTREAM_ENGINE_PARTITIONS: '2',
-      CXSTREAM_ENGINE_IDLE_AFTER_MS: '1000',
-      CXSTREAM_ENGINE_TICK_INTERVAL_MS: '200',
-    });
-    const jsm = await jetstreamManager(nc);
-    await check(
-      () => jsm.consumers.info('CX_EVENTS', 'cxstream'),
-      30_000,
-      () => engine.stderrTail(),
+    engine = new EngineProcess(
+      engineEnv(server.url, dir, {
+        CXSTREAM_ENGINE_IDLE_AFTER_MS: '1000',
+        CXSTREAM_ENGINE_TICK_INTERVAL_MS: '200',
+      }),
     );
+    await engine.consuming(nc);
     const js = jetstream(nc);
     for (const e of events)
       await js.publish(`cx.events.${e.channel}.${e.type}.${e.customer}`, pack(e), { msgID: e.id });
