@@ -85,6 +85,10 @@ export class WorkerPool {
         resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
         // Atomics.wait between tasks would freeze timers inside the worker (piscina #346).
         atomics: 'disabled',
+        // Tasks beyond the thread's capacity wait in piscina's queue; without this, a task that could
+        // not be placed goes back to the queue's tail, behind later ones: a partition's batches would
+        // run out of stream order.
+        stricterFIFO: true,
       });
       // emitted before the new thread runs any task, so every later result is checked in `runOn`
       let threads = 0;

@@ -1,4 +1,4 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import { from, Observable, type ObservableInput, type OperatorFunction, Subscription } from 'rxjs';
 
 /** One unit of input: items to process, or a control task that runs between two batches. */
 export type Work<T, C> = { items: readonly T[]; control?: undefined } | { items?: undefined; control: C };
@@ -7,10 +7,10 @@ export type Work<T, C> = { items: readonly T[]; control?: undefined } | { items?
 export interface BatchWhileBusyOptions<T, C, R> {
   /** Most items in one task (a larger input array still goes whole). */
   maxItems: number;
-  /** Tasks running at once; items arriving meanwhile wait and join the next task. */
+  /** Tasks running at once, never more; what arrives meanwhile waits and joins the next task. */
   concurrency: number;
-  /** Runs one task: a batch of items, or a control. */
-  run: (work: Work<T, C>) => Promise<R>;
+  /** Runs one task (a batch of items, or a control); its first value is the task's result. */
+  run: (work: Work<T, C>) => ObservableInput<R>;
 }
 
 /**
@@ -18,9 +18,11 @@ export interface BatchWhileBusyOptions<T, C, R> {
  * tasks are running, and wait for a running task to finish otherwise — so a quiet stream pays no
  * batching delay, and a busy one gets batches that grow with the backlog (up to `maxItems`).
  *
- * Order: tasks start in input order — a control only after every item that came before it, and
- * before any item after it — and their results are emitted in that order. On completion of the
- * input the waiting items go, and the output completes after the last result.
+ * Order: tasks start in input order, never more than `concurrency` at a time (a worker that queues
+ * tasks beyond its capacity may reorder them); a control starts alone, after every item that came
+ * before it and before any item after it. Results are emitted in start order. When the input
+ * completes, what waits still runs, and the output completes after the last result. Unsubscribing
+ * starts nothing more and drops what waits.
  */
 export function batchWhileBusy<T, C, R>(
   options: BatchWhileBusyOptions<T, C, R>,
@@ -34,82 +36,75 @@ export function batchWhileBusy<T, C, R>(
   }
   return (source) =>
     new Observable<R>((subscriber) => {
-      /** Waiting input arrays, oldest first, and how many items they hold. */
-      let waiting: Array<readonly T[]> = [];
-      let waitingItems = 0;
+      /** Input not started yet, oldest first. */
+      const waiting: Array<Work<T, C>> = [];
+      /** Started tasks whose results are not emitted yet, in start order. */
+      const started: Array<{ done: boolean; value: R | undefined }> = [];
       let running = 0;
       let inputDone = false;
-      /** Results not yet emitted, in start order. */
-      const results: Array<Promise<R>> = [];
-      let emitting = false;
+      const tasks = new Subscription();
+
+      /** The next task: a control alone, or the waiting item arrays up to the next control and `maxItems`. */
+      const next = (): Work<T, C> => {
+        if (waiting[0]!.items === undefined) return waiting.shift()!;
+        let n = 0;
+        let take = 0;
+        for (const w of waiting) {
+          if (w.items === undefined || (take > 0 && n + w.items.length > maxItems)) break;
+          n += w.items.length;
+          take++;
+        }
+        const taken = waiting.splice(0, take);
+        return take === 1 ? taken[0]! : { items: taken.flatMap((w) => w.items!) };
+      };
+
+      const pump = (): void => {
+        while (running < concurrency && waiting.length > 0 && !subscriber.closed) start(next());
+        while (started.length > 0 && started[0]!.done && !subscriber.closed) {
+          subscriber.next(started.shift()!.value as R);
+        }
+        if (inputDone && running === 0 && waiting.length === 0 && started.length === 0) subscriber.complete();
+      };
 
       const start = (work: Work<T, C>): void => {
         running++;
-        const result = run(work);
-        results.push(result);
-        result.then(
-          () => {
-            running--;
-            startWaiting(false);
-            void emitInOrder();
-          },
-          (e: unknown) => subscriber.error(e),
+        const task = { done: false, value: undefined as R | undefined };
+        started.push(task);
+        let settled = false;
+        tasks.add(
+          from(run(work)).subscribe({
+            next: (value) => {
+              if (settled) return;
+              settled = true;
+              task.value = value;
+              task.done = true;
+              running--;
+              pump();
+            },
+            error: (e: unknown) => subscriber.error(e),
+            complete: () => {
+              if (!settled) subscriber.error(new Error('batchWhileBusy: a task completed without a result'));
+            },
+          }),
         );
       };
 
-      /** Starts tasks of waiting items while there is room (`all`: regardless of room). */
-      const startWaiting = (all: boolean): void => {
-        while (waitingItems > 0 && (all || running < concurrency)) {
-          let n = 0;
-          let take = 0;
-          while (take < waiting.length && (take === 0 || n + waiting[take]!.length <= maxItems)) {
-            n += waiting[take]!.length;
-            take++;
-          }
-          const items = take === 1 ? waiting[0]! : waiting.slice(0, take).flat();
-          waiting = waiting.slice(take);
-          waitingItems -= n;
-          start({ items });
-        }
-      };
-
-      const emitInOrder = async (): Promise<void> => {
-        if (emitting) return;
-        emitting = true;
-        while (results.length > 0 && !subscriber.closed) {
-          let value: R;
-          try {
-            value = await results[0]!;
-          } catch {
-            return; // reported by `start`
-          }
-          results.shift();
-          subscriber.next(value);
-        }
-        emitting = false;
-        if (inputDone && waitingItems === 0 && results.length === 0) subscriber.complete();
-      };
-
-      const subscription = source.subscribe({
+      const input = source.subscribe({
         next: (work) => {
-          const { items } = work;
-          if (items === undefined) {
-            startWaiting(true); // a control is a barrier: what came before goes first
-            start(work);
-            return;
-          }
-          if (items.length === 0) return;
-          waiting.push(items);
-          waitingItems += items.length;
-          startWaiting(false);
+          if (work.items !== undefined && work.items.length === 0) return;
+          waiting.push(work);
+          pump();
         },
         error: (e: unknown) => subscriber.error(e),
         complete: () => {
           inputDone = true;
-          startWaiting(true);
-          void emitInOrder();
+          pump();
         },
       });
-      return () => subscription.unsubscribe();
+      return () => {
+        waiting.length = 0;
+        input.unsubscribe();
+        tasks.unsubscribe();
+      };
     });
 }

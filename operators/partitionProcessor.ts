@@ -103,8 +103,14 @@ export class PartitionProcessor {
    */
   beforeChange: ((entry: CustomerEntry) => void) | undefined = undefined;
   private rules: RuleSet;
-  /** Highest stream sequence applied; lower or equal ones are redeliveries and are skipped. */
+  /** Highest stream sequence applied. */
   private lastSeq = 0;
+  /**
+   * Highest sequence of the restored checkpoint: a sequence at or below it is a redelivery of an
+   * event the state already holds, and is skipped. Any other sequence at or below `lastSeq` means
+   * events reached the partition out of order, which would lose one of them: an error.
+   */
+  private restoredSeq = 0;
   private readonly watermark: Watermark;
   private readonly queue = new TimerQueue();
   // Reused per event and per timer: the hot path allocates no context objects.
@@ -216,6 +222,7 @@ export class PartitionProcessor {
       for (const [id, record] of Object.entries(entry.timers)) this.queue.restore(customer, id, record);
     const last = deltas.at(-1) ?? full;
     this.lastSeq = last.lastSeq;
+    this.restoredSeq = last.lastSeq;
     this.watermark.restore(last.watermark);
   }
 
@@ -261,7 +268,10 @@ export class PartitionProcessor {
     if (seqs.length > 0) this.watermark.active(now);
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i]!;
-      if (seq <= this.lastSeq) continue; // redelivered: already applied
+      if (seq <= this.lastSeq) {
+        if (seq <= this.restoredSeq) continue; // redelivered after a restore: already applied
+        throw new SequenceError(this.partition, seq, this.lastSeq);
+      }
       this.lastSeq = seq;
       const bytes = payload(i);
       const subject = subjects[i]!;
@@ -425,6 +435,25 @@ export class PartitionProcessor {
       droppedByQuietHours: 0,
       deferred: 0,
     };
+  }
+}
+
+/**
+ * A partition got a stream sequence at or below one it already applied, and not a redelivery of its
+ * restored checkpoint: events reached it out of order. Applying or skipping it would both be wrong
+ * (skipping loses an event), so the batch fails and the run stops.
+ */
+export class SequenceError extends Error {
+  override readonly name = 'SequenceError';
+  constructor(
+    readonly partition: number,
+    readonly seq: number,
+    readonly lastSeq: number,
+  ) {
+    super(
+      `partition ${partition} got stream sequence ${seq} after ${lastSeq}: events reached it out of order; ` +
+        'stopping rather than skip an event',
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/rulesFile.js';
-import { PartitionProcessor } from '../../operators/partitionProcessor.js';
+import { PartitionProcessor, SequenceError } from '../../operators/partitionProcessor.js';
 import type { CxEvent } from '../../operators/types.js';
 
 const rules = loadRules(['config/rules.yaml']);
@@ -66,13 +66,26 @@ describe('PartitionProcessor', () => {
     expect(p.tick(null, true).profiles).toHaveLength(0);
   });
 
-  it('skips redelivered sequences, so a batch applied twice changes nothing', () => {
-    const p = new PartitionProcessor({ partition: 0, rules });
+  it('skips the sequences its restored checkpoint holds (redeliveries after a restart)', () => {
+    const a = new PartitionProcessor({ partition: 0, rules });
     const events = [ev('e1', 'c1', 'session_end', T0, { session: 's1' })];
-    expect(apply(p, events, 7).triggers).toHaveLength(1);
-    const again = apply(p, events, 7);
+    expect(apply(a, events, 7).triggers).toHaveLength(1);
+    const b = new PartitionProcessor({ partition: 0, rules });
+    b.restore(unpack(pack(a.snapshot())));
+    const again = apply(b, events, 7);
     expect(again.triggers).toHaveLength(0);
     expect(again.events).toHaveLength(0);
+    expect(apply(b, [ev('e2', 'c1', 'order', T0 + MIN, { amount: 5 })], 8).events).toHaveLength(1);
+  });
+
+  it('stops with a SequenceError on a sequence at or below one it applied that is not a redelivery', () => {
+    const p = new PartitionProcessor({ partition: 4, rules });
+    apply(p, [ev('e1', 'c1', 'page_view', T0), ev('e2', 'c2', 'page_view', T0)], 1001);
+    // sequences 1..1000 arriving after 1001..1002: out of order; skipping them would lose them
+    expect(() => apply(p, [ev('e0', 'c3', 'page_view', T0)], 1000)).toThrow(SequenceError);
+    expect(() => apply(p, [ev('e0', 'c3', 'page_view', T0)], 1000)).toThrow(
+      /partition 4 got stream sequence 1000 after 1002/,
+    );
   });
 
   it('restores from a msgpack snapshot and goes on exactly as the original', () => {
