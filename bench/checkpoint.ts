@@ -15,9 +15,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCheckpointStore } from '../engine/checkpointStore.js';
-import { loadRules } from '../engine/rulesFile.js';
-import { SnapshotCodec } from '../engine/snapshotCodec.js';
+import { LocalCheckpointStore } from '../engine/checkpoint/checkpointStore.js';
+import { loadRules } from '../engine/config/rulesFile.js';
+import { SnapshotCodec } from '../engine/checkpoint/snapshotCodec.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
 
 const counts = process.argv
@@ -27,7 +27,7 @@ const counts = process.argv
 const rules = loadRules([join(import.meta.dirname, '../config/rules.yaml')]);
 const encoder = new TextEncoder();
 const T0 = Date.parse('2026-11-01T10:00:00+08:00');
-// the worker's snapshot codec (engine/worker.ts)
+// the worker's snapshot codec (engine/runtime/worker.ts)
 const codec = new SnapshotCodec();
 const DELTA_EVENTS = Number(process.env.DELTA_EVENTS ?? 20_000);
 

@@ -4,11 +4,11 @@
  *   npm run bench:e2e -- [--events N] [--customers C] [--partitions P] [--no-checkpoints] [--record]
  *   (or BENCH_EVENTS, BENCH_CUSTOMERS, BENCH_PARTITIONS; defaults 1 000 000, 100 000, the config's)
  *
- * A private nats-server gets CX_EVENTS preloaded with N generated events (engine/demoTraffic.ts:
+ * A private nats-server gets CX_EVENTS preloaded with N generated events (engine/demo/traffic.ts:
  * page views, messages, sessions, carts, orders, ... of C customers, msgpack, the first N in time
  * order). Then three consumers read the whole stream, each on its own durable:
  *   1. baseline: decode each message (msgpackr) and ack (AckPolicy.All, every 1000th message),
- *   2. engine: `cxstream run` as assembled by engine/engine.ts — default rules, embedded ClickHouse
+ *   2. engine: `cxstream run` as assembled by engine/runtime/runEngine.ts — default rules, embedded ClickHouse
  *      in a temporary directory, triggers to CX_TRIGGERS, profiles to KV, local checkpoints (acks wait
  *      for a checkpoint that covers them) — until every event is acked,
  *   3. baseline again, so the ratio is taken against the mean of one run before and one after.
@@ -21,14 +21,16 @@ import { performance } from 'node:perf_hooks';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
 import { pack, unpack } from 'msgpackr';
-import { LocalCheckpointStore } from '../engine/checkpointStore.js';
-import { loadConfig } from '../engine/config.js';
-import { generateTraffic, subjectOf } from '../engine/demoTraffic.js';
-import { connectNats, openSinks, runEngine } from '../engine/engine.js';
-import { jetstreamSource } from '../engine/jetstreamSource.js';
-import { NatsServer } from '../engine/natsServer.js';
-import { loadRules } from '../engine/rulesFile.js';
-import { ensureStreams, natsNames } from '../engine/streams.js';
+import { LocalCheckpointStore } from '../engine/checkpoint/checkpointStore.js';
+import { loadConfig } from '../engine/config/config.js';
+import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
+import { runEngine } from '../engine/runtime/runEngine.js';
+import { openSinks } from '../engine/runtime/openSinks.js';
+import { connectNats } from '../engine/nats/connect.js';
+import { jetstreamSource } from '../engine/source/jetstreamSource.js';
+import { NatsServer } from '../engine/nats/natsServer.js';
+import { loadRules } from '../engine/config/rulesFile.js';
+import { ensureStreams, natsNames } from '../engine/nats/streams.js';
 import { flag, fmt, jsonLine, recordRun, runInfo, table } from './report.js';
 
 const N = flag('events', 'BENCH_EVENTS', 1_000_000);

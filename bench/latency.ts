@@ -7,7 +7,7 @@
  * The default rate is half the engine's maximum measured by bench:e2e on the reference machine
  * (bench/RESULTS.md); pass the half of yours. The engine runs as `cxstream run` does (live, JetStream
  * source on a private nats-server, embedded ClickHouse, triggers to CX_TRIGGERS). Traffic is the
- * generated day (engine/demoTraffic.ts) replayed with event time = publish time, plus probes:
+ * generated day (engine/demo/traffic.ts) replayed with event time = publish time, plus probes:
  * - on-event: a customer message asking for an invoice (rule `invoice_ticket`, a fresh customer per
  *   probe, 50/s): latency = trigger received on `cx.triggers.invoice_ticket` − event time (= publish);
  * - timer: `bench_arm` with no `bench_cancel` within 3 s (rule `bench_timer`, an `absence` rule added
@@ -22,14 +22,16 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as hdr from 'hdr-histogram-js';
 import { pack } from 'msgpackr';
-import { LocalCheckpointStore } from '../engine/checkpointStore.js';
-import { loadConfig } from '../engine/config.js';
-import { generateTraffic, subjectOf } from '../engine/demoTraffic.js';
-import { connectNats, openSinks, runEngine } from '../engine/engine.js';
-import { jetstreamSource } from '../engine/jetstreamSource.js';
-import { NatsServer } from '../engine/natsServer.js';
-import { loadRules } from '../engine/rulesFile.js';
-import { ensureStreams } from '../engine/streams.js';
+import { LocalCheckpointStore } from '../engine/checkpoint/checkpointStore.js';
+import { loadConfig } from '../engine/config/config.js';
+import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
+import { runEngine } from '../engine/runtime/runEngine.js';
+import { openSinks } from '../engine/runtime/openSinks.js';
+import { connectNats } from '../engine/nats/connect.js';
+import { jetstreamSource } from '../engine/source/jetstreamSource.js';
+import { NatsServer } from '../engine/nats/natsServer.js';
+import { loadRules } from '../engine/config/rulesFile.js';
+import { ensureStreams } from '../engine/nats/streams.js';
 import type { CxEvent, Trigger } from '../operators/types.js';
 import { flag, fmt, jsonLine, recordRun, runInfo, table } from './report.js';
 

@@ -13,10 +13,10 @@ import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import Benchmark from 'benchmark';
 import { pack, Unpackr, type Options as UnpackrOptions, unpack } from 'msgpackr';
 import { of } from 'rxjs';
-import { loadConfig } from '../engine/config.js';
-import { generateTraffic, subjectOf } from '../engine/demoTraffic.js';
-import { loadRules } from '../engine/rulesFile.js';
-import { packEvents } from '../engine/workerPool.js';
+import { loadConfig } from '../engine/config/config.js';
+import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
+import { loadRules } from '../engine/config/rulesFile.js';
+import { packEvents } from '../engine/runtime/workerPool.js';
 import { decodeEvent } from '../operators/decodeEvent.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
 import { newCustomerState, profileOf, updateProfile } from '../operators/profile.js';
@@ -166,7 +166,7 @@ cases.push({
   },
 });
 
-// One worker task of 1000 raw events as the pipeline sends it (engine/workerPool.ts), through a
+// One worker task of 1000 raw events as the pipeline sends it (engine/runtime/workerPool.ts), through a
 // MessagePort and out again in this thread: what the two threads pay, serialize + deserialize.
 const rawBatch = Array.from({ length: 1000 }, (_, i) => ({
   seq: i + 1,

@@ -8,7 +8,7 @@ import { appendFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findNatsServer } from '../engine/natsServer.js';
+import { findNatsServer } from '../engine/nats/natsServer.js';
 
 /** Where the machine and run came from. */
 export interface RunInfo {

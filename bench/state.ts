@@ -4,10 +4,10 @@
  *   npm run bench:state -- [--customers C] [--slice S] [--record]
  *   (or BENCH_CUSTOMERS; default 1 000 000 customers)
  *
- * Drives a PartitionProcessor (default rules) directly with generated traffic (engine/demoTraffic.ts,
+ * Drives a PartitionProcessor (default rules) directly with generated traffic (engine/demo/traffic.ts,
  * one day per customer), S customers at a time so the generated events never crowd the heap, then
  * with the events dropped and a full GC measures heap and RSS growth per customer. Then the
- * checkpoint path of engine/worker.ts: msgpack of `processor.snapshot()` (encode time, size), the
+ * checkpoint path of engine/runtime/worker.ts: msgpack of `processor.snapshot()` (encode time, size), the
  * bytes written and fsynced to a file, read back, decoded and restored into a fresh processor.
  */
 import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pack, unpack } from 'msgpackr';
-import { loadConfig } from '../engine/config.js';
-import { generateTraffic, subjectOf } from '../engine/demoTraffic.js';
-import { loadRules } from '../engine/rulesFile.js';
+import { loadConfig } from '../engine/config/config.js';
+import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
+import { loadRules } from '../engine/config/rulesFile.js';
 import { PartitionProcessor, type PartitionSnapshot } from '../operators/partitionProcessor.js';
 import { flag, fmt, jsonLine, recordRun, runInfo, table } from './report.js';
 
@@ -92,7 +92,7 @@ function main(): void {
     rssPerCustomer,
   });
 
-  // The checkpoint path of engine/worker.ts: pack(snapshot) there, unpack + restore on recovery.
+  // The checkpoint path of engine/runtime/worker.ts: pack(snapshot) there, unpack + restore on recovery.
   let t = performance.now();
   const bytes = pack(processor.snapshot());
   const encodeSeconds = (performance.now() - t) / 1000;

@@ -211,7 +211,7 @@ export function resolveRegionSurge(spec: RegionSurgeSpec): ResolvedRegionSurge {
 
 /**
  * What a {@link RegionSurge} held at a checkpoint cut, rebuilt from stored event rows after a crash
- * (engine/aggregateRecovery.ts): per partition, its events up to the cut's sequence.
+ * (engine/checkpoint/aggregateRecovery.ts): per partition, its events up to the cut's sequence.
  */
 export interface RegionSurgeCut {
   /** Per partition: highest event time of its events up to the cut (-Infinity when none). */

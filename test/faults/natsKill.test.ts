@@ -7,7 +7,7 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateTraffic } from '../../engine/demoTraffic.js';
+import { generateTraffic } from '../../engine/demo/traffic.js';
 import { compareIds, storedEventIds } from '../harness/deliveryVerifier.js';
 import { runScenario, type ScenarioResult } from '../harness/faultScenario.js';
 

@@ -1,5 +1,5 @@
 import { Subject } from 'rxjs';
-import type { EventSource, RawEvent } from '../../engine/types.js';
+import type { EventSource, RawEvent } from '../../engine/source/eventSource.js';
 import type { RuleSpec } from '../../operators/rules.js';
 
 /** One rule that fires on every order: a trigger per order event, to count outputs by. */

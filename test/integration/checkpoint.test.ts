@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Checkpointer, PartitionCountError } from '../../engine/checkpointer.js';
+import { Checkpointer, PartitionCountError } from '../../engine/checkpoint/checkpointer.js';
 import {
   type CheckpointRecord,
   type CheckpointStore,
@@ -16,11 +16,11 @@ import {
   isCheckpointError,
   LocalCheckpointStore,
   NatsCheckpointStore,
-} from '../../engine/checkpointStore.js';
-import { NatsServer } from '../../engine/natsServer.js';
-import { runPipeline } from '../../engine/pipeline.js';
-import { SnapshotCodec } from '../../engine/snapshotCodec.js';
-import { WorkerPool } from '../../engine/workerPool.js';
+} from '../../engine/checkpoint/checkpointStore.js';
+import { NatsServer } from '../../engine/nats/natsServer.js';
+import { runPipeline } from '../../engine/runtime/pipeline.js';
+import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
+import { WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { Trigger } from '../../operators/types.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
 

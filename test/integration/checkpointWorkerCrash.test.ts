@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Piscina } from 'piscina';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Checkpointer } from '../../engine/checkpointer.js';
-import { LocalCheckpointStore } from '../../engine/checkpointStore.js';
-import { runPipeline } from '../../engine/pipeline.js';
-import type { BatchOutput, RawEvent } from '../../engine/types.js';
-import { WorkerLostError, WorkerPool } from '../../engine/workerPool.js';
+import { Checkpointer } from '../../engine/checkpoint/checkpointer.js';
+import { LocalCheckpointStore } from '../../engine/checkpoint/checkpointStore.js';
+import { runPipeline } from '../../engine/runtime/pipeline.js';
+import type { BatchOutput } from '../../engine/runtime/workerProtocol.js';
+import type { RawEvent } from '../../engine/source/eventSource.js';
+import { WorkerLostError, WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { Trigger } from '../../operators/types.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
 

@@ -1,7 +1,7 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/natsServer.js';
+import { NatsServer } from '../../engine/nats/natsServer.js';
 import {
   isJetStreamPublishError,
   type JetStreamMessage,

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExplain } from '../../engine/explain.js';
-import { parseUntil, runReplay } from '../../engine/replay.js';
+import { runExplain } from '../../engine/cli/explain.js';
+import { parseUntil, runReplay } from '../../engine/cli/replay.js';
 import type { CxEvent } from '../../operators/types.js';
 
 /** Epoch ms of a wall time in Asia/Shanghai (UTC+8, no DST). */

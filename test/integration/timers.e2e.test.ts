@@ -12,7 +12,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/natsServer.js';
+import { NatsServer } from '../../engine/nats/natsServer.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { check } from '../harness/check.js';
 import { EngineProcess, engineEnv } from '../harness/engineProcess.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AckTracker } from '../../engine/ackTracker.js';
+import { AckTracker } from '../../engine/source/ackTracker.js';
 
 function recorder() {
   const acks: Array<[string, number]> = [];

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { loadRules } from '../../engine/rulesFile.js';
+import { loadRules } from '../../engine/config/rulesFile.js';
 import { newCustomerState } from '../../operators/profile.js';
 import { compileRules, type RuleMemory, type RuleRun, type RuleSet } from '../../operators/rules.js';
 import { TimerQueue } from '../../operators/timers.js';

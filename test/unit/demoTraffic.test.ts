@@ -1,6 +1,7 @@
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { generateTraffic, subjectOf, TRAFFIC_BEHAVIOURS } from '../../engine/demoTraffic.js';
+import { TRAFFIC_BEHAVIOURS } from '../../engine/demo/behaviours.js';
+import { generateTraffic, subjectOf } from '../../engine/demo/traffic.js';
 import { decodeEvent } from '../../operators/decodeEvent.js';
 import type { CxEvent } from '../../operators/types.js';
 

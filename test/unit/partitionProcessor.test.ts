@@ -1,6 +1,6 @@
 import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { loadRules } from '../../engine/rulesFile.js';
+import { loadRules } from '../../engine/config/rulesFile.js';
 import { PartitionProcessor, SequenceError } from '../../operators/partitionProcessor.js';
 import type { CxEvent } from '../../operators/types.js';
 

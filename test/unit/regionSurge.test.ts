@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadAggregates } from '../../engine/aggregatesFile.js';
-import { isConfigError } from '../../engine/errors.js';
+import { loadAggregates } from '../../engine/config/aggregatesFile.js';
+import { isConfigError } from '../../engine/config/errors.js';
 import {
   type CountedRow,
   countedSelection,
@@ -402,7 +402,7 @@ describe('RegionSurge.restore', () => {
       all.push(...again.advanceTo(again.lastWindowEnd));
       expect(all).toEqual([...before, ...after]);
 
-      // What engine/aggregateRecovery.ts reads back: each partition's events up to the cut, from
+      // What engine/checkpoint/aggregateRecovery.ts reads back: each partition's events up to the cut, from
       // the first bucket still needed, and the latest firing per key.
       const prefix = batches.map((b, p) => b.slice(0, cut[p]).flat());
       const maxTs = prefix.map((rows) => Math.max(Number.NEGATIVE_INFINITY, ...rows.map((r) => r.ts)));
@@ -420,7 +420,7 @@ describe('RegionSurge.restore', () => {
       for (const t of before) lastFired.set(t.payload.region as string, t.eventTime);
       const restored = new RegionSurge(spec, partitions, clock);
       restored.restore({ maxTs, rows, lastFired });
-      // A restarted worker's highest event time starts empty, as engine/worker.ts does after a restore.
+      // A restarted worker's highest event time starts empty, as engine/runtime/worker.ts does after a restore.
       const resumed = play(restored, batches, cut, ends, minus(), mulberry32(seed + 7));
       resumed.push(...restored.advanceTo(restored.lastWindowEnd));
       expect(resumed).toEqual(after);

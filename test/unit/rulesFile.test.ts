@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ConfigError, isConfigError } from '../../engine/errors.js';
-import { loadRules } from '../../engine/rulesFile.js';
+import { type ConfigError, isConfigError } from '../../engine/config/errors.js';
+import { loadRules } from '../../engine/config/rulesFile.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cxstream-rules-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,7 @@
  */
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { loadRules } from '../../engine/rulesFile.js';
+import { loadRules } from '../../engine/config/rulesFile.js';
 import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';

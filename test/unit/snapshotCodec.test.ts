@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { CHUNK_CUSTOMERS, SnapshotCodec } from '../../engine/snapshotCodec.js';
+import { CHUNK_CUSTOMERS, SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
 import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionProcessor.js';
 
 const entry = (i: number) =>

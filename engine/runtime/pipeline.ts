@@ -18,15 +18,16 @@ import {
   takeUntil,
   tap,
 } from 'rxjs';
-import { batchWhileBusy, type Work } from '../operators/batchWhileBusy.js';
-import { countedSelection, type RegionSurge } from '../operators/regionSurge.js';
-import { routeByPartition } from '../operators/route.js';
-import type { ProfileRow, Reject, Trigger } from '../operators/types.js';
-import type { EncodedRows } from '../sinks/clickhouseRows.js';
-import type { Checkpointer, CheckpointStats } from './checkpointer.js';
+import { batchWhileBusy, type Work } from '../../operators/batchWhileBusy.js';
+import { countedSelection, type RegionSurge } from '../../operators/regionSurge.js';
+import { routeByPartition } from '../../operators/route.js';
+import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
+import type { EncodedRows } from '../../sinks/clickhouseRows.js';
+import type { Checkpointer, CheckpointStats } from '../checkpoint/checkpointer.js';
+import type { EventSource, RawEvent } from '../source/eventSource.js';
 import type { Metrics } from './metrics.js';
-import type { BatchOutput, ControlRequest, EventSource, RawEvent } from './types.js';
 import { TASKS_IN_FLIGHT, type WorkerPool } from './workerPool.js';
+import type { BatchOutput, ControlRequest } from './workerProtocol.js';
 
 /** Where a batch's outputs go; each promise resolves once the sink has accepted them durably. */
 export interface PipelineSinks {
@@ -70,7 +71,7 @@ export interface PipelineOptions {
   onOutput?: (output: BatchOutput) => void;
   /**
    * Tasks for every partition (rule swaps) run in order with the event batches: each partition
-   * applies one between two of its batches (engine/ruleReloader.ts). Requests after the source
+   * applies one between two of its batches (engine/config/ruleReloader.ts). Requests after the source
    * completed are not run.
    */
   controls$?: Observable<ControlRequest>;
@@ -86,7 +87,7 @@ export interface PipelineOptions {
    */
   advanceTo?: number;
   /**
-   * Exactly-once mode: acks wait for a checkpoint that covers them (engine/checkpointer.ts); a
+   * Exactly-once mode: acks wait for a checkpoint that covers them (engine/checkpoint/checkpointer.ts); a
    * last checkpoint is taken when the source completes. Without it, delivered events are acked.
    */
   checkpoints?: {

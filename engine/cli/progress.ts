@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { SingleBar } from 'cli-progress';
-import type { BatchOutput, EventSource } from './types.js';
+import type { BatchOutput } from '../runtime/workerProtocol.js';
+import type { EventSource } from '../source/eventSource.js';
 
 /** Counts of a run, printed at its end (replay, demo). */
 export interface RunSummary {

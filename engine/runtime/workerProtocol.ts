@@ -3,18 +3,10 @@
  * as piscina keeps its RequestMessage / ResponseMessage.
  */
 
-import type { CountedBatch, CountedSelection } from '../operators/regionSurge.js';
-import type { RuleSpec } from '../operators/rules.js';
-import type { ProfileRow, Reject, Trigger } from '../operators/types.js';
-import type { EncodedRows, RowFormat } from '../sinks/clickhouseRows.js';
-
-/** A message as it left JetStream (or a file): bytes not decoded on the main thread. */
-export interface RawEvent {
-  /** Stream sequence (line number for file sources). */
-  seq: number;
-  subject: string;
-  data: Uint8Array;
-}
+import type { CountedBatch, CountedSelection } from '../../operators/regionSurge.js';
+import type { RuleSpec } from '../../operators/rules.js';
+import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
+import type { EncodedRows, RowFormat } from '../../sinks/clickhouseRows.js';
 
 /** Options every partition worker starts with (piscina `workerData`). */
 export interface WorkerOptions {
@@ -138,30 +130,4 @@ export interface BatchOutput {
   droppedByQuietHours?: number;
   /** Triggers deferred to the end of quiet hours (delivered later by a timer). */
   deferred?: number;
-}
-
-/** Where raw events come from (JetStream, a file, memory); the pipeline calls `done` once their outputs are accepted. */
-export interface EventSource {
-  /** Raw events in stream order, in chunks; completes when the source ends or after stop(). */
-  readonly chunks$: import('rxjs').Observable<RawEvent[]>;
-  /** The outputs of these events were accepted by the sinks: ack what is now contiguous. */
-  done(seqs: ArrayLike<number>): void;
-  /** Stop pulling; resolves when every emitted event is done and acked (or after timeoutMs). */
-  stop(timeoutMs?: number): Promise<void>;
-  /** Counters for progress and metrics. */
-  stats(): SourceStats;
-}
-
-/** Counters of a source. */
-export interface SourceStats {
-  received: number;
-  acked: number;
-  inFlight: number;
-  /** Events in the stream not yet delivered to this source (consumer lag). */
-  pending: number;
-  /**
-   * Everything that exists has been received (no backlog). Only then may a quiet partition's
-   * watermark follow the wall clock: a restarted engine with a backlog is not idle.
-   */
-  caughtUp: boolean;
 }

@@ -1,8 +1,8 @@
 import { type JetStreamManager, jetstreamManager, StorageType, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
-import { DEAD_LETTER_SUBJECT } from '../sinks/deadLetters.js';
-import { PROFILE_BUCKET } from '../sinks/profileStore.js';
+import { DEAD_LETTER_SUBJECT } from '../../sinks/deadLetters.js';
+import { PROFILE_BUCKET } from '../../sinks/profileStore.js';
 
 /** Stream and subject names of CONTRACT.md "NATS"; other systems build against these. */
 export const natsNames = Object.freeze({

@@ -11,7 +11,7 @@
  * partition for the whole encode (70–270 ms at 12k customers, 15 s at 1M).
  */
 import { Packr } from 'msgpackr';
-import type { CustomerEntry, PartitionSnapshot } from '../operators/partitionProcessor.js';
+import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionProcessor.js';
 
 /** Customers per chunk: one slice of a snapshot encoded between two batches (~8 µs per customer). */
 export const CHUNK_CUSTOMERS = 500;
@@ -23,7 +23,7 @@ type SnapshotHeader = Omit<PartitionSnapshot, 'customers'>;
  * Encodes and decodes one partition's snapshots. The `state` of a checkpoint is the msgpack of
  * `{ ...header, chunks }`, each chunk the msgpack (with records) of up to {@link CHUNK_CUSTOMERS}
  * `[customer, entry]` pairs, self-contained. Chunks let the worker encode a snapshot in slices
- * between batches (engine/worker.ts); states written before (one msgpack of the whole snapshot,
+ * between batches (engine/runtime/worker.ts); states written before (one msgpack of the whole snapshot,
  * snapshot formats 2 and 3) are read as well.
  */
 export class SnapshotCodec {

@@ -10,10 +10,10 @@ import {
 } from '@nats-io/jetstream';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { Observable, type Subscriber } from 'rxjs';
+import { natsNames } from '../nats/streams.js';
+import { log } from '../runtime/log.js';
 import { AckTracker } from './ackTracker.js';
-import { log } from './log.js';
-import { natsNames } from './streams.js';
-import type { EventSource, RawEvent, SourceStats } from './types.js';
+import type { EventSource, RawEvent, SourceStats } from './eventSource.js';
 
 /** A source of raw events with at-least-once delivery, acked once the sinks accepted the outputs. */
 /** Options of {@link jetstreamSource}. */

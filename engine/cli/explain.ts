@@ -1,14 +1,14 @@
 import { Environment } from '@marcbachmann/cel-js';
-import { decodeEvent } from '../operators/decodeEvent.js';
-import { localHour } from '../operators/localTime.js';
-import { PartitionProcessor } from '../operators/partitionProcessor.js';
-import { profileOf } from '../operators/profile.js';
-import type { RuleSpec } from '../operators/rules.js';
-import type { CxEvent, Trigger } from '../operators/types.js';
-import { loadConfig } from './config.js';
-import { ndjsonEvents } from './fileSource.js';
+import { decodeEvent } from '../../operators/decodeEvent.js';
+import { localHour } from '../../operators/localTime.js';
+import { PartitionProcessor } from '../../operators/partitionProcessor.js';
+import { profileOf } from '../../operators/profile.js';
+import type { RuleSpec } from '../../operators/rules.js';
+import type { CxEvent, Trigger } from '../../operators/types.js';
+import { loadConfig } from '../config/config.js';
+import { loadRules } from '../config/rulesFile.js';
+import { ndjsonEvents } from '../source/fileSource.js';
 import { parseUntil } from './replay.js';
-import { loadRules } from './rulesFile.js';
 
 /** Options of `cxstream explain`. */
 export interface ExplainOptions {

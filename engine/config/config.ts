@@ -9,8 +9,8 @@ import { readYamlFile } from './yamlFile.js';
 /** The root of the installed package (where `config/` ships). */
 export const packageRoot = (() => {
   const here = fileURLToPath(import.meta.url);
-  // engine/config.ts from the sources (tests), dist/engine/config.js once built.
-  return resolve(dirname(here), here.endsWith('.ts') ? '..' : '../..');
+  // engine/config/config.ts from the sources (tests), dist/engine/config/config.js once built.
+  return resolve(dirname(here), here.endsWith('.ts') ? '../..' : '../../..');
 })();
 
 /** The config file used when none is given. */

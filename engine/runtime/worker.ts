@@ -9,11 +9,11 @@ import {
   type PartitionOutput,
   PartitionProcessor,
   type PartitionSnapshot,
-} from '../operators/partitionProcessor.js';
-import { type CountedSelection, selectCounted } from '../operators/regionSurge.js';
-import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../sinks/clickhouseRows.js';
-import { CHUNK_CUSTOMERS, SnapshotCodec } from './snapshotCodec.js';
-import type { BatchOutput, SnapshotResult, WorkerOptions, WorkerTask } from './types.js';
+} from '../../operators/partitionProcessor.js';
+import { type CountedSelection, selectCounted } from '../../operators/regionSurge.js';
+import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../../sinks/clickhouseRows.js';
+import { CHUNK_CUSTOMERS, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
+import type { BatchOutput, SnapshotResult, WorkerOptions, WorkerTask } from './workerProtocol.js';
 
 const options = workerData as WorkerOptions;
 const processor = new PartitionProcessor(options);
@@ -110,7 +110,7 @@ function snapshotInSlices(snapshot: PartitionSnapshot): Promise<SnapshotResult> 
   });
 }
 
-/** Rows the main-thread aggregates asked for (engine/types.ts AggregatesTask); null = none. */
+/** Rows the main-thread aggregates asked for (engine/runtime/workerProtocol.ts AggregatesTask); null = none. */
 let counting: CountedSelection | null = null;
 /** Highest event time of this partition's rows so far (lateness of counted rows is judged by it). */
 let countedMaxTs = Number.NEGATIVE_INFINITY;

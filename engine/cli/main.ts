@@ -1,20 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
-import { clickHouseDatabase, openClickHouse } from '../sinks/clickhouse.js';
-import { formatFunnel, queryFunnel } from '../sinks/funnel.js';
-import { loadAggregates } from './aggregatesFile.js';
-import { LocalCheckpointStore, NatsCheckpointStore } from './checkpointStore.js';
-import { loadConfig } from './config.js';
+import { formatProblem, isConfigError, UsageError } from '../config/errors.js';
+import { log } from '../runtime/log.js';
 import { runDemo } from './demo.js';
-import { connectNats, openSinks, runEngine } from './engine.js';
-import { formatProblem, isConfigError, UsageError } from './errors.js';
 import { runExplain } from './explain.js';
-import { jetstreamSource } from './jetstreamSource.js';
-import { log } from './log.js';
-import { Metrics, serveMetrics } from './metrics.js';
+import { type FunnelOptions, runFunnel } from './funnel.js';
 import { runReplay } from './replay.js';
-import { RuleReloader } from './ruleReloader.js';
-import { loadRules } from './rulesFile.js';
-import { readYamlFile } from './yamlFile.js';
+import { runLive } from './run.js';
+import { runValidate } from './validate.js';
 
 /** Exit codes of CONTRACT.md. */
 const EXIT_OK = 0;
@@ -34,62 +26,7 @@ export async function main(argv: string[]): Promise<void> {
     .command('run')
     .description('run the engine until SIGINT/SIGTERM, then drain and exit')
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
-    .action(async (opts: { config?: string }) => {
-      const config = loadConfig(opts.config);
-      const rules = loadRules(config.rules);
-      const nc = await connectNats(config);
-      const sinks = await openSinks(config, nc);
-      const metrics = new Metrics();
-      const source = jetstreamSource({
-        nc,
-        durable: config.nats.durable,
-        maxInFlight: config.nats.maxInFlight,
-        ackWaitMs: config.nats.ackWaitMs,
-      });
-      let running = true;
-      const server =
-        config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, () => running) : null;
-      let failedInserts = 0;
-      const lag = setInterval(() => {
-        metrics.lag.set(source.stats().pending);
-        const ch = sinks.clickhouse.stats();
-        metrics.clickhouseBufferedRows.set(ch.bufferedRows + ch.blockedRows);
-        metrics.clickhouseFailures.inc(ch.failedAttempts - failedInserts);
-        failedInserts = ch.failedAttempts;
-      }, 1000);
-      const store =
-        config.checkpoint.store === 'nats'
-          ? await NatsCheckpointStore.open(nc, { replicas: config.checkpoint.replicas })
-          : new LocalCheckpointStore(config.state.dir);
-      const stop = (signal: string) => {
-        log.info({ signal }, 'draining');
-        running = false;
-        void source.stop();
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-      // Rule files are watched and reloaded on change or SIGHUP, between batches (engine/ruleReloader.ts).
-      const reloader = new RuleReloader({ files: config.rules });
-      try {
-        await runEngine({
-          config,
-          rules,
-          source,
-          sinks,
-          live: true,
-          metrics,
-          controls$: reloader.requests$,
-          checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
-        });
-      } finally {
-        reloader.close();
-        clearInterval(lag);
-        server?.close();
-        await sinks.close();
-        await nc.drain();
-      }
-      log.info(source.stats(), 'stopped');
-    });
+    .action((opts: { config?: string }) => runLive(opts));
 
   program
     .command('demo')
@@ -105,23 +42,7 @@ export async function main(argv: string[]): Promise<void> {
     .command('validate')
     .description('check a config or rule file; prints file:line errors')
     .argument('<file>')
-    .action((file: string) => {
-      const yaml = readYamlFile(file);
-      const value = yaml.value as { rules?: unknown; aggregates?: unknown } | null;
-      const isRuleFile =
-        Array.isArray(value?.rules) && value.rules.some((r) => typeof r === 'object' && r !== null);
-      if (value !== null && typeof value === 'object' && 'aggregates' in value) {
-        const aggregates = loadAggregates([file]);
-        process.stdout.write(`${file}: ok (${aggregates.length} aggregates)\n`);
-      } else if (isRuleFile) {
-        const rules = loadRules([file]);
-        process.stdout.write(`${file}: ok (${rules.length} rules)\n`);
-      } else {
-        const config = loadConfig(file);
-        const rules = loadRules(config.rules);
-        process.stdout.write(`${file}: ok (config; ${rules.length} rules from ${config.rules.join(', ')})\n`);
-      }
-    });
+    .action((file: string) => runValidate(file));
 
   program
     .command('replay')
@@ -174,32 +95,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--from <date>', 'first day (YYYY-MM-DD, UTC)')
     .option('--to <date>', 'last day (YYYY-MM-DD, UTC)')
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
-    .action(
-      async (opts: {
-        by?: 'channel' | 'variant' | 'source';
-        from?: string;
-        to?: string;
-        config?: string;
-      }) => {
-        for (const d of [opts.from, opts.to]) {
-          if (d !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(d))
-            throw new UsageError(`dates are YYYY-MM-DD, got "${d}"`);
-        }
-        const config = loadConfig(opts.config);
-        const client = openClickHouse(config.clickhouse.url);
-        try {
-          const rows = await queryFunnel(client, {
-            by: opts.by,
-            from: opts.from,
-            to: opts.to,
-            database: clickHouseDatabase(config.clickhouse.url),
-          });
-          process.stdout.write(formatFunnel(rows, opts.by));
-        } finally {
-          await client.close();
-        }
-      },
-    );
+    .action((opts: FunnelOptions) => runFunnel(opts));
 
   try {
     await program.parseAsync(argv);

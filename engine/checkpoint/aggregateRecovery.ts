@@ -5,7 +5,7 @@
  * function of the partitions' events up to the cut, and those events are exactly the rows of
  * `cxstream.events` with `seq <= lastSeq_p` in partition p: a checkpoint is stored only after every
  * output of the events it holds was delivered, and the ClickHouse writer resolves a delivery once
- * the insert is accepted (engine/checkpointer.ts step 3, sinks/clickhouseWriter.ts). Rows above
+ * the insert is accepted (engine/checkpoint/checkpointer.ts step 3, sinks/clickhouseWriter.ts). Rows above
  * the cut (delivered before the crash, after the checkpoint) are left out by the same condition;
  * JetStream replays their events and the aggregates observe them as usual.
  *
@@ -13,8 +13,8 @@
  * (partition, seq), the identity of an observed event, rather than by `FINAL`'s (customer, ts, id).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { CountedRow, RegionSurge } from '../operators/regionSurge.js';
-import { quoteIdentifier } from '../sinks/clickhouse.js';
+import type { CountedRow, RegionSurge } from '../../operators/regionSurge.js';
+import { quoteIdentifier } from '../../sinks/clickhouse.js';
 import type { CheckpointStore } from './checkpointStore.js';
 
 /** The aggregates could not be rebuilt from ClickHouse; the engine must not run on without them. */

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type Observable, Subject } from 'rxjs';
-import type { RuleSpec } from '../operators/rules.js';
+import type { RuleSpec } from '../../operators/rules.js';
+import { log as defaultLog } from '../runtime/log.js';
+import type { BatchOutput, ControlRequest } from '../runtime/workerProtocol.js';
 import { formatProblem, isConfigError } from './errors.js';
-import { log as defaultLog } from './log.js';
 import { loadRules } from './rulesFile.js';
-import type { BatchOutput, ControlRequest } from './types.js';
 
 /** The part of a pino logger the reloader writes to. */
 export interface ReloadLogger {
@@ -24,7 +24,7 @@ export interface RuleReloaderOptions {
   watch?: boolean;
   /** Reload on this signal even when the files look unchanged; null = none. @default 'SIGHUP' */
   signal?: NodeJS.Signals | null;
-  /** @default engine/log.ts `log` */
+  /** @default engine/runtime/log.ts `log` */
   logger?: ReloadLogger;
 }
 

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseDuration } from '../operators/duration.js';
-import { compileRules, isRuleCompileError, type RuleSpec } from '../operators/rules.js';
+import { parseDuration } from '../../operators/duration.js';
+import { compileRules, isRuleCompileError, type RuleSpec } from '../../operators/rules.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { readYamlFiles, type YamlFile } from './yamlFile.js';
 

@@ -6,7 +6,7 @@ import {
   type ResolvedRegionSurge,
   resolveRegionSurge,
   SURGE_KEY_FIELDS,
-} from '../operators/regionSurge.js';
+} from '../../operators/regionSurge.js';
 import { packageRoot } from './config.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { readYamlFiles } from './yamlFile.js';

@@ -1,14 +1,16 @@
-import { utcOffsetMinutes } from '../operators/localTime.js';
-import type { Trigger } from '../operators/types.js';
-import { MemoryDeadLetterSink } from '../sinks/deadLetters.js';
-import { MemoryProfileStore } from '../sinks/profileStore.js';
-import { loadConfig } from './config.js';
-import { connectNats, openSinks, runEngine } from './engine.js';
-import { UsageError } from './errors.js';
-import { iterableSource, ndjsonEvents } from './fileSource.js';
-import type { PipelineSinks } from './pipeline.js';
+import { utcOffsetMinutes } from '../../operators/localTime.js';
+import type { Trigger } from '../../operators/types.js';
+import { MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
+import { MemoryProfileStore } from '../../sinks/profileStore.js';
+import { loadConfig } from '../config/config.js';
+import { UsageError } from '../config/errors.js';
+import { loadRules } from '../config/rulesFile.js';
+import { connectNats } from '../nats/connect.js';
+import { openSinks } from '../runtime/openSinks.js';
+import type { PipelineSinks } from '../runtime/pipeline.js';
+import { runEngine } from '../runtime/runEngine.js';
+import { iterableSource, ndjsonEvents } from '../source/fileSource.js';
 import { replaySummary, withProgress } from './progress.js';
-import { loadRules } from './rulesFile.js';
 
 /** Options of `cxstream replay`. */
 export interface ReplayOptions {

@@ -25,9 +25,10 @@
  * were not stored): the next one is full.
  */
 import { randomUUID } from 'node:crypto';
-import { AckTracker } from './ackTracker.js';
+import type { SnapshotResult } from '../runtime/workerProtocol.js';
+import { AckTracker } from '../source/ackTracker.js';
+import type { EventSource } from '../source/eventSource.js';
 import { CheckpointError, type CheckpointStore, type LoadedCheckpoint } from './checkpointStore.js';
-import type { EventSource, SnapshotResult } from './types.js';
 
 /** What a checkpoint needs of the worker pool. */
 export interface CheckpointPool {

@@ -3,18 +3,20 @@ import { resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
-import type { Trigger } from '../operators/types.js';
-import { formatFunnel, queryFunnel } from '../sinks/funnel.js';
-import { loadConfig } from './config.js';
-import { generateTraffic, subjectOf } from './demoTraffic.js';
-import { connectNats, openSinks, runEngine } from './engine.js';
-import { iterableSource } from './fileSource.js';
-import { jetstreamSource } from './jetstreamSource.js';
-import { findNatsServer, NatsServer } from './natsServer.js';
+import type { Trigger } from '../../operators/types.js';
+import { formatFunnel, queryFunnel } from '../../sinks/funnel.js';
+import { loadConfig } from '../config/config.js';
+import { loadRules } from '../config/rulesFile.js';
+import { generateTraffic, subjectOf } from '../demo/traffic.js';
+import { connectNats } from '../nats/connect.js';
+import { findNatsServer, NatsServer } from '../nats/natsServer.js';
+import { ensureStreams } from '../nats/streams.js';
+import { openSinks } from '../runtime/openSinks.js';
+import { runEngine } from '../runtime/runEngine.js';
+import type { EventSource, RawEvent } from '../source/eventSource.js';
+import { iterableSource } from '../source/fileSource.js';
+import { jetstreamSource } from '../source/jetstreamSource.js';
 import { replaySummary } from './progress.js';
-import { loadRules } from './rulesFile.js';
-import { ensureStreams } from './streams.js';
-import type { EventSource, RawEvent } from './types.js';
 
 /** Options of `cxstream demo`. */
 export interface DemoOptions {

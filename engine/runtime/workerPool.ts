@@ -2,17 +2,17 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { RuleSpec } from '../operators/rules.js';
-import type { RowFormat } from '../sinks/clickhouseRows.js';
+import type { RuleSpec } from '../../operators/rules.js';
+import type { RowFormat } from '../../sinks/clickhouseRows.js';
+import type { RawEvent } from '../source/eventSource.js';
 import type {
   BatchOutput,
   EventBatchTask,
-  RawEvent,
   SnapshotResult,
   SnapshotTask,
   WorkerOptions,
   WorkerTask,
-} from './types.js';
+} from './workerProtocol.js';
 
 /** Options of the partition workers. */
 export interface WorkerPoolOptions {
@@ -203,7 +203,7 @@ export function packEvents(events: readonly RawEvent[], now: number): EventBatch
 function workerFile(): string {
   const here = fileURLToPath(import.meta.url);
   const file = here.endsWith('.ts')
-    ? resolve(dirname(here), '../dist/engine/worker.js')
+    ? resolve(dirname(here), '../../dist/engine/runtime/worker.js')
     : resolve(dirname(here), 'worker.js');
   if (!existsSync(file)) throw new Error(`worker entry ${file} not found: run \`npm run build\` first`);
   return file;

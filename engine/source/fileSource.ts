@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Observable } from 'rxjs';
-import type { EventSource, RawEvent } from './types.js';
+import type { EventSource, RawEvent } from './eventSource.js';
 
 /** Options of a source that reads events from memory or a file. */
 export interface FileSourceOptions {

@@ -1,0 +1,24 @@
+/** `cxstream validate FILE`: a config, rule or aggregates file checked as the engine would load it. */
+import { loadAggregates } from '../config/aggregatesFile.js';
+import { loadConfig } from '../config/config.js';
+import { loadRules } from '../config/rulesFile.js';
+import { readYamlFile } from '../config/yamlFile.js';
+
+/** Prints `FILE: ok (...)`; throws ConfigError with file:line problems otherwise. */
+export function runValidate(file: string): void {
+  const yaml = readYamlFile(file);
+  const value = yaml.value as { rules?: unknown; aggregates?: unknown } | null;
+  const isRuleFile =
+    Array.isArray(value?.rules) && value.rules.some((r) => typeof r === 'object' && r !== null);
+  if (value !== null && typeof value === 'object' && 'aggregates' in value) {
+    const aggregates = loadAggregates([file]);
+    process.stdout.write(`${file}: ok (${aggregates.length} aggregates)\n`);
+  } else if (isRuleFile) {
+    const rules = loadRules([file]);
+    process.stdout.write(`${file}: ok (${rules.length} rules)\n`);
+  } else {
+    const config = loadConfig(file);
+    const rules = loadRules(config.rules);
+    process.stdout.write(`${file}: ok (config; ${rules.length} rules from ${config.rules.join(', ')})\n`);
+  }
+}

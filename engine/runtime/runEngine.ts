@@ -1,0 +1,94 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Observable } from 'rxjs';
+import { RegionSurge, type ResolvedRegionSurge } from '../../operators/regionSurge.js';
+import type { RuleSpec } from '../../operators/rules.js';
+import type { CheckpointStore } from '../checkpoint/checkpointStore.js';
+import { recover } from '../checkpoint/recovery.js';
+import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
+import type { Config } from '../config/config.js';
+import type { EventSource } from '../source/eventSource.js';
+import { log } from './log.js';
+import type { Metrics } from './metrics.js';
+import { type PipelineSinks, runPipeline } from './pipeline.js';
+import { WorkerPool } from './workerPool.js';
+import type { BatchOutput, ControlRequest } from './workerProtocol.js';
+
+/** What runs the pipeline needs besides its source. */
+export interface RunOptions {
+  config: Readonly<Config>;
+  /** Validated rules (engine/config/rulesFile.ts `loadRules`). */
+  rules: RuleSpec[];
+  source: EventSource;
+  sinks: PipelineSinks;
+  /** Live streams tick profiles on the wall clock; replays go by event time. */
+  live: boolean;
+  metrics?: Metrics;
+  onOutput?: (output: BatchOutput) => void;
+  /** Aggregate rules (complaint_surge). @default those of `aggregateFiles()` (CXSTREAM_AGGREGATES) */
+  aggregates?: readonly ResolvedRegionSurge[];
+  /** Rule swaps and other tasks run in order with each partition's batches (engine/config/ruleReloader.ts). */
+  controls$?: Observable<ControlRequest>;
+  /** Replays: event time every partition moves to once the source completed (`replay --until`). */
+  advanceTo?: number;
+  /**
+   * Exactly-once effects (docs/DELIVERY.md): restore the partitions from `store`, ack only what a
+   * checkpoint covers, and skip triggers already published. Live JetStream sources only.
+   */
+  checkpoints?: {
+    store: CheckpointStore;
+    /** The NATS connection of the source and sinks (trigger ledger, consumer ack floor). */
+    nc: NatsConnection | null;
+    /** Durable consumer of the source: its ack floor must not be above the checkpoints. */
+    durable: string;
+    /** The source's `maxInFlight`: a checkpoint starts early when half of it waits for acks. */
+    maxInFlight: number;
+  };
+}
+
+/** Starts the partition workers and runs the pipeline until the source completes. */
+export async function runEngine(options: RunOptions): Promise<void> {
+  const { config, rules } = options;
+  const pool = new WorkerPool({
+    partitions: config.engine.partitions,
+    rules,
+    defaultTz: config.engine.defaultTz,
+    profileIntervalMs: config.engine.profileIntervalMs,
+    allowedLatenessMs: config.engine.allowedLatenessMs,
+    idleAfterMs: config.engine.idleAfterMs,
+    maxFutureSkewMs: config.engine.maxFutureSkewMs,
+  });
+  log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
+  try {
+    const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
+      (spec) => new RegionSurge(spec, pool.partitions, Date.now),
+    );
+    const checkpoints = options.checkpoints
+      ? await recover({ ...options, checkpoints: options.checkpoints }, pool, aggregates)
+      : undefined;
+    let first = checkpoints !== undefined;
+    await runPipeline({
+      aggregates,
+      controls$: options.controls$,
+      advanceTo: options.advanceTo,
+      checkpoints,
+      source: options.source,
+      pool,
+      sinks: options.sinks,
+      clock: Date.now,
+      live: options.live,
+      batchMaxEvents: config.engine.batchMaxEvents,
+      tickIntervalMs: config.engine.tickIntervalMs,
+      metrics: options.metrics,
+      onOutput: (out) => {
+        // the fault tests measure recovery up to this line
+        if (first && (out.events.length > 0 || out.rejects.length > 0)) {
+          first = false;
+          log.info({ lastSeq: out.lastSeq }, 'processing');
+        }
+        options.onOutput?.(out);
+      },
+    });
+  } finally {
+    await pool.close();
+  }
+}
