@@ -16,8 +16,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCheckpointStore } from '../engine/checkpoint/checkpointStore.js';
-import { loadRules } from '../engine/config/rulesFile.js';
 import { SnapshotCodec } from '../engine/checkpoint/snapshotCodec.js';
+import { loadRules } from '../engine/config/rulesFile.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
 
 const counts = process.argv

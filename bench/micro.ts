@@ -14,14 +14,14 @@ import Benchmark from 'benchmark';
 import { pack, Unpackr, type Options as UnpackrOptions, unpack } from 'msgpackr';
 import { of } from 'rxjs';
 import { loadConfig } from '../engine/config/config.js';
-import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
 import { loadRules } from '../engine/config/rulesFile.js';
+import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
 import { packEvents } from '../engine/runtime/workerPool.js';
 import { decodeEvent } from '../operators/decodeEvent.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
 import { newCustomerState, profileOf, updateProfile } from '../operators/profile.js';
 import { customerOfSubject, partitionOf, routeByPartition } from '../operators/route.js';
-import { type CustomerScope, compileRules, type RuleRun } from '../operators/rules.js';
+import { type CustomerScope, type RuleRun, ruleSetOf } from '../operators/rules.js';
 import { TimerQueue } from '../operators/timers.js';
 import type { CxEvent } from '../operators/types.js';
 import { EVENT_COLUMNS, encodeEventRows, encodeRows } from '../sinks/clickhouseRows.js';
@@ -280,13 +280,12 @@ const ruleEvents: CxEvent[] = Array.from({ length: 1000 }, (_, i) => ({
   score: 4,
   localHour: 12,
 }));
-const ruleSet = compileRules(ruleSpecs);
+const ruleSet = ruleSetOf(ruleSpecs);
 const ruleScopes = new Map<string, CustomerScope>();
 const ruleProfile = profileOf(newCustomerState('x'), typicalEvent.ts) as unknown as Record<string, unknown>;
 const ruleRun: RuleRun = {
   queue: new TimerQueue(),
   watermark: typicalEvent.ts - 5000,
-  late: false,
   firedAt: 0,
   defaultTz: 'Asia/Shanghai',
   triggers: [],
@@ -315,11 +314,20 @@ cases.push({
     const e = ruleEvents[ruleNext++ % ruleEvents.length]!;
     let scope = ruleScopes.get(e.customer);
     if (scope === undefined) {
-      scope = { customer: e.customer, state: newCustomerState(e.customer), memory: {}, timers: {} };
+      scope = {
+        customer: e.customer,
+        state: newCustomerState(e.customer),
+        memory: {},
+        fired: {},
+        caps: {},
+        timers: {},
+      };
       ruleScopes.set(e.customer, scope);
     }
     ruleRun.triggers.length = 0;
+    // both lanes, as the processor runs them for this event
     ruleSet.evaluate(e, ruleProfile, scope, ruleRun);
+    ruleSet.evaluateOrdered(e, ruleProfile, scope, ruleRun);
     sink = ruleRun.triggers;
   },
 });

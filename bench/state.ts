@@ -16,9 +16,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pack, unpack } from 'msgpackr';
 import { loadConfig } from '../engine/config/config.js';
-import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
 import { loadRules } from '../engine/config/rulesFile.js';
-import { PartitionProcessor, type PartitionSnapshot } from '../operators/partitionProcessor.js';
+import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
+import { PartitionProcessor } from '../operators/partitionProcessor.js';
+import type { PartitionSnapshot } from '../operators/partitionState.js';
 import { flag, fmt, jsonLine, recordRun, runInfo, table } from './report.js';
 
 const CUSTOMERS = flag('customers', 'BENCH_CUSTOMERS', 1_000_000);

@@ -132,6 +132,9 @@ export function decodeEvent(bytes: Uint8Array, subject: string): CxEvent | strin
     if (decoded[k] === '') return `schema: /${k} must not be empty`;
   }
 
+  // An empty session is no session, everywhere (profile and rules alike).
+  if (decoded.session === '') delete decoded.session;
+
   const token = customerOfSubject(subject);
   if (decoded.customer !== token) {
     return `customer ${quote(decoded.customer)} does not match subject token ${quote(token)}`;

@@ -1,32 +1,36 @@
 import { decodeEvent } from './decodeEvent.js';
 import { localHour } from './localTime.js';
 import { maskPii } from './mask.js';
+import { OrderedEvents, type PendingEvent } from './orderedEvents.js';
+import { type CustomerEntry, type PartitionSnapshot, SNAPSHOT_VERSION } from './partitionState.js';
 import { type CustomerState, newCustomerState, type Profile, profileOf, updateProfile } from './profile.js';
+import type { TimerRecord } from './ruleModel.js';
 import {
   type CustomerScope,
   compileRules,
   type DeliveryCounters,
-  type RuleMemory,
+  type RuleErrors,
   type RuleRun,
-  type RuleSet,
+  RuleSet,
   type RuleSpec,
 } from './rules.js';
-import { TimerQueue, type TimerRecord } from './timers.js';
+import { upgradeSnapshot } from './snapshotUpgrade.js';
+import { TimerQueue } from './timers.js';
 import type { CxEvent, EventRow, ProfileRow, Reject, Trigger } from './types.js';
-import { Watermark, type WatermarkState } from './watermark.js';
+import { Watermark } from './watermark.js';
 
 /** How a partition processes its events. */
 export interface PartitionOptions {
   /** This partition's number (stamped on every row as its source). */
   partition: number;
   rules: RuleSpec[];
-  /** Time zone for customer-local time when an event has no `tz`. @default 'Asia/Shanghai' */
+  /** Time zone for customer-local time when neither the event nor the customer has a `tz`. @default 'Asia/Shanghai' */
   defaultTz?: string;
   /** Minimum event time between two published snapshots of one customer. @default 60_000 */
   profileIntervalMs?: number;
   /** Watermark = highest event time seen − this; older events are late. @default 5_000 */
   allowedLatenessMs?: number;
-  /** Wall-clock time without events after which `tick(now)` moves the watermark with the clock. @default 10_000 */
+  /** Wall-clock time without events at the live edge after which `tick(now)` moves the watermark with the clock. @default 10_000 */
   idleAfterMs?: number;
   /**
    * An event whose `ts` is more than this ahead of `now` (the wall clock of its batch) is rejected:
@@ -47,47 +51,25 @@ export interface PartitionOutput extends DeliveryCounters {
   lastSeq: number;
   /** Events that arrived behind the watermark (beyond the allowed lateness). */
   lateEvents: number;
+  /** The partition's watermark after the call (main-thread aggregates follow it). */
+  watermark: number;
 }
 
-/**
- * A partition's state as plain data (msgpack-able): what a checkpoint stores. A full snapshot holds
- * every customer; a delta only those changed since the snapshot before it, and is restored on top of
- * the full one it follows and the deltas in between.
- */
-export interface PartitionSnapshot {
-  /** Format version; a reader refuses versions it does not know. */
-  version: 3;
-  partition: number;
-  /** Only the customers changed since the previous snapshot (full or delta) of this processor. */
-  delta: boolean;
-  /** Highest stream sequence applied. */
-  lastSeq: number;
-  /** Event-time watermark and the highest event time seen. */
-  watermark: WatermarkState;
-  customers: Array<[customer: string, entry: CustomerEntry]>;
-}
-
-/** Snapshot format this code writes. */
-export const SNAPSHOT_VERSION = 3;
-/** Formats this code reads: version 2 is version 3 without deltas (every snapshot full). */
-const READABLE_VERSIONS: readonly number[] = [2, 3];
-
-/** One customer as the partition holds it. */
-export interface CustomerEntry {
-  state: CustomerState;
-  rules: RuleMemory;
-  /** Pending timers by id (absence, inactivity, purchase cycle, quiet-hours deferrals). */
-  timers: Record<string, TimerRecord>;
-  /** Event time (`lastSeen`) of the last published snapshot; -Infinity before the first. */
-  publishedAt: number;
-  /** Changed since the last published snapshot. */
-  dirty: boolean;
-}
+/** Timer id of a customer's profile publication: after every other timer of the same millisecond. */
+const PUBLISH_TIMER = '~publish';
 
 /**
  * The keyed state and per-event logic of one partition: decode → profile → rules → rows.
- * Pure with respect to time (the caller passes `now`), so replaying the same events gives
- * the same triggers and rows.
+ *
+ * Two lanes: on arrival an event updates the profile and runs the on-event rules (routing answers
+ * at once); the patterns that depend on time order (absence, sequence, count, streak, inactivity,
+ * purchase cycle) see events in event-time order once the watermark has passed them, interleaved
+ * with their timers (an event before a timer due at the same millisecond). So an event never
+ * cancels or restarts a timer due before it, and arrival order within the allowed lateness does
+ * not change what fires.
+ *
+ * Pure with respect to time (the caller passes `now`): the same events in the same order give the
+ * same triggers and rows, whatever the batches, checkpoints and restores in between.
  */
 export class PartitionProcessor {
   readonly partition: number;
@@ -113,11 +95,12 @@ export class PartitionProcessor {
   private restoredSeq = 0;
   private readonly watermark: Watermark;
   private readonly queue = new TimerQueue();
+  private readonly ordered = new OrderedEvents();
   // Reused per event and per timer: the hot path allocates no context objects.
   private readonly scope: CustomerScope;
   private readonly run: RuleRun;
   private readonly resolveTimers = (customer: string) => this.customers.get(customer)?.timers;
-  // The profile of the event being applied, built on first use (rules that read it, publishing):
+  // The profile of the customer being evaluated, built on first use (rules that read it, publishing):
   // most events neither fire a rule that reads it nor publish. Reused, so no closure per event.
   private current: CustomerState = newCustomerState('');
   private currentProfile: Profile | undefined;
@@ -132,12 +115,11 @@ export class PartitionProcessor {
       allowedLatenessMs: options.allowedLatenessMs,
       idleAfterMs: options.idleAfterMs,
     });
-    this.rules = compileRules(options.rules);
-    this.scope = { customer: '', state: newCustomerState(''), memory: {}, timers: {} };
+    this.rules = new RuleSet(compileRules(options.rules));
+    this.scope = { customer: '', state: newCustomerState(''), memory: {}, fired: {}, caps: {}, timers: {} };
     this.run = {
       queue: this.queue,
       watermark: Number.NEGATIVE_INFINITY,
-      late: false,
       firedAt: 0,
       defaultTz: this.defaultTz,
       triggers: [],
@@ -145,7 +127,7 @@ export class PartitionProcessor {
     };
   }
 
-  /** The event-time watermark (timers due at or before it have fired). */
+  /** The event-time watermark (items before it are final). */
   get currentWatermark(): number {
     return this.watermark.value;
   }
@@ -167,8 +149,13 @@ export class PartitionProcessor {
     return this.customers.size;
   }
 
-  /** Rule conditions that failed at runtime (they count as false), per rule id. */
-  get ruleErrors(): ReadonlyMap<string, number> {
+  /** The rule set (explain listens to its decisions). */
+  get ruleSet(): RuleSet {
+    return this.rules;
+  }
+
+  /** Rule expressions that failed at runtime (they count as false), per rule id. */
+  get ruleErrors(): ReadonlyMap<string, RuleErrors> {
     return this.rules.errors;
   }
 
@@ -195,15 +182,11 @@ export class PartitionProcessor {
 
   /**
    * Replaces the state with a full snapshot's and the deltas taken after it, in order (recovery);
-   * events up to the last one's `lastSeq` count as applied.
+   * events up to the last one's `lastSeq` count as applied. Snapshots of older formats are upgraded.
    */
   restore(full: PartitionSnapshot, ...deltas: PartitionSnapshot[]): void {
-    for (const [i, snapshot] of [full, ...deltas].entries()) {
-      if (!READABLE_VERSIONS.includes(snapshot.version)) {
-        throw new Error(
-          `snapshot format ${snapshot.version} is not supported (this version reads ${READABLE_VERSIONS.join(', ')})`,
-        );
-      }
+    const chain = [full, ...deltas].map((s) => upgradeSnapshot(s, this.defaultTz));
+    chain.forEach((snapshot, i) => {
       if (snapshot.partition !== this.partition) {
         throw new Error(
           `snapshot of partition ${snapshot.partition} cannot restore partition ${this.partition}`,
@@ -212,15 +195,21 @@ export class PartitionProcessor {
       if ((snapshot.delta === true) !== i > 0) {
         throw new Error(`restore takes a full snapshot followed by deltas; snapshot ${i} is not one`);
       }
-    }
+    });
     this.customers.clear();
     this.changed = new Set();
     this.queue.clear();
-    for (const snapshot of [full, ...deltas])
+    this.ordered.clear();
+    for (const snapshot of chain)
       for (const [customer, entry] of snapshot.customers) this.customers.set(customer, entry);
-    for (const [customer, entry] of this.customers)
+    const pending: PendingEvent[] = [];
+    for (const [customer, entry] of this.customers) {
       for (const [id, record] of Object.entries(entry.timers)) this.queue.restore(customer, id, record);
-    const last = deltas.at(-1) ?? full;
+      for (const p of entry.pending) pending.push(p);
+    }
+    pending.sort((a, b) => a.event.ts - b.event.ts || a.seq - b.seq);
+    for (const p of pending) this.ordered.push(p);
+    const last = chain.at(-1)!;
     this.lastSeq = last.lastSeq;
     this.restoredSeq = last.lastSeq;
     this.watermark.restore(last.watermark);
@@ -228,30 +217,31 @@ export class PartitionProcessor {
 
   /**
    * Replaces the rule set; customer state and the timers of rules that stay are kept, timers of
-   * removed rules are dropped (rule memory of removed rules is ignored).
+   * removed rules are dropped (pattern memory of removed rules is ignored).
    */
   setRules(specs: RuleSpec[]): void {
-    const rules = compileRules(specs);
+    const rules = new RuleSet(compileRules(specs));
+    rules.onDecision = this.rules.onDecision;
     this.rules = rules;
     for (const entry of this.customers.values())
       for (const id in entry.timers) {
-        if (rules.has(entry.timers[id]!.rule)) continue;
+        const rule = entry.timers[id]!.rule;
+        if (rule === '' || rules.has(rule)) continue;
         this.touch(entry);
         delete entry.timers[id];
       }
   }
 
   /**
-   * Moves the watermark to `eventTime` (never backwards) and fires the timers that came due, e.g.
-   * at the end of a replay so that silent customers' timers fire. `now` is stamped as `firedAt`
+   * Event time has reached `eventTime` (never backwards): events and timers at or before it are
+   * processed, e.g. at the end of a replay so that silent customers' timers fire. `now` is stamped as `firedAt`
    * (null: each trigger's own event time).
    */
   advanceTo(eventTime: number, now: number | null = null): PartitionOutput {
     const out = this.emptyOutput();
     this.watermark.advanceTo(eventTime);
-    this.fireDue(out, now);
-    out.lastSeq = this.lastSeq;
-    return out;
+    this.processDue(out, now);
+    return this.finish(out);
   }
 
   /**
@@ -304,28 +294,26 @@ export class PartitionProcessor {
         });
       }
     }
-    out.lastSeq = this.lastSeq;
-    return out;
+    return this.finish(out);
   }
 
   /**
-   * Publishes changed profiles that are due. `clock` is the current time (null in replays, where
-   * only event time counts); `flush` publishes every changed profile (drain, end of replay).
+   * Wall-clock tick: `clock` is the wall clock when the source is connected and caught up (the live
+   * edge), null otherwise; after `idleAfterMs` of quiet at the live edge the watermark follows it.
+   * `flush` (end of a replay) publishes every changed profile.
    */
   tick(clock: number | null, flush: boolean): PartitionOutput {
     const out = this.emptyOutput();
-    if (clock !== null) {
-      this.watermark.idle(clock);
-      this.fireDue(out, clock);
-    }
-    const current = Math.max(this.watermark.maxSeen, clock ?? Number.NEGATIVE_INFINITY);
-    for (const entry of this.customers.values()) {
-      if (entry.dirty && (flush || current - entry.publishedAt >= this.profileIntervalMs)) {
-        this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), out);
+    this.watermark.idle(clock);
+    this.processDue(out, clock);
+    if (flush) {
+      for (const entry of this.customers.values()) {
+        if (!entry.dirty) continue;
+        delete entry.timers[PUBLISH_TIMER];
+        this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), entry.state.lastSeen!, out);
       }
     }
-    out.lastSeq = this.lastSeq;
-    return out;
+    return this.finish(out);
   }
 
   private applyEvent(event: CxEvent, seq: number, now: number, out: PartitionOutput): void {
@@ -333,38 +321,173 @@ export class PartitionProcessor {
     if (entry === undefined) {
       entry = {
         state: newCustomerState(event.customer),
-        rules: {},
+        memory: {},
+        fired: {},
+        caps: {},
         timers: {},
+        pending: [],
+        held: [],
         publishedAt: Number.NEGATIVE_INFINITY,
         dirty: false,
       };
       this.customers.set(event.customer, entry);
     }
-    this.touch(entry);
-    // Due timers fire before the event that moved the watermark past them is applied: such an
-    // event is later than their due time, so it could not have cancelled them.
+    // What the watermark passes now is final before this event is applied: being later, it could
+    // not have changed it.
     const late = this.watermark.isLate(event.ts);
     if (late) out.lateEvents++;
     this.watermark.observe(event.ts);
-    this.fireDue(out, now);
-    // Rules read the customer-local hour (night rules); computed once here with the default tz fallback.
-    event.localHour = localHour(event.ts, event.tz ?? this.defaultTz, this.defaultTz);
+    this.processDue(out, now);
+    this.touch(entry);
+    if (event.ts > this.frontierOf(entry)) {
+      // Later than one of the customer's pending timers: applied once that timer has fired (or moved),
+      // so the timer sees the customer exactly as of its due time.
+      entry.held.push({ seq, event });
+      return;
+    }
+    this.apply(entry, event, seq, late, now, out);
+    if (this.release(entry, now, out)) this.processDue(out, now);
+  }
+
+  /** Applies an event to its customer: profile, on-event rules, the ordered lane, rows, publication. */
+  private apply(
+    entry: CustomerEntry,
+    event: CxEvent,
+    seq: number,
+    late: boolean,
+    now: number | null,
+    out: PartitionOutput,
+  ): void {
+    this.touch(entry);
     updateProfile(entry.state, event, this.defaultTz);
-    const asOf = entry.state.lastSeen!; // set by updateProfile
+    // Rules read the customer-local hour: the event's zone, else the customer's last known, else the default.
+    event.localHour = localHour(event.ts, event.tz ?? entry.state.tz ?? this.defaultTz, this.defaultTz);
     this.current = entry.state;
     this.currentProfile = undefined;
+    const run = this.prepareRun(out, now ?? event.ts);
+    const scope = this.scopeOf(entry);
+    this.rules.evaluate(event, this.profileOfCurrent, scope, run);
+    if (this.rules.wantsOrdered(event.type)) {
+      if (late) this.rules.evaluateLate(event, this.profileOfCurrent, scope, run);
+      else {
+        // On time: the ordered lane sees it once the watermark passes it.
+        const pending: PendingEvent = { seq, event };
+        entry.pending.push(pending);
+        this.ordered.push(pending);
+      }
+    }
+    out.events.push(eventRow(event, this.partition, seq));
+    const asOf = entry.state.lastSeen!;
+    if (asOf - entry.publishedAt >= this.profileIntervalMs) {
+      delete entry.timers[PUBLISH_TIMER];
+      this.current = entry.state;
+      this.publishProfile(entry, this.currentProfileOf(), asOf, out);
+    } else if (!entry.dirty) {
+      entry.dirty = true;
+      // Published once the watermark passes the end of its interval (event time, never the wall clock).
+      const due = entry.publishedAt + this.profileIntervalMs;
+      this.queue.arm(entry.timers, event.customer, PUBLISH_TIMER, {
+        kind: 'publish',
+        rule: '',
+        key: '',
+        due,
+        queuedAt: due,
+      });
+    }
+    this.currentProfile = undefined;
+  }
+
+  /**
+   * Applies the customer's held events that are no longer later than a pending timer (in stream
+   * order); true when one was applied.
+   */
+  private release(entry: CustomerEntry, now: number | null, out: PartitionOutput): boolean {
+    let released = false;
+    while (entry.held.length > 0) {
+      const frontier = this.frontierOf(entry);
+      const i = entry.held.findIndex((h) => h.event.ts <= frontier);
+      if (i < 0) break;
+      const [h] = entry.held.splice(i, 1);
+      this.apply(entry, h!.event, h!.seq, false, now, out);
+      released = true;
+    }
+    return released;
+  }
+
+  /**
+   * Processes, in time order, the ordered-lane events and the timers before the watermark: an event
+   * before a timer due at the same millisecond (it may cancel it), events by stream sequence.
+   */
+  private processDue(out: PartitionOutput, now: number | null): void {
+    const wm = this.watermark.value;
+    for (;;) {
+      const te = this.ordered.peekTime();
+      if (this.queue.peekDue() < Math.min(wm, te)) {
+        const next = this.queue.popDue(Math.min(wm, te), this.resolveTimers);
+        if (next !== undefined) {
+          this.fireTimer(next[0], next[2], out, now);
+          continue;
+        }
+      }
+      if (te < wm) {
+        this.orderedEvent(this.ordered.shift()!, out, now);
+        continue;
+      }
+      return;
+    }
+  }
+
+  private orderedEvent(p: PendingEvent, out: PartitionOutput, now: number | null): void {
+    const entry = this.customers.get(p.event.customer)!;
+    this.touch(entry);
+    // pending events of a customer leave in the order they were added
+    const i = entry.pending.indexOf(p);
+    if (i >= 0) entry.pending.splice(i, 1);
+    this.current = entry.state;
+    this.currentProfile = undefined;
+    const run = this.prepareRun(out, now ?? p.event.ts);
+    this.rules.evaluateOrdered(p.event, this.profileOfCurrent, this.scopeOf(entry), run);
+    this.currentProfile = undefined;
+    this.release(entry, now, out);
+  }
+
+  private fireTimer(customer: string, record: TimerRecord, out: PartitionOutput, now: number | null): void {
+    const entry = this.customers.get(customer)!;
+    this.touch(entry);
+    if (record.kind === 'publish') {
+      if (entry.dirty)
+        this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), record.due, out);
+      return;
+    }
+    this.rules.fireTimer(record, this.scopeOf(entry), this.prepareRun(out, now ?? record.due));
+    this.release(entry, now, out);
+  }
+
+  /**
+   * The customer's frontier: its earliest pending timer (other than profile publication), or the
+   * earliest time a timer could come from an event still waiting in the ordered lane. Events after
+   * it wait (`held`), so every timer sees the customer exactly as of its due time.
+   */
+  private frontierOf(entry: CustomerEntry): number {
+    let f = Number.POSITIVE_INFINITY;
+    for (const id in entry.timers) {
+      if (id === PUBLISH_TIMER) continue;
+      const due = entry.timers[id]!.due;
+      if (due < f) f = due;
+    }
+    const delay = this.rules.minTimerDelay;
+    if (delay !== Number.POSITIVE_INFINITY)
+      for (const p of entry.pending) if (p.event.ts + delay < f) f = p.event.ts + delay;
+    return f;
+  }
+
+  private prepareRun(out: PartitionOutput, firedAt: number): RuleRun {
     const run = this.run;
     run.watermark = this.watermark.value;
-    run.late = late;
-    run.firedAt = now;
+    run.firedAt = firedAt;
     run.triggers = out.triggers;
     run.counters = out;
-    this.rules.evaluate(event, this.profileOfCurrent, this.scopeOf(entry), run);
-    out.events.push(eventRow(event, this.partition, seq));
-    if (asOf - entry.publishedAt >= this.profileIntervalMs)
-      this.publishProfile(entry, this.currentProfileOf(), out);
-    else entry.dirty = true;
-    this.currentProfile = undefined;
+    return run;
   }
 
   /** The entry is about to change: the hook sees it as it was, and the next delta will hold it. */
@@ -378,9 +501,10 @@ export class PartitionProcessor {
     return this.currentProfile;
   }
 
-  private publishProfile(entry: CustomerEntry, profile: Profile, out: PartitionOutput): void {
+  /** Publishes the profile (`at`: the event time of the publication, the start of the next interval). */
+  private publishProfile(entry: CustomerEntry, profile: Profile, at: number, out: PartitionOutput): void {
     this.touch(entry);
-    entry.publishedAt = profile.lastSeen;
+    entry.publishedAt = at;
     entry.dirty = false;
     out.profiles.push({
       customer: profile.customer,
@@ -394,31 +518,13 @@ export class PartitionProcessor {
     });
   }
 
-  /** Fires every timer due at or before the watermark, in (due, customer, id) order. */
-  private fireDue(out: PartitionOutput, now: number | null): void {
-    const wm = this.watermark.value;
-    if (this.queue.peekDue() > wm) return;
-    const run = this.run;
-    run.watermark = wm;
-    run.late = false;
-    run.triggers = out.triggers;
-    run.counters = out;
-    for (;;) {
-      const next = this.queue.popDue(wm, this.resolveTimers);
-      if (next === undefined) break;
-      const [customer, , record] = next;
-      run.firedAt = now ?? record.due;
-      const entry = this.customers.get(customer)!;
-      this.touch(entry);
-      this.rules.fireTimer(record, this.scopeOf(entry), run);
-    }
-  }
-
   private scopeOf(entry: CustomerEntry): CustomerScope {
     const scope = this.scope;
     scope.customer = entry.state.customer;
     scope.state = entry.state;
-    scope.memory = entry.rules;
+    scope.memory = entry.memory;
+    scope.fired = entry.fired;
+    scope.caps = entry.caps;
     scope.timers = entry.timers;
     return scope;
   }
@@ -434,7 +540,14 @@ export class PartitionProcessor {
       droppedByCap: 0,
       droppedByQuietHours: 0,
       deferred: 0,
+      watermark: this.watermark.value,
     };
+  }
+
+  private finish(out: PartitionOutput): PartitionOutput {
+    out.lastSeq = this.lastSeq;
+    out.watermark = this.watermark.value;
+    return out;
   }
 }
 

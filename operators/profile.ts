@@ -9,6 +9,12 @@
  *   min/max event times, "last" values (`lastOrder*`, `region`, `sentimentLast`) belong to the
  *   latest event time (ties: the later in stream order), and windows are keyed by event time.
  *   Session tracking, the unrecognized streak and the 20-message sentiment ring follow stream order.
+ * - The current session moves only with the customer's own messages and `session_start`: a bot or
+ *   agent line carrying another session id does not reset the customer's unrecognized streak.
+ * - Customer-local time (active hours, purchase occasions) uses the event's `tz`, else the
+ *   customer's last known `tz`, else the configured default zone.
+ * - Purchase occasions: orders on one customer-local day are one occasion (a split order is one
+ *   purchase); the purchase cycle is the mean time between the first orders of consecutive occasions.
  * - Window "last N days" as of `now` = events with ts > now − N days. Orders are kept exactly
  *   (timestamp + amount; rare). Frequent things are counted in per-UTC-day buckets, so for them
  *   the granularity is one day: a bucket counts when its UTC day overlaps (now − N days, now],
@@ -20,7 +26,7 @@
  * - Money is summed in integer cents (amounts rounded to 0.01) so sums are exact, independent of
  *   event order, and the VIP boundary at 1000 is not blurred by float drift.
  */
-import { localHour } from './localTime.js';
+import { localHour, utcOffsetMinutes } from './localTime.js';
 import type { CxEvent } from './types.js';
 
 const DAY = 86_400_000;
@@ -69,6 +75,13 @@ export interface CustomerState {
   spendCents: number;
   firstOrderAt: number | null;
   lastOrderAt: number | null;
+  /** Purchase occasions: customer-local days with orders. */
+  occasions: number;
+  /** First order of the earliest / latest occasion, and the customer-local day numbers of those occasions. */
+  firstOccasionAt: number | null;
+  lastOccasionAt: number | null;
+  firstOccasionDay: number;
+  lastOccasionDay: number;
   lastOrderId: string | null;
   lastOrderAmount: number | null;
   /** Orders of the last 365 days (relative to `lastSeen`), sorted by time, with their cents. */
@@ -129,7 +142,11 @@ export interface Profile {
   recencyDays: number | null;
   rfm: Rfm;
   tier: 'VIP' | 'Regular' | 'New';
-  /** Mean days between consecutive orders: (last − first) / (orders − 1); null below 2 orders. */
+  /**
+   * Mean days between consecutive purchase occasions (orders on one customer-local day are one
+   * occasion): (first order of the latest occasion − first order of the earliest) / (occasions − 1);
+   * null below 2 occasions.
+   */
   purchaseCycleDays: number | null;
   /** Channel with most contact events in 90 days; ties go to the channel of the most recent contact. */
   preferredChannel: string | null;
@@ -149,6 +166,39 @@ export interface Profile {
   tags: string[];
 }
 
+/** Every field of {@link Profile}: what a rule's `profile.x` and `profile:` list may name. */
+export const PROFILE_FIELDS: ReadonlySet<string> = new Set(
+  Object.keys({
+    customer: 0,
+    firstSeen: 0,
+    lastSeen: 0,
+    lastOrderAt: 0,
+    lastOrderId: 0,
+    lastOrderAmount: 0,
+    orders: 0,
+    spend: 0,
+    orders365d: 0,
+    spend365d: 0,
+    spend90d: 0,
+    spend30d: 0,
+    recencyDays: 0,
+    rfm: 0,
+    tier: 0,
+    purchaseCycleDays: 0,
+    preferredChannel: 0,
+    activeHours: 0,
+    categoryViews30d: 0,
+    sentimentAvg: 0,
+    sentimentLast: 0,
+    negatives7d: 0,
+    unrecognizedStreak: 0,
+    complaints30d: 0,
+    region: 0,
+    session: 0,
+    tags: 0,
+  } satisfies Record<keyof Profile, 0>),
+);
+
 /** A fresh state for a customer never seen before. */
 export function newCustomerState(customer: string): CustomerState {
   return {
@@ -165,6 +215,11 @@ export function newCustomerState(customer: string): CustomerState {
     spendCents: 0,
     firstOrderAt: null,
     lastOrderAt: null,
+    occasions: 0,
+    firstOccasionAt: null,
+    lastOccasionAt: null,
+    firstOccasionDay: 0,
+    lastOccasionDay: 0,
     lastOrderId: null,
     lastOrderAmount: null,
     orderTs: [],
@@ -210,18 +265,20 @@ export function updateProfile(state: CustomerState, event: CxEvent, defaultTz: s
     state.tz = event.tz;
     state.tzTs = ts;
   }
+  const tz = event.tz ?? state.tz ?? defaultTz;
 
-  // A new session starts with session_start or a different session id; it clears the streak.
-  if (event.type === 'session_start') state.unrecognizedStreak = 0;
-  if (event.session !== undefined && event.session !== state.session) {
+  const type = event.type;
+  const customerMessage = isCustomerMessage(event);
+  // A new session starts with session_start or a customer message in another session; it clears
+  // the streak. Bot and agent lines do not move the customer's session.
+  if (type === 'session_start') state.unrecognizedStreak = 0;
+  if ((type === 'session_start' || customerMessage) && event.session && event.session !== state.session) {
     state.session = event.session;
     state.unrecognizedStreak = 0;
   }
 
-  const type = event.type;
-  const customerMessage = isCustomerMessage(event);
   if (customerMessage || type === 'session_start' || type === 'call') {
-    state.activeHours[localHour(ts, event.tz ?? defaultTz, defaultTz)]! += 1;
+    state.activeHours[localHour(ts, tz, defaultTz)]! += 1;
     if (day >= lastDay - CONTACT_WINDOW_DAYS) {
       addKeyed(state.contacts, day, event.channel);
       noteLastContact(state, event.channel, ts);
@@ -241,7 +298,7 @@ export function updateProfile(state: CustomerState, event: CxEvent, defaultTz: s
       if (s < NEGATIVE_SENTIMENT && day >= lastDay - NEGATIVE_WINDOW_DAYS) addDay(state.negatives, day);
     }
   } else if (type === 'order') {
-    applyOrder(state, event);
+    applyOrder(state, event, utcOffsetMinutes(ts, tz, defaultTz) * 60_000);
   } else if (type === 'page_view') {
     if (event.category && day >= lastDay - VIEW_WINDOW_DAYS) addKeyed(state.views, day, event.category);
   } else if (type === 'complaint') {
@@ -249,8 +306,10 @@ export function updateProfile(state: CustomerState, event: CxEvent, defaultTz: s
   }
 }
 
-function applyOrder(state: CustomerState, event: CxEvent): void {
+/** Applies an order; `offsetMs` is the customer's UTC offset at its time (for its local day). */
+function applyOrder(state: CustomerState, event: CxEvent, offsetMs: number): void {
   const ts = event.ts;
+  noteOccasion(state, ts, offsetMs);
   const amount = typeof event.amount === 'number' && Number.isFinite(event.amount) ? event.amount : null;
   const cents = amount === null ? 0 : Math.round(amount * 100);
   state.orders += 1;
@@ -268,6 +327,45 @@ function applyOrder(state: CustomerState, event: CxEvent): void {
     state.orderTs.splice(i, 0, ts);
     state.orderCents.splice(i, 0, cents);
   }
+}
+
+/**
+ * Counts the order's purchase occasion (its customer-local day). Orders arrive in time order
+ * nearly always; one on a day between the first and the latest occasion is a new occasion unless
+ * another order of the last 365 days falls on that day.
+ */
+function noteOccasion(state: CustomerState, ts: number, offsetMs: number): void {
+  const day = Math.floor((ts + offsetMs) / DAY);
+  if (state.occasions === 0) {
+    state.occasions = 1;
+    state.firstOccasionAt = ts;
+    state.lastOccasionAt = ts;
+    state.firstOccasionDay = day;
+    state.lastOccasionDay = day;
+    return;
+  }
+  if (day === state.lastOccasionDay) {
+    if (ts < state.lastOccasionAt!) state.lastOccasionAt = ts;
+    if (day === state.firstOccasionDay && ts < state.firstOccasionAt!) state.firstOccasionAt = ts;
+  } else if (day === state.firstOccasionDay) {
+    if (ts < state.firstOccasionAt!) state.firstOccasionAt = ts;
+  } else if (day > state.lastOccasionDay) {
+    state.occasions++;
+    state.lastOccasionDay = day;
+    state.lastOccasionAt = ts;
+  } else if (day < state.firstOccasionDay) {
+    state.occasions++;
+    state.firstOccasionDay = day;
+    state.firstOccasionAt = ts;
+  } else {
+    if (!state.orderTs.some((t) => Math.floor((t + offsetMs) / DAY) === day)) state.occasions++;
+  }
+}
+
+/** Mean time between purchase occasions (ms), or null below two occasions. */
+export function purchaseCycleMs(state: Readonly<CustomerState>): number | null {
+  if (state.occasions < 2 || state.firstOccasionAt === null || state.lastOccasionAt === null) return null;
+  return (state.lastOccasionAt - state.firstOccasionAt) / (state.occasions - 1);
 }
 
 /** Drops what no window can need any more, relative to the UTC day of the latest event. */
@@ -387,10 +485,8 @@ export function profileOf(state: CustomerState, now: number): Profile {
   const scoreTenths = 4 * r + 3 * f + 3 * m;
   const tier = state.spendCents >= VIP_SPEND_CENTS ? 'VIP' : state.orders >= 1 ? 'Regular' : 'New';
 
-  const purchaseCycleDays =
-    state.orders >= 2 && lastOrderAt !== null && state.firstOrderAt !== null
-      ? (lastOrderAt - state.firstOrderAt) / (state.orders - 1) / DAY
-      : null;
+  const cycle = purchaseCycleMs(state);
+  const purchaseCycleDays = cycle === null ? null : cycle / DAY;
 
   const preferredChannel = preferredChannelOf(state, now);
   const categoryViews30d = viewsOf(state.views, now);

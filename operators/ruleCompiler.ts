@@ -1,79 +1,34 @@
 /**
- * Compiles YAML-shaped rule specs once (CEL parse and type check, durations, patterns, delivery
- * policy) into plain `CompiledRule`s; `RuleSet` (operators/ruleSet.ts) evaluates them.
+ * Compiles YAML-shaped rule specs once: structure against the rule schema (operators/ruleSpec.ts),
+ * then CEL (parse and type check), durations, the rule's pattern (operators/patterns/) and its
+ * delivery policy, into plain {@link CompiledRules}; `RuleSet` (operators/ruleSet.ts) evaluates them.
+ * Names a rule reads that no event or profile has (a typo that would silently disable the rule)
+ * are errors, with a "did you mean"; an unknown event field is a warning (events may carry more).
  */
 import { Environment } from '@marcbachmann/cel-js';
+import { Ajv, type ErrorObject } from 'ajv';
 import { parseDuration } from './duration.js';
-import { RuleSet } from './ruleSet.js';
-import { RuleCompileError, type RuleCompileIssue, type RuleSpec } from './ruleSpec.js';
-import type { CxEvent } from './types.js';
+import type { CompileContext, PatternDefinition } from './patterns/definition.js';
+import { PROFILE_FIELDS } from './profile.js';
+import type { Cap, Compiled, CompiledRule, Pattern, QuietHours } from './ruleModel.js';
+import {
+  DEFAULT_PATTERN,
+  PATTERNS,
+  RuleCompileError,
+  type RuleCompileIssue,
+  type RuleSpec,
+  ruleSchema,
+} from './ruleSpec.js';
+import { EVENT_FIELDS, EVENT_TYPES } from './types.js';
 
-/** A compiled CEL expression. */
-export type Compiled = (ctx: EvalContext) => unknown;
-
-/** What a CEL expression sees. */
-export interface EvalContext {
-  event: CxEvent | undefined;
-  profile: Record<string, unknown> | undefined;
-  now: number;
-}
-
-/** Which pattern a rule follows. */
-export type PatternKind = 'event' | 'absence' | 'sequence' | 'count' | 'streak' | 'inactivity' | 'cycle';
-
-/** Quiet hours as minutes of the customer-local day. */
-export interface QuietHours {
-  from: number;
-  to: number;
-  drop: boolean;
-}
-
-/** A frequency cap shared by the rules naming its group. */
-export interface Cap {
-  group: string;
-  max: number;
-  perMs: number;
-}
-
-/** One rule after compilation. */
-export interface CompiledRule {
-  id: string;
-  kind: PatternKind;
-  /** Event types the rule reacts to (its index); undefined = all. */
-  types: string[] | undefined;
-  reason: string;
-  priority: number;
-  subject: string;
-  when: Compiled | undefined;
-  crosses: Compiled | undefined;
-  per: Compiled | undefined;
-  /** Cooldown window; 0 = none. */
-  cooldownMs: number;
-  oncePerSession: boolean;
-  /** How long a keyed fire mark is kept once another key fires. */
-  retainMs: number;
-  /** Index into RuleSet's group epochs; -1 = no group. */
-  group: number;
-  payload: [string, Compiled][];
-  profile: string[];
-  /** absence.after, sequence.first, count.of, streak.of. */
-  first: ReadonlySet<string>;
-  /** absence.missing, sequence.followedBy, count.unless, streak.resetOn. */
-  second: ReadonlySet<string>;
-  /** count.after (anchor). */
-  anchor: ReadonlySet<string>;
-  /** within / for. */
-  windowMs: number;
-  /** count.atLeast, streak.count. */
-  n: number;
-  /** count.by. */
-  by: Compiled | undefined;
-  /** streak.where. */
-  where: Compiled | undefined;
-  /** purchaseCycle.fraction. */
-  fraction: number;
-  quiet: QuietHours | undefined;
-  cap: Cap | undefined;
+/** Rules after compilation (plain data plus compiled CEL functions); build a RuleSet from it. */
+export interface CompiledRules {
+  specs: RuleSpec[];
+  rules: CompiledRule[];
+  /** Number of arbitration groups (`CompiledRule.group` indexes them). */
+  groups: number;
+  /** Problems that do not stop loading (unknown event fields). */
+  warnings: RuleCompileIssue[];
 }
 
 /** The window within which `oncePer: session` blocks events that have no session, unless `cooldown` is set. */
@@ -82,353 +37,208 @@ export const SESSIONLESS_FALLBACK_MS = 30 * 60_000;
 // Keyed once-per-session marks are dropped after this long: sessions are assumed shorter.
 const SESSION_MARK_RETAIN_MS = 24 * 3_600_000;
 
-const PATTERN_KEYS = ['absence', 'sequence', 'count', 'streak', 'inactivity', 'purchaseCycle'] as const;
-const RULE_KEYS = new Set<string>([
-  'id',
-  'description',
-  'priority',
-  'on',
-  'when',
-  'crosses',
-  ...PATTERN_KEYS,
-  'cooldown',
-  'per',
-  'oncePer',
-  'group',
-  'quietHours',
-  'cap',
-  'subject',
-  'payload',
-  'profile',
-]);
-const PATTERN_FIELDS: Record<(typeof PATTERN_KEYS)[number], { required: string[]; optional: string[] }> = {
-  absence: { required: ['after', 'missing', 'within'], optional: [] },
-  sequence: { required: ['first', 'followedBy', 'within'], optional: [] },
-  count: { required: ['of', 'atLeast', 'within'], optional: ['after', 'by', 'unless'] },
-  streak: { required: ['of', 'where', 'count'], optional: ['resetOn'] },
-  inactivity: { required: ['for'], optional: [] },
-  purchaseCycle: { required: [], optional: ['fraction'] },
-};
-const ID_PATTERN = /^[a-z0-9_]+$/;
-const SUBJECT_PATTERN = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
-const FIELD_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const CLOCK_PATTERN = /^([01]\d|2[0-3]):([0-5]\d)$/;
-const EMPTY: ReadonlySet<string> = new Set();
-
 // Declared types let CEL reject unknown variables and impossible operations when a rule is loaded.
 const celEnv = new Environment()
   .registerVariable('event', 'map')
   .registerVariable('profile', 'map')
   .registerVariable('now', 'double');
 
-/** Compiles rule specs (CEL parse and type check, durations, patterns, ids); throws RuleCompileError listing every issue. */
-export function compileRules(specs: RuleSpec[]): RuleSet {
+const ajv = new Ajv({ allErrors: true, strict: true });
+ajv.addFormat('duration', {
+  type: 'string',
+  validate: (text: string) => {
+    try {
+      return parseDuration(text) > 0;
+    } catch {
+      return false;
+    }
+  },
+});
+const validateRule = ajv.compile(ruleSchema);
+
+/** Paths (relative to a rule) that hold CEL, checked even in a rule whose structure is wrong. */
+const CEL_FIELDS: ReadonlyArray<ReadonlyArray<string>> = [
+  ['when'],
+  ['crosses'],
+  ['per'],
+  ['count', 'by'],
+  ['streak', 'where'],
+];
+
+/** Compiles rule specs; throws RuleCompileError listing every issue (warnings are in the result). */
+export function compileRules(specs: RuleSpec[]): CompiledRules {
   const issues: RuleCompileIssue[] = [];
-  const compiled: CompiledRule[] = [];
+  const rules: CompiledRule[] = [];
   const groups = new Map<string, number>();
   const caps = new Map<string, { cap: Cap; index: number }>();
   const seen = new Set<string>();
   specs.forEach((spec, index) => {
-    const rule = compileRule(spec, index, issues, groups);
-    const id = (spec as Partial<RuleSpec> | null)?.id;
-    if (typeof id === 'string' && seen.has(id))
-      issues.push({ index, path: ['id'], message: `duplicate rule id "${id}"` });
-    if (typeof id === 'string') seen.add(id);
+    const issue: Issue = (path, message, warning = false) =>
+      issues.push({ index, path: [...path], message, ...(warning ? { warning } : {}) });
+    if (!validateRule(spec)) {
+      for (const e of reportable(validateRule.errors ?? [])) issue(...schemaIssue(e));
+      // Still report CEL problems of this rule in the same run.
+      for (const path of CEL_FIELDS) {
+        const text = path.reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], spec);
+        if (typeof text === 'string' && text.trim() !== '') celCompile(text, path, issue, path[0] !== 'per');
+      }
+      return;
+    }
+    if (seen.has(spec.id)) issue(['id'], `duplicate rule id "${spec.id}"`);
+    seen.add(spec.id);
+    const rule = compileRule(spec, issue, groups);
     if (rule?.cap) {
       const other = caps.get(rule.cap.group);
       if (other === undefined) caps.set(rule.cap.group, { cap: rule.cap, index });
       else if (other.cap.max !== rule.cap.max || other.cap.perMs !== rule.cap.perMs)
-        issues.push({
-          index,
-          path: ['cap'],
-          message: `cap group "${rule.cap.group}" is defined differently by rules[${other.index}]: same max and per everywhere`,
-        });
+        issue(
+          ['cap'],
+          `cap group "${rule.cap.group}" is defined differently by rules[${other.index}]: same max and per everywhere`,
+        );
     }
-    if (rule) compiled.push(rule);
+    if (rule) rules.push(rule);
   });
-  if (issues.length > 0) throw new RuleCompileError(issues);
-  return new RuleSet(specs, compiled, groups.size);
+  const errors = issues.filter((i) => !i.warning);
+  if (errors.length > 0) throw new RuleCompileError(errors);
+  return { specs, rules, groups: groups.size, warnings: issues.filter((i) => i.warning) };
 }
 
-type Issue = (path: (string | number)[], message: string) => void;
+type Issue = (path: ReadonlyArray<string | number>, message: string, warning?: boolean) => void;
 
-function compileRule(
-  spec: RuleSpec,
-  index: number,
-  issues: RuleCompileIssue[],
-  groups: Map<string, number>,
-): CompiledRule | undefined {
-  const before = issues.length;
-  const issue: Issue = (path, message) => issues.push({ index, path, message });
-  if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
-    issue([], 'a rule must be a mapping');
-    return undefined;
-  }
-  for (const key of Object.keys(spec)) if (!RULE_KEYS.has(key)) issue([key], `unknown key "${key}"`);
-  const id = spec.id;
-  if (typeof id !== 'string' || !ID_PATTERN.test(id)) issue(['id'], 'id must match [a-z0-9_]+');
-  const priority = spec.priority ?? 0;
-  if (typeof priority !== 'number' || !Number.isFinite(priority))
-    issue(['priority'], 'priority must be a number');
-  if (spec.description !== undefined && typeof spec.description !== 'string')
-    issue(['description'], 'description must be a string');
+function compileRule(spec: RuleSpec, issue: Issue, groups: Map<string, number>): CompiledRule | undefined {
+  let failed = false;
+  const fail: Issue = (path, message, warning) => {
+    if (!warning) failed = true;
+    issue(path, message, warning);
+  };
+  const named = PATTERNS.filter((p) => spec[p.key as keyof RuleSpec] !== undefined);
+  if (named.length > 1)
+    fail(
+      [named[1]!.key!],
+      `a rule follows one pattern, this one names ${named.map((p) => p.key).join(' and ')}`,
+    );
+  const definition = named[0] ?? DEFAULT_PATTERN;
+  if (definition.mapping && spec.on !== undefined)
+    fail(['on'], `on is for on-event rules; the ${definition.key} pattern names its own event types`);
 
-  const patterns = PATTERN_KEYS.filter((k) => spec[k] !== undefined);
-  if (patterns.length > 1)
-    issue([patterns[1]!], `a rule follows one pattern, this one names ${patterns.join(' and ')}`);
-  const pattern = patterns[0];
-  if (pattern !== undefined && spec.on !== undefined)
-    issue(['on'], `on is for on-event rules; the ${pattern} pattern names its own event types`);
-  if (pattern !== undefined && spec.crosses !== undefined)
-    issue(['crosses'], `crosses is for on-event rules, not with ${pattern}`);
-  if (spec.on !== undefined) {
-    if (!Array.isArray(spec.on) || spec.on.length === 0)
-      issue(['on'], 'on must be a non-empty list of event types');
-    else
-      spec.on.forEach((t, i) => {
-        if (typeof t !== 'string' || t.length === 0)
-          issue(['on', i], 'event type must be a non-empty string');
-      });
-  }
-  const when = condition(spec.when, ['when'], issue);
-  const crosses = condition(spec.crosses, ['crosses'], issue);
-  const per = expression(spec.per, ['per'], issue);
-  const cooldownMs = spec.cooldown === undefined ? 0 : duration(spec.cooldown, ['cooldown'], issue);
-
+  const when = celCompile(spec.when, ['when'], fail, true);
+  const per = celCompile(spec.per, ['per'], fail, false);
+  const cooldownMs = spec.cooldown === undefined ? 0 : parseDuration(spec.cooldown);
   const oncePer = spec.oncePer;
-  if (oncePer !== undefined) {
-    const fits: Record<string, string | undefined> = {
-      session: undefined,
-      purchaseCycle: 'purchaseCycle',
-      inactiveSpell: 'inactivity',
-    };
-    if (!(oncePer in fits))
-      issue(['oncePer'], 'oncePer must be one of: session, purchaseCycle, inactiveSpell');
-    else if (fits[oncePer] !== undefined && fits[oncePer] !== pattern)
-      issue(['oncePer'], `oncePer: ${oncePer} goes with the ${fits[oncePer]} pattern`);
+  if (oncePer !== undefined && oncePer !== 'session') {
+    const owner = PATTERNS.find((p) => p.oncePer === oncePer)!;
+    if (owner !== definition) fail(['oncePer'], `oncePer: ${oncePer} goes with the ${owner.key} pattern`);
   }
   const oncePerSession = oncePer === 'session';
   if (spec.per !== undefined && cooldownMs === 0 && !oncePerSession)
-    issue(['per'], 'per needs a cooldown or oncePer: session: it only keys them');
-  if (spec.group !== undefined && (typeof spec.group !== 'string' || spec.group.length === 0))
-    issue(['group'], 'group must be a non-empty string');
-  const subject = spec.subject ?? `cx.triggers.${id}`;
-  if (typeof subject !== 'string' || !SUBJECT_PATTERN.test(subject))
-    issue(['subject'], 'subject must be a NATS subject without wildcards, e.g. cx.triggers.my_rule');
-  const payload: [string, Compiled][] = [];
-  if (spec.payload !== undefined) {
-    if (spec.payload === null || typeof spec.payload !== 'object' || Array.isArray(spec.payload))
-      issue(['payload'], 'payload must be a mapping of name → CEL expression');
-    else
-      for (const [name, text] of Object.entries(spec.payload)) {
-        const fn = expression(text, ['payload', name], issue);
-        if (fn) payload.push([name, fn]);
-      }
+    fail(['per'], 'per needs a cooldown or oncePer: session: it only keys them');
+  const payload: Array<[string, Compiled]> = [];
+  for (const [name, text] of Object.entries(spec.payload ?? {})) {
+    const fn = celCompile(text, ['payload', name], fail, false);
+    if (fn) payload.push([name, fn]);
   }
-  if (spec.profile !== undefined) {
-    if (!Array.isArray(spec.profile)) issue(['profile'], 'profile must be a list of profile field names');
-    else
-      spec.profile.forEach((f, i) => {
-        if (typeof f !== 'string' || !FIELD_PATTERN.test(f))
-          issue(['profile', i], 'not a profile field name');
-      });
-  }
-  const quiet = quietHours(spec.quietHours, issue);
-  const cap = capOf(spec.cap, issue);
+  (spec.profile ?? []).forEach((field, i) => {
+    if (!PROFILE_FIELDS.has(field)) fail(['profile', i], unknownName('profile field', field, PROFILE_FIELDS));
+  });
+  const pattern = compilePattern(spec, definition, fail);
+  checkEventTypes(spec, fail);
+  if (failed || pattern === undefined) return undefined;
 
-  const rule: CompiledRule = {
-    id,
-    kind: 'event',
-    types: spec.on,
-    reason: spec.description ?? id,
-    priority,
-    subject,
+  let group = -1;
+  if (spec.group !== undefined) {
+    group = groups.get(spec.group) ?? groups.size;
+    groups.set(spec.group, group);
+  }
+  return {
+    id: spec.id,
+    reason: spec.description ?? spec.id,
+    priority: spec.priority ?? 0,
+    subject: spec.subject ?? `cx.triggers.${spec.id}`,
+    pattern,
     when,
-    crosses,
     per,
     cooldownMs: oncePerSession && cooldownMs === 0 ? SESSIONLESS_FALLBACK_MS : cooldownMs,
     oncePerSession,
     retainMs: oncePerSession ? Math.max(cooldownMs, SESSION_MARK_RETAIN_MS) : cooldownMs,
-    group: -1,
+    group,
     payload,
     profile: spec.profile ?? [],
-    first: EMPTY,
-    second: EMPTY,
-    anchor: EMPTY,
-    windowMs: 0,
-    n: 0,
-    by: undefined,
-    where: undefined,
-    fraction: 0.9,
-    quiet,
-    cap,
+    quiet: quietHoursOf(spec, fail),
+    cap: spec.cap && { group: spec.cap.group, max: spec.cap.max, perMs: parseDuration(spec.cap.per) },
   };
-  if (pattern !== undefined) compilePattern(rule, pattern, spec[pattern], issue);
-  if (issues.length > before) return undefined;
-  if (spec.group !== undefined) {
-    rule.group = groups.get(spec.group) ?? groups.size;
-    groups.set(spec.group, rule.group);
-  }
-  return rule;
 }
 
-function compilePattern(
-  rule: CompiledRule,
-  pattern: (typeof PATTERN_KEYS)[number],
-  value: unknown,
-  issue: Issue,
-): void {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    issue([pattern], `${pattern} must be a mapping`);
-    return;
-  }
-  const p = value as Record<string, unknown>;
-  const { required, optional } = PATTERN_FIELDS[pattern];
-  for (const k of Object.keys(p))
-    if (!required.includes(k) && !optional.includes(k))
-      issue([pattern, k], `unknown key "${k}" in ${pattern}`);
-  for (const k of required) if (p[k] === undefined) issue([pattern], `${pattern} needs "${k}"`);
-  const types = (k: string): ReadonlySet<string> =>
-    p[k] === undefined ? EMPTY : typeSet(p[k], [pattern, k], issue);
-  const within = (k: string): number => (p[k] === undefined ? 0 : duration(p[k], [pattern, k], issue));
-  const count = (k: string): number => {
-    const n = p[k];
-    if (n === undefined) return 0;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1)
-      issue([pattern, k], `${k} must be a whole number >= 1`);
-    return n as number;
+/** Compiles the rule's pattern with helpers that read its fields and report issues under its path. */
+function compilePattern(spec: RuleSpec, definition: PatternDefinition, issue: Issue): Pattern | undefined {
+  const at: Array<string | number> = definition.mapping ? [definition.key!] : [];
+  const fields = (definition.mapping ? spec[definition.key as keyof RuleSpec] : spec) as Record<
+    string,
+    unknown
+  >;
+  const c: CompileContext = {
+    at,
+    issue: (field, message) => issue([...at, field], message),
+    types: (field) => {
+      const v = fields[field];
+      return new Set(v === undefined ? [] : Array.isArray(v) ? (v as string[]) : [v as string]);
+    },
+    duration: (field) => (fields[field] === undefined ? 0 : parseDuration(fields[field] as string)),
+    count: (field) => (fields[field] as number | undefined) ?? 0,
+    expression: (field) => celCompile(fields[field], [...at, field], issue, false),
+    condition: (field) => celCompile(fields[field], [...at, field], issue, true),
   };
-  switch (pattern) {
-    case 'absence':
-      rule.kind = 'absence';
-      rule.first = types('after');
-      rule.second = types('missing');
-      rule.windowMs = within('within');
-      break;
-    case 'sequence':
-      rule.kind = 'sequence';
-      rule.first = types('first');
-      rule.second = types('followedBy');
-      rule.windowMs = within('within');
-      break;
-    case 'count':
-      rule.kind = 'count';
-      rule.first = types('of');
-      rule.second = types('unless');
-      rule.anchor = types('after');
-      rule.windowMs = within('within');
-      rule.n = count('atLeast');
-      rule.by = expression(p.by, [pattern, 'by'], issue);
-      break;
-    case 'streak':
-      rule.kind = 'streak';
-      rule.first = types('of');
-      rule.second = types('resetOn');
-      rule.n = count('count');
-      rule.where = condition(p.where, [pattern, 'where'], issue);
-      break;
-    case 'inactivity':
-      rule.kind = 'inactivity';
-      rule.windowMs = within('for');
-      break;
-    case 'purchaseCycle': {
-      rule.kind = 'cycle';
-      const f = p.fraction ?? 0.9;
-      if (typeof f !== 'number' || !(f > 0)) issue([pattern, 'fraction'], 'fraction must be a number > 0');
-      rule.fraction = f as number;
-      break;
+  return definition.compile(fields, c);
+}
+
+/** Event types a rule names (`on`, pattern type fields): one a letter or two from a known type is a typo. */
+function checkEventTypes(spec: RuleSpec, issue: Issue): void {
+  const check = (path: Array<string | number>, type: string) => {
+    if (EVENT_TYPES.has(type)) return;
+    const near = closest(type, EVENT_TYPES);
+    if (near !== undefined) issue(path, `unknown event type "${type}" (did you mean "${near}"?)`);
+  };
+  spec.on?.forEach((t, i) => {
+    check(['on', i], t);
+  });
+  for (const p of PATTERNS) {
+    if (!p.mapping) continue;
+    const fields = spec[p.key as keyof RuleSpec] as Record<string, unknown> | undefined;
+    if (fields === undefined) continue;
+    for (const [field, value] of Object.entries(fields)) {
+      if (!isTypeField(field)) continue;
+      if (typeof value === 'string') check([p.key!, field], value);
+      if (Array.isArray(value))
+        value.forEach((t, i) => {
+          if (typeof t === 'string') check([p.key!, field, i], t);
+        });
     }
   }
-  rule.types =
-    rule.kind === 'inactivity'
-      ? undefined
-      : rule.kind === 'cycle'
-        ? ['order']
-        : [...new Set([...rule.first, ...rule.second, ...rule.anchor])];
 }
 
-function typeSet(value: unknown, path: (string | number)[], issue: Issue): ReadonlySet<string> {
-  const list = typeof value === 'string' ? [value] : value;
-  if (
-    !Array.isArray(list) ||
-    list.length === 0 ||
-    !list.every((t) => typeof t === 'string' && t.length > 0)
-  ) {
-    issue(path, 'must be an event type or a non-empty list of event types');
-    return EMPTY;
-  }
-  return new Set(list as string[]);
+/** Pattern fields that hold event types (the others hold durations, counts or CEL). */
+function isTypeField(field: string): boolean {
+  return !['within', 'for', 'atLeast', 'count', 'by', 'where', 'fraction'].includes(field);
 }
 
-function duration(value: unknown, path: (string | number)[], issue: Issue): number {
-  try {
-    const ms = parseDuration(value as string);
-    if (ms <= 0) issue(path, `${path[path.length - 1]} must be longer than 0`);
-    return ms;
-  } catch (e) {
-    issue(path, (e as Error).message);
-    return 0;
-  }
-}
-
-function clock(value: unknown, path: (string | number)[], issue: Issue): number {
-  const m = typeof value === 'string' ? CLOCK_PATTERN.exec(value) : null;
-  if (!m) {
-    issue(path, 'must be a local time "HH:MM", e.g. "21:00"');
-    return 0;
-  }
-  return Number(m[1]) * 60 + Number(m[2]);
-}
-
-function quietHours(value: unknown, issue: Issue): QuietHours | undefined {
-  if (value === undefined) return undefined;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    issue(['quietHours'], 'quietHours must be a mapping { from: "21:00", to: "09:00", action: defer }');
-    return undefined;
-  }
-  const q = value as Record<string, unknown>;
-  for (const k of Object.keys(q))
-    if (k !== 'from' && k !== 'to' && k !== 'action')
-      issue(['quietHours', k], `unknown key "${k}" in quietHours`);
-  const from = clock(q.from, ['quietHours', 'from'], issue);
-  const to = clock(q.to, ['quietHours', 'to'], issue);
+function quietHoursOf(spec: RuleSpec, issue: Issue): QuietHours | undefined {
+  const q = spec.quietHours;
+  if (q === undefined) return undefined;
+  const minutes = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5));
+  const from = minutes(q.from);
+  const to = minutes(q.to);
   if (from === to) issue(['quietHours'], 'quietHours from and to must differ');
-  const action = q.action ?? 'defer';
-  if (action !== 'defer' && action !== 'drop')
-    issue(['quietHours', 'action'], 'action must be defer or drop');
-  return { from, to, drop: action === 'drop' };
+  return { from, to, drop: q.action === 'drop' };
 }
 
-function capOf(value: unknown, issue: Issue): Cap | undefined {
-  if (value === undefined) return undefined;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    issue(['cap'], 'cap must be a mapping { group: NAME, max: N, per: 24h }');
-    return undefined;
-  }
-  const c = value as Record<string, unknown>;
-  for (const k of Object.keys(c))
-    if (k !== 'group' && k !== 'max' && k !== 'per') issue(['cap', k], `unknown key "${k}" in cap`);
-  if (typeof c.group !== 'string' || !ID_PATTERN.test(c.group))
-    issue(['cap', 'group'], 'group must match [a-z0-9_]+');
-  if (typeof c.max !== 'number' || !Number.isInteger(c.max) || c.max < 1)
-    issue(['cap', 'max'], 'max must be a whole number >= 1');
-  const perMs = duration(c.per, ['cap', 'per'], issue);
-  return { group: c.group as string, max: c.max as number, perMs };
-}
-
-function expression(text: unknown, path: (string | number)[], issue: Issue): Compiled | undefined {
-  return celCompile(text, path, issue, false);
-}
-
-function condition(text: unknown, path: (string | number)[], issue: Issue): Compiled | undefined {
-  return celCompile(text, path, issue, true);
-}
-
+/**
+ * Parses and type checks a CEL expression (a boolean for conditions); reports CEL errors with their
+ * column, and names `event` / `profile` fields that do not exist.
+ */
 function celCompile(
   text: unknown,
-  path: (string | number)[],
+  path: ReadonlyArray<string | number>,
   issue: Issue,
-  boolean: boolean,
+  condition: boolean,
 ): Compiled | undefined {
   if (text === undefined) return undefined;
   if (typeof text !== 'string' || text.trim().length === 0) {
@@ -453,11 +263,80 @@ function celCompile(
     issue(path, `CEL: ${celMessage(checked.error)}`);
     return undefined;
   }
-  if (boolean && checked.type !== 'bool' && checked.type !== 'dyn') {
+  if (condition && checked.type !== 'bool' && checked.type !== 'dyn') {
     issue(path, `must be a boolean condition, this gives ${checked.type}`);
     return undefined;
   }
+  for (const [root, field] of fieldReferences(fn.ast)) {
+    if (root === 'profile' && !PROFILE_FIELDS.has(field))
+      issue(path, unknownName('profile field', `profile.${field}`, PROFILE_FIELDS, 'profile.'));
+    if (root === 'event' && !EVENT_FIELDS.has(field))
+      issue(
+        path,
+        `${unknownName('event field', `event.${field}`, EVENT_FIELDS, 'event.')}; kept, since events may carry extra fields`,
+        true,
+      );
+  }
   return fn as Compiled;
+}
+
+/** `event.x`, `profile.x` and `profile["x"]` in a CEL syntax tree. */
+function fieldReferences(ast: unknown): Array<[root: string, field: string]> {
+  const found: Array<[string, string]> = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const x of node) walk(x);
+      return;
+    }
+    if (node === null || typeof node !== 'object') return;
+    const { op, args } = node as { op?: unknown; args?: unknown };
+    if ((op === '.' || op === '[]') && Array.isArray(args)) {
+      const [target, key] = args as [{ op?: unknown; args?: unknown }, unknown];
+      const root = target?.op === 'id' ? target.args : undefined;
+      const field =
+        op === '.'
+          ? key
+          : (key as { op?: unknown; args?: unknown })?.op === 'value'
+            ? (key as { args: unknown }).args
+            : undefined;
+      if ((root === 'event' || root === 'profile') && typeof field === 'string') found.push([root, field]);
+    }
+    walk(args);
+  };
+  walk(ast);
+  return found;
+}
+
+/** "unknown profile field "profile.teir" (did you mean "profile.tier"?)" */
+function unknownName(what: string, name: string, known: ReadonlySet<string>, prefix = ''): string {
+  const near = closest(name.slice(prefix.length), known);
+  return `unknown ${what} "${name}"${near === undefined ? '' : ` (did you mean "${prefix}${near}"?)`}`;
+}
+
+/** The known name within edit distance 2 of `name` (the nearest; ties by name), if any. */
+function closest(name: string, known: ReadonlySet<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance || (d === bestDistance && best !== undefined && k < best)) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return bestDistance <= 2 ? best : undefined;
+}
+
+/** Levenshtein distance (names are short). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 /** The first line of a cel-js error (the rest is a code frame) plus the column it points at. */
@@ -466,4 +345,54 @@ function celMessage(e: unknown): string {
   const first = String(err?.message ?? e).split('\n')[0] ?? '';
   const pos = err?.node?.pos ?? err?.pos;
   return typeof pos === 'number' ? `${first} (column ${pos + 1})` : first;
+}
+
+/**
+ * The schema errors worth showing: a value that matches no branch of a union (an event type or a
+ * list of them) is one error, not one per branch; `propertyNames` repeats its inner `pattern`.
+ */
+function reportable(errors: ErrorObject[]): ErrorObject[] {
+  const unions = errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath);
+  return errors.filter(
+    (e) =>
+      e.keyword !== 'propertyNames' &&
+      (e.keyword === 'anyOf' ||
+        !unions.some((u) => e.instancePath === u || e.instancePath.startsWith(`${u}/`))),
+  );
+}
+
+/** A schema error as a rule-relative path and what the value there must be (the path says where). */
+function schemaIssue(e: ErrorObject): [Array<string | number>, string] {
+  const path: Array<string | number> = e.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      return [[...path, key], `unknown key "${key}"`];
+    }
+    case 'required':
+      return [path, `needs "${String(params.missingProperty)}"`];
+    case 'type':
+      return [path, `must be ${String(params.type) === 'array' ? 'a list' : `a ${String(params.type)}`}`];
+    case 'format':
+      return [path, 'must be a duration like "30s", "10m", "24h" or "7d" (units: ms, s, m, h, d, w)'];
+    case 'enum':
+      return [path, `must be one of: ${(params.allowedValues as unknown[]).join(', ')}`];
+    case 'pattern':
+      if (path.at(-1) === 'id') return [path, 'must match [a-z0-9_]+ (lower-case letters, digits, _)'];
+      if (path[0] === 'subject')
+        return [path, 'must be a NATS subject without wildcards, e.g. cx.triggers.my_rule'];
+      if (path[0] === 'quietHours') return [path, 'must be a local time "HH:MM", e.g. "21:00"'];
+      if (e.propertyName !== undefined)
+        return [[...path, e.propertyName], `"${e.propertyName}" is not a valid name`];
+      return [path, e.message ?? 'is invalid'];
+    case 'anyOf':
+      return [path, 'must be an event type or a non-empty list of event types'];
+    default:
+      return [path, e.message ?? 'is invalid'];
+  }
 }

@@ -1,56 +1,48 @@
 /**
- * A compiled rule set, one per partition worker: evaluates the rules listening to an event's type
- * (patterns update their per-customer memory, arm or cancel timers, or fire), fires due timers, and
- * applies the delivery policy. Per-customer state lives in the caller's {@link CustomerScope}.
+ * A compiled rule set, one per partition worker: runs each rule's pattern (operators/patterns/) on
+ * the events and timers the partition hands it, and applies the delivery policy to what fires:
+ * `when`, cooldown and once-per-session, arbitration groups, quiet hours and caps. Per-customer
+ * state lives in the caller's {@link CustomerScope}; the rule set itself keeps none.
  */
 import {
+  type CapMemory,
   cooldownBlocks,
+  deferredTimerId,
   type FireMarks,
   inQuietHours,
   markFired,
   quietHoursEnd,
   takeCap,
+  unmarkFired,
 } from './deliveryPolicy.js';
-import { countFires, pushWindow, type WindowLists, windowAdd } from './patternWindows.js';
 import { type CustomerState, profileOf } from './profile.js';
-import type { Compiled, CompiledRule, EvalContext } from './ruleCompiler.js';
+import type { CompiledRules } from './ruleCompiler.js';
+import {
+  type Compiled,
+  type CompiledRule,
+  type EvalContext,
+  type Lane,
+  type RuleContext,
+  type TimerRecord,
+  timerId,
+} from './ruleModel.js';
 import type { RuleSpec } from './ruleSpec.js';
-import { type TimerQueue, type TimerRecord, timerId } from './timers.js';
+import type { TimerQueue } from './timers.js';
 import type { CxEvent, Trigger } from './types.js';
 
-/**
- * Per-customer rule state: `memory[ruleId]` is what that rule remembers, `memory.$cap` the cap
- * deliveries. Plain data (msgpack-able), checkpointed with the customer.
- */
-export type RuleMemory = Record<string, unknown>;
+/** Per-customer pattern memory: `memory[ruleId]` is what that rule's pattern remembers (plain data). */
+export type RuleMemory = Record<string, object>;
 
-/** What one rule remembers about one customer (each pattern uses its own fields). */
-interface RuleState {
-  /** Last observed value of `crosses` (absent = false). */
-  c?: boolean;
-  /** Last firing per cooldown key. */
-  f?: FireMarks;
-  /** absence: event time of the latest `after` event. */
-  a?: number;
-  /** absence: times of recent `missing` events (for `after` events that arrive out of order). */
-  b?: number[];
-  /** sequence: times of recent `first` events. */
-  s?: number[];
-  /** count: recent `of` / `unless` times per key, and anchor times. */
-  x?: WindowLists;
-  u?: WindowLists;
-  an?: number[];
-  /** streak: current length. */
-  k?: number;
-  /** purchase cycle: lastOrderAt of the cycle that already fired. */
-  p?: number;
-}
-
-/** One customer's state as the rule set needs it. */
+/** One customer's state as the rule set needs it (plain data, checkpointed with the customer). */
 export interface CustomerScope {
   customer: string;
   state: CustomerState;
+  /** Pattern memory per rule. */
   memory: RuleMemory;
+  /** Cooldown and once-per-session marks per rule. */
+  fired: Record<string, FireMarks>;
+  /** Delivery times per cap group. */
+  caps: CapMemory;
   timers: Record<string, TimerRecord>;
 }
 
@@ -64,10 +56,8 @@ export interface DeliveryCounters {
 /** The partition-level context of one evaluation (reused, not allocated per event). */
 export interface RuleRun {
   queue: TimerQueue;
-  /** Current watermark (event time). */
+  /** Current watermark (event time): items before it are final. */
   watermark: number;
-  /** The event being evaluated arrived behind the watermark. */
-  late: boolean;
   /** `firedAt` of triggers delivered now (wall clock; event time in replays). */
   firedAt: number;
   defaultTz: string;
@@ -75,44 +65,68 @@ export interface RuleRun {
   counters: DeliveryCounters;
 }
 
-/** Longest list a pattern keeps per key; beyond it the oldest entries go. */
-const MAX_WINDOW_ENTRIES = 1000;
+/** Runtime errors of one rule's expressions (they count as false / no value). */
+export interface RuleErrors {
+  count: number;
+  /** The first error's message. */
+  first: string;
+}
 
-/** A compiled rule set; build it with `compileRules`. */
+/** What the delivery policy decided about a firing; `explain` listens (see {@link RuleSet.onDecision}). */
+export interface Decision {
+  rule: string;
+  customer: string;
+  /** Event time of the firing. */
+  t: number;
+  /** The trigger id it would have. */
+  id: string;
+  outcome:
+    | 'fired'
+    | 'deferred'
+    | 'when-false'
+    | 'when-error'
+    | 'arbitration'
+    | 'cooldown'
+    | 'once-per-session'
+    | 'no-key'
+    | 'quiet-hours-drop'
+    | 'cap';
+}
+
+/** A profile, or a function that builds it (called at most once per evaluation, only if read). */
+export type ProfileSource = Record<string, unknown> | (() => Record<string, unknown>);
+
+/** A compiled rule set; build it with `new RuleSet(compileRules(specs))`. */
 export class RuleSet {
-  /** Conditions that threw at runtime, per rule id (they count as false). */
-  readonly errors = new Map<string, number>();
-  private readonly byType = new Map<string, CompiledRule[]>();
-  private readonly anyType: CompiledRule[];
+  readonly specs: RuleSpec[];
+  /** Expressions that threw at runtime, per rule id (they count as false). */
+  readonly errors = new Map<string, RuleErrors>();
+  /** Called with every delivery decision (explain); unset in the engine. */
+  onDecision: ((d: Decision) => void) | undefined = undefined;
+  private readonly arrival: Lanes;
+  private readonly ordered: Lanes;
   private readonly byId = new Map<string, CompiledRule>();
   private readonly groupEpoch: number[];
   private epoch = 0;
   // Reused for every evaluation so that an event that fires nothing allocates nothing here.
   private readonly ctx = new LazyEvalContext();
+  private readonly rc: PatternContext;
 
-  /** Use `compileRules`. */
-  constructor(
-    readonly specs: RuleSpec[],
-    rules: CompiledRule[],
-    groupCount: number,
-  ) {
+  constructor(compiled: CompiledRules) {
+    this.specs = compiled.specs;
     // Highest priority first (stable: file order on ties), so the first firing rule of a group wins.
-    const ordered = rules
+    const ordered = compiled.rules
       .map((rule, i) => ({ rule, i }))
       .sort((a, b) => b.rule.priority - a.rule.priority || a.i - b.i)
       .map((x) => x.rule);
-    this.anyType = ordered.filter((r) => r.types === undefined);
-    for (const r of ordered) {
-      this.byId.set(r.id, r);
-      for (const type of r.types ?? []) {
-        if (!this.byType.has(type))
-          this.byType.set(
-            type,
-            ordered.filter((x) => x.types === undefined || x.types.includes(type)),
-          );
-      }
-    }
-    this.groupEpoch = new Array<number>(groupCount).fill(0);
+    for (const r of ordered) this.byId.set(r.id, r);
+    this.arrival = lanes(ordered, 'arrival');
+    this.ordered = lanes(ordered, 'ordered');
+    this.groupEpoch = new Array<number>(compiled.groups).fill(0);
+    this.rc = new PatternContext(this);
+    this.minTimerDelay = Math.min(
+      ...compiled.rules.map((r) => r.pattern.minDelay ?? Number.POSITIVE_INFINITY),
+    );
   }
 
   /** Whether a rule of this id is in the set (timers of other rules are dropped). */
@@ -120,63 +134,42 @@ export class RuleSet {
     return this.byId.has(ruleId);
   }
 
-  /**
-   * Evaluates the rules for one event after the profile was updated; triggers go to `run.triggers`.
-   * `profile` may be a function that builds it: it is then called at most once, and only when a
-   * condition, payload or trigger reads the profile (not for rules that read only `event`).
-   */
-  evaluate(event: CxEvent, profile: ProfileSource, scope: CustomerScope, run: RuleRun): void {
-    const rules = this.byType.get(event.type) ?? this.anyType;
-    if (rules.length === 0) return;
-    const epoch = ++this.epoch;
-    const ctx = this.ctx;
-    ctx.event = event;
-    ctx.setProfile(profile);
-    ctx.now = event.ts;
-    try {
-      for (const r of rules) {
-        switch (r.kind) {
-          case 'event':
-            this.onEvent(r, event, scope, run, epoch);
-            break;
-          case 'absence':
-            this.onAbsence(r, event, scope, run);
-            break;
-          case 'sequence':
-            this.onSequence(r, event, scope, run, epoch);
-            break;
-          case 'count':
-            this.onCount(r, event, scope, run, epoch);
-            break;
-          case 'streak':
-            this.onStreak(r, event, scope, run, epoch);
-            break;
-          case 'inactivity':
-            this.onActivity(r, event, scope, run);
-            break;
-          case 'cycle':
-            this.onOrder(r, scope, run);
-            break;
-        }
-      }
-    } finally {
-      ctx.event = undefined;
-      ctx.setProfile(undefined);
-    }
+  /** The least delay between an ordered-lane event and a timer a pattern arms from it (+Infinity: none arms one). */
+  readonly minTimerDelay: number;
+
+  /** Whether events of this type go to the ordered lane (a pattern there reads them). */
+  wantsOrdered(type: string): boolean {
+    return (this.ordered.byType.get(type) ?? this.ordered.anyType).length > 0;
   }
 
-  /** A timer of this customer came due (the watermark reached `record.due`). */
+  /**
+   * Runs the arrival-lane rules (on-event, crossing) on an event as it arrives, after the profile
+   * was updated; triggers go to `run.triggers`. `profile` may be a function that builds it: then
+   * called at most once, and only when a condition, payload or trigger reads the profile.
+   */
+  evaluate(event: CxEvent, profile: ProfileSource, scope: CustomerScope, run: RuleRun): void {
+    this.runLane(this.arrival, event, profile, scope, run, 'event');
+  }
+
+  /** Runs the ordered-lane patterns on an event, in event-time order once the watermark passed it. */
+  evaluateOrdered(event: CxEvent, profile: ProfileSource, scope: CustomerScope, run: RuleRun): void {
+    this.runLane(this.ordered, event, profile, scope, run, 'event');
+  }
+
+  /** An event that arrived behind the watermark: ordered-lane patterns may cancel or remember (no firing). */
+  evaluateLate(event: CxEvent, profile: ProfileSource, scope: CustomerScope, run: RuleRun): void {
+    this.runLane(this.ordered, event, profile, scope, run, 'late');
+  }
+
+  /** A timer of this customer came due (the watermark passed `record.due`). */
   fireTimer(record: TimerRecord, scope: CustomerScope, run: RuleRun): void {
     const r = this.byId.get(record.rule);
     if (r === undefined) return; // the rule was removed by a reload
-    const due = record.due;
     if (record.kind === 'deferred') {
-      const t = record.trigger!;
-      t.firedAt = run.firedAt;
-      this.deliverNow(r, t, scope, run, due);
+      this.release(r, record, scope, run);
       return;
     }
-    if (record.kind === 'cycle') stateOf(scope.memory, r).p = scope.state.lastOrderAt ?? undefined;
+    const due = record.due;
     const event: CxEvent = record.anchor ?? {
       id: `t${due}`,
       ts: due,
@@ -190,175 +183,51 @@ export class RuleSet {
     ctx.setProfile(() => profileOf(scope.state, due) as unknown as Record<string, unknown>);
     ctx.now = due;
     try {
-      this.attempt(r, scope, run, 0, due, undefined, `t${due}`);
+      r.pattern.onTimer?.(record, this.rc.bind(r, scope, run, 0));
     } finally {
       ctx.event = undefined;
       ctx.setProfile(undefined);
     }
   }
 
-  private onEvent(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun, epoch: number): void {
-    const groupWon = r.group >= 0 && this.groupEpoch[r.group] === epoch;
-    if (groupWon && r.crosses === undefined) return;
-    if (r.crosses === undefined) {
-      this.attempt(r, scope, run, epoch, event.ts, sessionOf(event), event.id);
-      return;
-    }
-    const v = this.test(r, r.crosses);
-    if (v === undefined) return; // an error leaves the crossing state as it was
-    const state = scope.memory[r.id] as RuleState | undefined;
-    const prev = state?.c === true;
-    if (!v) {
-      if (prev) state!.c = false;
-      return;
-    }
-    // A loser keeps its crossing pending: it may still fire on a later event.
-    if (prev || groupWon) return;
-    // The edge is used up whether or not it fires: `crosses` fires on the crossing itself.
-    stateOf(scope.memory, r).c = true;
-    this.attempt(r, scope, run, epoch, event.ts, sessionOf(event), event.id);
-  }
-
-  /** absence: `after` arms (restarts) the timer, `missing` cancels it. */
-  private onAbsence(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun): void {
-    const id = timerId(r.id, '');
-    const ts = event.ts;
-    const horizon = run.watermark - r.windowMs;
-    if (r.second.has(event.type)) {
-      const pending = scope.timers[id];
-      if (pending?.kind === 'absence' && pending.anchor!.ts <= ts && ts <= pending.due)
-        delete scope.timers[id];
-      // Remembered for an `after` that arrives later with an earlier time.
-      if (ts >= horizon) {
-        const st = stateOf(scope.memory, r);
-        st.b = pushWindow(st.b, ts, horizon, MAX_WINDOW_ENTRIES);
-      }
-    }
-    if (r.first.has(event.type)) {
-      const st = stateOf(scope.memory, r);
-      if (st.a !== undefined && ts <= st.a) return; // an older `after` does not restart a newer one
-      st.a = ts;
-      const due = ts + r.windowMs;
-      let answered = false;
-      if (st.b !== undefined) for (const b of st.b) if (b >= ts && b <= due) answered = true;
-      if (due > run.watermark && !answered)
-        run.queue.arm(scope.timers, scope.customer, id, {
-          kind: 'absence',
-          rule: r.id,
-          key: '',
-          due,
-          h: due,
-          anchor: event,
-        });
-      else delete scope.timers[id];
-    }
-  }
-
-  /** sequence: fires on a `followedBy` event with a `first` event within `within` before it. */
-  private onSequence(
-    r: CompiledRule,
+  private runLane(
+    lane: Lanes,
     event: CxEvent,
+    profile: ProfileSource,
     scope: CustomerScope,
     run: RuleRun,
-    epoch: number,
+    as: 'event' | 'late',
   ): void {
-    const ts = event.ts;
-    const horizon = run.watermark - r.windowMs;
-    if (r.second.has(event.type) && !run.late) {
-      const firsts = (scope.memory[r.id] as RuleState | undefined)?.s;
-      let found = false;
-      if (firsts !== undefined) for (const a of firsts) if (a <= ts && a >= ts - r.windowMs) found = true;
-      if (found) this.attempt(r, scope, run, epoch, ts, sessionOf(event), event.id);
-    }
-    if (r.first.has(event.type) && ts >= horizon) {
-      const st = stateOf(scope.memory, r);
-      st.s = pushWindow(st.s, ts, horizon, MAX_WINDOW_ENTRIES);
+    const rules = lane.byType.get(event.type) ?? lane.anyType;
+    if (rules.length === 0) return;
+    const epoch = ++this.epoch;
+    const ctx = this.ctx;
+    ctx.event = event;
+    ctx.setProfile(profile);
+    ctx.now = event.ts;
+    try {
+      for (const r of rules) {
+        const rc = this.rc.bind(r, scope, run, epoch);
+        if (as === 'event') r.pattern.onEvent(event, rc);
+        else r.pattern.onLateEvent?.(event, rc);
+      }
+    } finally {
+      ctx.event = undefined;
+      ctx.setProfile(undefined);
     }
   }
 
-  /** count: N `of` events within the window (sliding or after an anchor), per key, unless vetoed. */
-  private onCount(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun, epoch: number): void {
-    const ts = event.ts;
-    const type = event.type;
-    const horizon = run.watermark - r.windowMs;
-    if (r.anchor.has(type) && ts >= horizon) {
-      const st = stateOf(scope.memory, r);
-      st.an = pushWindow(st.an, ts, horizon, MAX_WINDOW_ENTRIES);
-    }
-    const isOf = r.first.has(type);
-    const isUnless = r.second.has(type);
-    if (!isOf && !isUnless) return;
-    let key = '';
-    if (r.by !== undefined) {
-      const k = this.value(r, r.by);
-      if (k === undefined || k === null || k === '') return;
-      key = typeof k === 'string' ? k : String(k);
-    }
-    if (ts <= horizon) return; // already out of every window that can still fire
-    const st = stateOf(scope.memory, r);
-    if (isUnless) st.u = windowAdd(st.u, key, ts, horizon, MAX_WINDOW_ENTRIES);
-    if (!isOf) return;
-    st.x = windowAdd(st.x, key, ts, horizon, MAX_WINDOW_ENTRIES);
-    if (run.late) return;
-    if (countFires(st.x, st.u, st.an, key, ts, r.windowMs, r.n, r.anchor.size > 0))
-      this.attempt(r, scope, run, epoch, ts, sessionOf(event), event.id);
-  }
-
-  /** streak: consecutive `of` events satisfying `where` (stream order); fires when it reaches `count`. */
-  private onStreak(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun, epoch: number): void {
-    if (r.second.has(event.type)) {
-      const st = scope.memory[r.id] as RuleState | undefined;
-      if (st?.k) st.k = 0;
-    }
-    if (!r.first.has(event.type)) return;
-    const ok = this.test(r, r.where!);
-    if (ok === undefined) return;
-    const st = stateOf(scope.memory, r);
-    if (!ok) {
-      st.k = 0;
-      return;
-    }
-    st.k = (st.k ?? 0) + 1;
-    if (st.k === r.n && !run.late) this.attempt(r, scope, run, epoch, event.ts, sessionOf(event), event.id);
-  }
-
-  /** inactivity: every event that moves lastSeen forward restarts the timer at lastSeen + for. */
-  private onActivity(r: CompiledRule, event: CxEvent, scope: CustomerScope, run: RuleRun): void {
-    // Older than the newest event: no new activity. Behind the watermark: the spell may have fired
-    // already, and a late event must not make it fire a second time.
-    if (scope.state.lastSeen !== event.ts || run.late) return;
-    const due = event.ts + r.windowMs;
-    if (due <= run.watermark) return;
-    const id = timerId(r.id, '');
-    if (scope.timers[id] !== undefined) run.queue.restart(scope.timers, scope.customer, id, due);
-    else
-      run.queue.arm(scope.timers, scope.customer, id, {
-        kind: 'inactivity',
-        rule: r.id,
-        key: '',
-        due,
-        h: due,
-      });
-  }
-
-  /** purchase cycle: each order re-times the reminder at lastOrderAt + fraction × mean cycle. */
-  private onOrder(r: CompiledRule, scope: CustomerScope, run: RuleRun): void {
-    const s = scope.state;
-    if (s.orders < 2 || s.lastOrderAt === null || s.firstOrderAt === null) return;
-    const st = scope.memory[r.id] as RuleState | undefined;
-    if (st?.p === s.lastOrderAt) return; // this cycle already had its reminder
-    const due = s.lastOrderAt + Math.round((r.fraction * (s.lastOrderAt - s.firstOrderAt)) / (s.orders - 1));
-    const id = timerId(r.id, '');
-    if (due <= run.watermark) return;
-    if (scope.timers[id] !== undefined) run.queue.restart(scope.timers, scope.customer, id, due);
-    else run.queue.arm(scope.timers, scope.customer, id, { kind: 'cycle', rule: r.id, key: '', due, h: due });
+  /** Whether another rule of `r`'s group fired on the current event. */
+  groupTaken(r: CompiledRule, epoch: number): boolean {
+    return epoch !== 0 && r.group >= 0 && this.groupEpoch[r.group] === epoch;
   }
 
   /**
-   * The rule would fire at event time `t` (ctx holds event/profile/now): group, `when`, `per`,
-   * cooldown; then marks it and hands the trigger to quiet hours and caps. `epoch` 0 = no arbitration.
+   * The pattern of `r` matched at event time `t` (ctx holds event/profile/now): group, `when`,
+   * `per`, cooldown, quiet hours, cap. A trigger that goes out, now or deferred, marks the
+   * cooldown and wins its group; one the cap or quiet hours drop uses up nothing.
    */
-  private attempt(
+  attempt(
     r: CompiledRule,
     scope: CustomerScope,
     run: RuleRun,
@@ -367,69 +236,122 @@ export class RuleSet {
     session: string | undefined,
     idSuffix: string,
   ): void {
-    if (epoch !== 0 && r.group >= 0 && this.groupEpoch[r.group] === epoch) return;
-    if (r.when !== undefined && this.test(r, r.when) !== true) return;
+    const id = `${r.id}:${scope.customer}:${idSuffix}`;
+    const decide = (outcome: Decision['outcome']) =>
+      this.onDecision?.({ rule: r.id, customer: scope.customer, t, id, outcome });
+    if (this.groupTaken(r, epoch)) {
+      decide('arbitration');
+      return;
+    }
+    if (r.when !== undefined) {
+      const ok = this.test(r, r.when);
+      if (ok !== true) {
+        decide(ok === undefined ? 'when-error' : 'when-false');
+        return;
+      }
+    }
     let key = '';
     if (r.per !== undefined) {
       const k = this.value(r, r.per);
-      if (k === undefined) return;
+      if (k === undefined) {
+        decide('no-key');
+        return;
+      }
       key = typeof k === 'string' ? k : String(k);
     }
-    let state = scope.memory[r.id] as RuleState | undefined;
-    if (cooldownBlocks(r, state?.f, key, t, session)) return;
-    if (r.cooldownMs > 0 || r.oncePerSession) {
-      state ??= stateOf(scope.memory, r);
-      state.f = markFired(r, state.f, key, t, session);
+    if (cooldownBlocks(r, scope.fired[r.id], key, t, session)) {
+      decide(r.oncePerSession && session !== undefined ? 'once-per-session' : 'cooldown');
+      return;
     }
-    if (epoch !== 0 && r.group >= 0) this.groupEpoch[r.group] = epoch;
-    const trigger = this.trigger(r, `${r.id}:${scope.customer}:${idSuffix}`, scope.customer, t, run.firedAt);
+    const trigger = this.trigger(r, id, scope.customer, t, run.firedAt);
     if (r.quiet !== undefined) {
+      // Customer-local time: the event's zone, else the customer's last known one, else the default.
       const tz = this.ctx.event?.tz ?? scope.state.tz ?? run.defaultTz;
       if (inQuietHours(r.quiet, t, tz, run.defaultTz)) {
         if (r.quiet.drop) {
           run.counters.droppedByQuietHours++;
+          decide('quiet-hours-drop');
           return;
         }
         const due = quietHoursEnd(r.quiet, t, tz, run.defaultTz);
+        const mark = this.mark(r, scope, key, t, session, epoch);
         run.counters.deferred++;
-        run.queue.arm(scope.timers, scope.customer, timerId(r.id, trigger.id), {
+        run.queue.arm(scope.timers, scope.customer, deferredTimerId(t, r.priority, r.id, id), {
           kind: 'deferred',
           rule: r.id,
-          key: trigger.id,
+          key,
           due,
-          h: due,
+          queuedAt: due,
           trigger,
+          mark,
         });
+        decide('deferred');
         return;
       }
     }
-    this.deliverNow(r, trigger, scope, run, t);
-  }
-
-  private deliverNow(r: CompiledRule, trigger: Trigger, scope: CustomerScope, run: RuleRun, t: number): void {
-    if (r.cap !== undefined && !takeCap(r.cap, scope.memory, t)) {
+    if (r.cap !== undefined && !takeCap(r.cap, scope.caps, t)) {
       run.counters.droppedByCap++;
+      decide('cap');
       return;
     }
+    this.mark(r, scope, key, t, session, epoch);
     run.triggers.push(trigger);
+    decide('fired');
+  }
+
+  /** Records a firing that goes out: cooldown / session mark, and the group's winner on this event. */
+  private mark(
+    r: CompiledRule,
+    scope: CustomerScope,
+    key: string,
+    t: number,
+    session: string | undefined,
+    epoch: number,
+  ): TimerRecord['mark'] {
+    if (epoch !== 0 && r.group >= 0) this.groupEpoch[r.group] = epoch;
+    if (r.cooldownMs === 0 && !r.oncePerSession) return undefined;
+    const { marks, set, previous } = markFired(r, scope.fired[r.id], key, t, session);
+    scope.fired[r.id] = marks;
+    return previous === undefined ? { key, set } : { key, set, previous };
+  }
+
+  /** A trigger deferred by quiet hours is due: the cap decides now; dropped, it gives its cooldown back. */
+  private release(r: CompiledRule, record: TimerRecord, scope: CustomerScope, run: RuleRun): void {
+    const t = record.trigger!;
+    if (r.cap !== undefined && !takeCap(r.cap, scope.caps, record.due)) {
+      run.counters.droppedByCap++;
+      const mark = record.mark;
+      if (mark !== undefined) unmarkFired(scope.fired[r.id], mark.key, mark.set, mark.previous);
+      this.onDecision?.({ rule: r.id, customer: scope.customer, t: record.due, id: t.id, outcome: 'cap' });
+      return;
+    }
+    t.firedAt = run.firedAt;
+    run.triggers.push(t);
+    this.onDecision?.({ rule: r.id, customer: scope.customer, t: record.due, id: t.id, outcome: 'fired' });
   }
 
   /** Condition result: true/false, or undefined when it threw or was not a boolean (counted in `errors`). */
-  private test(r: CompiledRule, fn: Compiled): boolean | undefined {
+  test(r: CompiledRule, fn: Compiled): boolean | undefined {
     const v = this.value(r, fn);
     if (v === true || v === false) return v;
-    if (v !== undefined) this.errors.set(r.id, (this.errors.get(r.id) ?? 0) + 1);
+    if (v !== undefined) this.noteError(r, `gave ${typeof v}, not a boolean`);
     return undefined;
   }
 
   /** Expression value, or undefined when it threw (counted in `errors`). */
-  private value(r: CompiledRule, fn: Compiled): unknown {
+  value(r: CompiledRule, fn: Compiled): unknown {
     try {
       return fn(this.ctx);
-    } catch {
-      this.errors.set(r.id, (this.errors.get(r.id) ?? 0) + 1);
+    } catch (e) {
+      this.noteError(r, (e as Error)?.message?.split('\n')[0] ?? String(e));
       return undefined;
     }
+  }
+
+  private noteError(r: CompiledRule, message: string): void {
+    const e = this.errors.get(r.id);
+    if (e === undefined) this.errors.set(r.id, { count: 1, first: message });
+    else e.count++;
   }
 
   private trigger(
@@ -468,8 +390,101 @@ export class RuleSet {
   }
 }
 
-/** A profile, or a function that builds it (called at most once per evaluation, only if read). */
-export type ProfileSource = Record<string, unknown> | (() => Record<string, unknown>);
+/** The rules of one lane by event type (highest priority first). */
+interface Lanes {
+  byType: Map<string, CompiledRule[]>;
+  /** Rules of this lane for a type no rule names: those that read every type. */
+  anyType: CompiledRule[];
+}
+
+function lanes(ordered: CompiledRule[], lane: Lane): Lanes {
+  const mine = ordered.filter((r) => r.pattern.lane === lane);
+  const anyType = mine.filter((r) => r.pattern.types === undefined);
+  const byType = new Map<string, CompiledRule[]>();
+  for (const r of mine)
+    for (const type of r.pattern.types ?? [])
+      if (!byType.has(type))
+        byType.set(
+          type,
+          mine.filter((x) => x.pattern.types === undefined || x.pattern.types.includes(type)),
+        );
+  return { byType, anyType };
+}
+
+/** The {@link RuleContext} the rule set hands a pattern: one object, re-bound per rule and customer. */
+class PatternContext implements RuleContext {
+  private r!: CompiledRule;
+  private scope!: CustomerScope;
+  private run!: RuleRun;
+  private epoch = 0;
+
+  constructor(private readonly set: RuleSet) {}
+
+  bind(r: CompiledRule, scope: CustomerScope, run: RuleRun, epoch: number): this {
+    this.r = r;
+    this.scope = scope;
+    this.run = run;
+    this.epoch = epoch;
+    return this;
+  }
+
+  get customer(): string {
+    return this.scope.customer;
+  }
+
+  get state(): Readonly<CustomerState> {
+    return this.scope.state;
+  }
+
+  get watermark(): number {
+    return this.run.watermark;
+  }
+
+  get groupTaken(): boolean {
+    return this.set.groupTaken(this.r, this.epoch);
+  }
+
+  memory<T extends object>(): T {
+    let m = this.scope.memory[this.r.id];
+    if (m === undefined) {
+      m = {};
+      this.scope.memory[this.r.id] = m;
+    }
+    return m as T;
+  }
+
+  existingMemory<T extends object>(): T | undefined {
+    return this.scope.memory[this.r.id] as T | undefined;
+  }
+
+  value(fn: Compiled): unknown {
+    return this.set.value(this.r, fn);
+  }
+
+  test(fn: Compiled): boolean | undefined {
+    return this.set.test(this.r, fn);
+  }
+
+  fire(t: number, idSuffix: string, session: string | undefined): void {
+    this.set.attempt(this.r, this.scope, this.run, this.epoch, t, session, idSuffix);
+  }
+
+  timer(key = ''): TimerRecord | undefined {
+    return this.scope.timers[timerId(this.r.id, key)];
+  }
+
+  arm(due: number, options: { key?: string; anchor?: CxEvent; orderAt?: number } = {}): void {
+    const key = options.key ?? '';
+    const record: TimerRecord = { kind: this.r.pattern.kind, rule: this.r.id, key, due, queuedAt: due };
+    if (options.anchor !== undefined) record.anchor = options.anchor;
+    if (options.orderAt !== undefined) record.orderAt = options.orderAt;
+    this.run.queue.arm(this.scope.timers, this.scope.customer, timerId(this.r.id, key), record);
+  }
+
+  cancel(key = ''): void {
+    delete this.scope.timers[timerId(this.r.id, key)];
+  }
+}
 
 /**
  * What CEL expressions see, reused across evaluations. `profile` is built on first read: cel-js reads
@@ -498,21 +513,6 @@ class LazyEvalContext implements EvalContext {
       this.#build = undefined;
     }
   }
-}
-
-/** The rule's state object for this customer, created on first use. */
-function stateOf(memory: RuleMemory, r: CompiledRule): RuleState {
-  let st = memory[r.id] as RuleState | undefined;
-  if (st === undefined) {
-    st = {};
-    memory[r.id] = st;
-  }
-  return st;
-}
-
-function sessionOf(event: CxEvent): string | undefined {
-  const s = event.session;
-  return typeof s === 'string' && s.length > 0 ? s : undefined;
 }
 
 /** CEL values → JSON/msgpack-friendly plain values (CEL ints are bigint). */

@@ -1,121 +1,133 @@
 /**
- * Rules as written in YAML: plain data (sent to worker threads as is). The format and its
- * semantics are in docs/RULES.md; `compileRules` (operators/ruleCompiler.ts) validates them.
+ * Rules as written in YAML: one schema (TypeBox, so the TypeScript types and the validator come
+ * from the same definition) and the list of patterns. The format and its semantics are in
+ * docs/RULES.md; `compileRules` (operators/ruleCompiler.ts) validates and compiles rules.
+ *
+ * A new pattern: a module in operators/patterns/ (schema, compiler, evaluation), its schema under
+ * its key in `ruleSchema` and its definition in `PATTERNS` below.
  */
+import { type Static, Type } from 'typebox';
+import { absence, absenceSchema } from './patterns/absence.js';
+import { count, countSchema } from './patterns/count.js';
+import { crossing } from './patterns/crossing.js';
+import { Cel, Count, Duration, type PatternDefinition } from './patterns/definition.js';
+import { inactivity, inactivitySchema } from './patterns/inactivity.js';
+import { onEvent } from './patterns/onEvent.js';
+import { purchaseCycle, purchaseCycleSchema } from './patterns/purchaseCycle.js';
+import { sequence, sequenceSchema } from './patterns/sequence.js';
+import { streak, streakSchema } from './patterns/streak.js';
 
-/** An event type or a list of them. */
-export type EventTypes = string | string[];
+/** Patterns selected by a rule key (a rule names at most one), in the order a rule's keys are checked. */
+export const PATTERNS: readonly PatternDefinition[] = [
+  crossing,
+  absence,
+  sequence,
+  count,
+  streak,
+  inactivity,
+  purchaseCycle,
+];
 
-/** A not followed by B within T: armed by `after`, cancelled by `missing`; a new `after` restarts T. */
-export interface AbsenceSpec {
-  after: EventTypes;
-  missing: EventTypes;
-  /** Duration, e.g. `10m`. */
-  within: string;
-}
+/** The pattern of a rule that names none: on-event. */
+export const DEFAULT_PATTERN: PatternDefinition = onEvent;
 
-/** A then B within T: fires on the `followedBy` event when a `first` event lies within T before it. */
-export interface SequenceSpec {
-  first: EventTypes;
-  followedBy: EventTypes;
-  within: string;
-}
+const Clock = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' });
+const Name = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' });
 
-/** At least N events of `of` within T (sliding, or after an `after` anchor), optionally per key and unless a `unless` event. */
-export interface CountSpec {
-  of: EventTypes;
-  atLeast: number;
-  within: string;
-  /** Anchor: count only events in (anchor, anchor + within]. */
-  after?: EventTypes;
-  /** CEL key: counted separately per value (e.g. `event.category`); events without it are not counted. */
-  by?: string;
-  /** Events of these types (same key) within the window veto the firing. */
-  unless?: EventTypes;
-}
-
-/** N consecutive `of` events satisfying `where`; an `of` event failing it, or a `resetOn` event, resets. */
-export interface StreakSpec {
-  of: EventTypes;
-  /** CEL condition on each `of` event. */
-  where: string;
-  count: number;
-  resetOn?: EventTypes;
-}
-
-/** No event at all for T: fires for silent customers once the watermark passes lastSeen + T. */
-export interface InactivitySpec {
-  for: string;
-}
-
-/** Fires when the time since the last order reaches `fraction` × purchaseCycleDays with no order since. */
-export interface PurchaseCycleSpec {
-  /** @default 0.9 */
-  fraction?: number;
+/** `enum` as a plain JSON-schema enum (one clear message) typed as the union of its values. */
+function oneOf<const T extends string>(values: readonly T[]) {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values] });
 }
 
 /** Delivery window in the customer's time zone: triggers inside it are deferred to its end, or dropped. */
-export interface QuietHoursSpec {
-  /** `HH:MM`, customer-local. */
-  from: string;
-  to: string;
-  /** @default 'defer' */
-  action?: 'defer' | 'drop';
-}
+export const quietHoursSchema = Type.Object(
+  {
+    /** `HH:MM`, customer-local. */
+    from: Clock,
+    to: Clock,
+    /** @default 'defer' */
+    action: Type.Optional(oneOf(['defer', 'drop'])),
+  },
+  { additionalProperties: false },
+);
 
 /** At most `max` triggers per customer within a rolling `per` across all rules naming `group`. */
-export interface CapSpec {
-  group: string;
-  max: number;
-  per: string;
-}
+export const capSchema = Type.Object(
+  { group: Type.String({ pattern: '^[a-z0-9_]+$' }), max: Count, per: Duration },
+  { additionalProperties: false },
+);
+
+/** One rule as written in YAML. */
+export const ruleSchema = Type.Object(
+  {
+    /** `[a-z0-9_]+`; the output subject defaults to `cx.triggers.<id>`. */
+    id: Type.String({ pattern: '^[a-z0-9_]+$' }),
+    /** Human text; becomes the trigger `reason`. @default the id */
+    description: Type.Optional(Type.String()),
+    /** Trigger priority = priority + `profile.rfm.score`; also decides arbitration. @default 0 */
+    priority: Type.Optional(Type.Number()),
+    /** Event types an on-event rule looks at; omitted = all types. Not with a pattern. */
+    on: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+    /** CEL condition over `event`, `profile` and `now`, checked when the rule would fire. @default true */
+    when: Type.Optional(Cel),
+    /** CEL condition: fires when it becomes true after having been false for this customer. */
+    crosses: Type.Optional(Cel),
+    absence: Type.Optional(absenceSchema),
+    sequence: Type.Optional(sequenceSchema),
+    count: Type.Optional(countSchema),
+    streak: Type.Optional(streakSchema),
+    inactivity: Type.Optional(inactivitySchema),
+    purchaseCycle: Type.Optional(purchaseCycleSchema),
+    /** Duration: no refire for this customer (and `per` key) within it, in event time. */
+    cooldown: Type.Optional(Duration),
+    /** CEL giving a cooldown key (e.g. `event.sku` → the cooldown applies per sku). */
+    per: Type.Optional(Cel),
+    /**
+     * `session`: at most once per session id (sessionless events fall back to `cooldown`, 30m when
+     * unset). `purchaseCycle` / `inactiveSpell` state what the matching pattern does anyway.
+     */
+    oncePer: Type.Optional(oneOf(['session', 'purchaseCycle', 'inactiveSpell'])),
+    /** Arbitration group: on one event only the highest-priority firing rule of a group fires. */
+    group: Type.Optional(Type.String({ minLength: 1 })),
+    quietHours: Type.Optional(quietHoursSchema),
+    cap: Type.Optional(capSchema),
+    /** Output subject. @default `cx.triggers.<id>` */
+    subject: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$' })),
+    /** Payload field name → CEL expression. */
+    payload: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: 'object',
+        propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
+        additionalProperties: Cel,
+      }),
+    ),
+    /** Profile field names copied into the trigger's `profile`. */
+    profile: Type.Optional(Type.Array(Name)),
+  },
+  { additionalProperties: false },
+);
+
+/** A rule file: `rules:` and nothing else. */
+export const ruleFileSchema = Type.Object({ rules: Type.Array(ruleSchema) }, { additionalProperties: false });
 
 /** One rule as written in YAML: plain data, so it can be sent to worker threads. */
-export interface RuleSpec {
-  /** `[a-z0-9_]+`; the output subject defaults to `cx.triggers.<id>`. */
-  id: string;
-  /** Human text; becomes the trigger `reason`. @default the id */
-  description?: string;
-  /** Trigger priority = priority + `profile.rfm.score`; also decides arbitration. @default 0 */
-  priority?: number;
-  /** Event types an on-event rule looks at (its index); omitted = all types. Not with a pattern. */
-  on?: string[];
-  /** CEL condition over `event`, `profile` and `now`, checked when the rule would fire. @default true */
-  when?: string;
-  /** CEL condition: fires when it becomes true after having been false for this customer. */
-  crosses?: string;
-  absence?: AbsenceSpec;
-  sequence?: SequenceSpec;
-  count?: CountSpec;
-  streak?: StreakSpec;
-  inactivity?: InactivitySpec;
-  purchaseCycle?: PurchaseCycleSpec;
-  /** Duration ("30s" "10m" "24h" "7d"): no refire for this customer (and `per` key) within it, in event time. */
-  cooldown?: string;
-  /** CEL giving a cooldown key (e.g. `event.sku` → the cooldown applies per sku). */
-  per?: string;
-  /**
-   * `session`: at most once per session id (sessionless events fall back to `cooldown`, 30m when
-   * unset). `purchaseCycle` / `inactiveSpell` state what the matching pattern does anyway.
-   */
-  oncePer?: 'session' | 'purchaseCycle' | 'inactiveSpell';
-  /** Arbitration group: on one event only the highest-priority firing rule of a group fires. */
-  group?: string;
-  quietHours?: QuietHoursSpec;
-  cap?: CapSpec;
-  /** Output subject. @default `cx.triggers.<id>` */
-  subject?: string;
-  /** Payload field name → CEL expression. */
-  payload?: Record<string, string>;
-  /** Profile field names copied into the trigger's `profile`. */
-  profile?: string[];
-}
+export type RuleSpec = Static<typeof ruleSchema>;
+export type QuietHoursSpec = Static<typeof quietHoursSchema>;
+export type CapSpec = Static<typeof capSchema>;
+export type AbsenceSpec = Static<typeof absenceSchema>;
+export type SequenceSpec = Static<typeof sequenceSchema>;
+export type CountSpec = Static<typeof countSchema>;
+export type StreakSpec = Static<typeof streakSchema>;
+export type InactivitySpec = Static<typeof inactivitySchema>;
+export type PurchaseCycleSpec = Static<typeof purchaseCycleSchema>;
 
 /** One problem found while compiling rules: rule index in the list and the path inside the rule. */
 export interface RuleCompileIssue {
   index: number;
   path: (string | number)[];
   message: string;
+  /** A warning (e.g. an event field no known event carries) does not stop the rules from loading. */
+  warning?: boolean;
 }
 
 /** Rules that cannot be compiled; index/path/message describe the first issue, `issues` lists all. */
@@ -139,7 +151,8 @@ export function isRuleCompileError(e: unknown): e is RuleCompileError {
   return e instanceof Error && e.name === 'RuleCompileError';
 }
 
-function formatIssue(i: RuleCompileIssue): string {
+/** `rules[3].absence.within: message` */
+export function formatIssue(i: RuleCompileIssue): string {
   const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
   return `rules[${i.index}]${path}: ${i.message}`;
 }

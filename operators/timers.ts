@@ -4,35 +4,15 @@
  * min-heap of (due, customer, timerId) to find the next due timer without scanning customers.
  *
  * The heap uses lazy deletion: cancelling only deletes the record, and its heap entry is dropped
- * when it surfaces. Restarting to a later time (the common case: a new add_to_cart, any event for
- * an inactivity timer) only moves `record.due`; the old entry surfaces at `record.h`, sees the
+ * when it surfaces. Moving a timer later (the common case: a new add_to_cart, any event for an
+ * inactivity timer) only moves `record.due`; the old entry surfaces at `record.queuedAt`, sees the
  * later due and is pushed again there. So a busy customer does not grow the heap per event.
+ *
+ * Order: timers come due in (due, customer, id) order, so ids are chosen to sort as they must
+ * fire for one customer at one millisecond: quiet-hours releases (`\u0001…`, in the order they
+ * originally fired) before pattern timers (rule ids, `[a-z0-9_]`), profile publication (`~…`) last.
  */
-import type { CxEvent, Trigger } from './types.js';
-
-/** What a pending timer is for. */
-export type TimerKind = 'absence' | 'inactivity' | 'cycle' | 'deferred';
-
-/** One pending timer of a customer (plain data). */
-export interface TimerRecord {
-  kind: TimerKind;
-  rule: string;
-  /** Cooldown/timer key ('' when the rule has none). */
-  key: string;
-  /** Fires once the watermark reaches it (event time, ms). */
-  due: number;
-  /** Due time of this record's earliest heap entry (<= due); entries at other times are stale. */
-  h: number;
-  /** Absence: the event that armed the timer (what `event` means when it fires). */
-  anchor?: CxEvent;
-  /** Deferred: the trigger held back by quiet hours, delivered as is (its id and eventTime kept). */
-  trigger?: Trigger;
-}
-
-/** The id of a timer inside its customer's record map. */
-export function timerId(rule: string, key: string): string {
-  return key === '' ? rule : `${rule}\u0000${key}`;
-}
+import type { TimerRecord } from './ruleModel.js';
 
 /** Binary min-heap of timer entries over parallel arrays (no object per entry). */
 export class TimerQueue {
@@ -56,55 +36,43 @@ export class TimerQueue {
     this.ids = [];
   }
 
-  /** Arms (or restarts) timer `id` of a customer at `record.due`; `timers` is that customer's record map. */
+  /** Arms timer `id` of a customer at `record.due`, replacing a pending one; `timers` is that customer's record map. */
   arm(timers: Record<string, TimerRecord>, customer: string, id: string, record: TimerRecord): void {
     const old = timers[id];
-    if (old !== undefined && record.due >= old.h) {
+    if (old !== undefined && record.due >= old.queuedAt) {
       // The old entry surfaces first and is re-pushed at the new due: no heap growth.
-      record.h = old.h;
+      record.queuedAt = old.queuedAt;
     } else {
-      record.h = record.due;
+      record.queuedAt = record.due;
       this.push(record.due, customer, id);
     }
     timers[id] = record;
   }
 
-  /** Moves a pending timer to `due` (same record); no-op without one. */
-  restart(timers: Record<string, TimerRecord>, customer: string, id: string, due: number): void {
-    const r = timers[id];
-    if (r === undefined) return;
-    if (due >= r.h) r.due = due;
-    else {
-      r.due = due;
-      r.h = due;
-      this.push(due, customer, id);
-    }
-  }
-
   /** Puts a restored record back in the heap. */
   restore(customer: string, id: string, record: TimerRecord): void {
-    record.h = record.due;
+    record.queuedAt = record.due;
     this.push(record.due, customer, id);
   }
 
   /**
-   * Pops the next timer due at or before `watermark`: calls `resolve(customer)` for its record map
-   * and returns [customer, id, record] after deleting the record, or undefined when none is due.
+   * Pops the next timer due before `limit` (exclusive): calls `resolve(customer)` for its record
+   * map and returns [customer, id, record] after deleting the record, or undefined when none is due.
    */
   popDue(
-    watermark: number,
+    limit: number,
     resolve: (customer: string) => Record<string, TimerRecord> | undefined,
   ): [customer: string, id: string, record: TimerRecord] | undefined {
-    while (this.dues.length > 0 && this.dues[0]! <= watermark) {
+    while (this.dues.length > 0 && this.dues[0]! < limit) {
       const due = this.dues[0]!;
       const customer = this.customers[0]!;
       const id = this.ids[0]!;
       this.pop();
       const timers = resolve(customer);
       const r = timers?.[id];
-      if (r === undefined || r.h !== due) continue; // cancelled, fired, or superseded by an earlier entry
+      if (r === undefined || r.queuedAt !== due) continue; // cancelled, fired, or superseded by an earlier entry
       if (r.due > due) {
-        r.h = r.due;
+        r.queuedAt = r.due;
         this.push(r.due, customer, id);
         continue;
       }

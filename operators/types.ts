@@ -48,6 +48,54 @@ export interface CxEvent {
   [extra: string]: unknown;
 }
 
+/**
+ * Event types the engine and the default rules know. The set is open (a rule may name any type),
+ * but a rule naming a type a letter or two from one of these is taken for a typo.
+ */
+export const EVENT_TYPES: ReadonlySet<string> = new Set([
+  'message',
+  'page_view',
+  'add_to_cart',
+  'order',
+  'call',
+  'session_start',
+  'session_end',
+  'rating',
+  'complaint',
+  'login',
+  'ticket',
+]);
+
+/** Fields of {@link CxEvent} (and `localHour`, which the engine adds before rules run). */
+export const EVENT_FIELDS: ReadonlySet<string> = new Set(
+  Object.keys({
+    id: 0,
+    ts: 0,
+    customer: 0,
+    type: 0,
+    channel: 0,
+    from: 0,
+    region: 0,
+    tz: 0,
+    session: 0,
+    agent: 0,
+    variant: 0,
+    source: 0,
+    amount: 0,
+    orderId: 0,
+    sku: 0,
+    category: 0,
+    text: 0,
+    intent: 0,
+    sentiment: 0,
+    recognized: 0,
+    status: 0,
+    score: 0,
+    ids: 0,
+    localHour: 0,
+  }),
+);
+
 /** A trigger as published on `cx.triggers.<rule>` (CONTRACT.md "trigger payload"). */
 export interface Trigger {
   /** Deterministic: rule + customer + the event (or timer) that fired it. */

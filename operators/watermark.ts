@@ -1,14 +1,21 @@
 /**
- * The event-time watermark of one partition: highest event time seen minus the allowed lateness,
- * advanced with the wall clock when the partition has been idle, so that timers of silent
- * customers come due. It never moves backwards.
+ * The event-time watermark of one partition: the earliest event time still to come. Events before
+ * it are late (beyond the allowed lateness); timers and ordered-lane events before it are final and
+ * are processed. It is the highest event time seen minus the allowed lateness, and it never moves
+ * backwards.
+ *
+ * Wall clock: only at the live edge. A partition that has seen no event for `idleAfterMs` while the
+ * source was connected and caught up for that whole time (each tick says so by passing `now`, or
+ * null) moves its watermark to `now − allowedLatenessMs`, so timers of silent customers come due.
+ * A tick without `now` (a backlog, a reconnect, a restart) restarts that wait: what is published
+ * meanwhile is in the stream, and an advance would fire timers it may cancel.
  */
 
 /** How the watermark follows event time and the wall clock. */
 export interface WatermarkOptions {
-  /** Events up to this much older than the newest seen still count as on time. @default 5_000 */
+  /** Events up to this much older than the newest seen are on time. @default 5_000 */
   allowedLatenessMs?: number;
-  /** Wall-clock time without events after which the watermark follows the wall clock. @default 10_000 */
+  /** Wall-clock time without events (at the live edge) after which the watermark follows the wall clock. @default 10_000 */
   idleAfterMs?: number;
 }
 
@@ -26,8 +33,8 @@ export class Watermark {
   readonly idleAfterMs: number;
   private maxEventTime = Number.NEGATIVE_INFINITY;
   private current = Number.NEGATIVE_INFINITY;
-  /** Wall clock of the last batch with events (or the first call seen): the idle timer's start. */
-  private lastActivity: number | null = null;
+  /** Wall clock since which the partition has been quiet at the live edge; null = not (yet). */
+  private quietSince: number | null = null;
 
   constructor(options: WatermarkOptions = {}) {
     this.allowedLatenessMs = options.allowedLatenessMs ?? 5_000;
@@ -36,7 +43,7 @@ export class Watermark {
     if (!(this.idleAfterMs >= 0)) throw new RangeError('idleAfterMs must be >= 0');
   }
 
-  /** The watermark: every timer due at or before it may fire; events older than it are late. */
+  /** The watermark: items (timers, ordered-lane events) before it are final; events before it are late. */
   get value(): number {
     return this.current;
   }
@@ -60,29 +67,35 @@ export class Watermark {
     }
   }
 
-  /** A batch with events was applied at wall clock `now`: the partition is not idle. */
+  /** A batch with events was applied at wall clock `now`: the partition is not quiet. */
   active(now: number): void {
-    this.lastActivity = now;
+    this.quietSince = now;
   }
 
   /**
-   * Wall-clock tick: after `idleAfterMs` without events, advances to `now − allowedLatenessMs`
-   * (never backwards). The first call only starts the idle timer, so a restart with a backlog
-   * does not jump ahead of it.
+   * Wall-clock tick. `now` = the source is connected and caught up (live edge); null = it is not.
+   * After `idleAfterMs` of quiet at the live edge, advances to `now − allowedLatenessMs`.
    */
-  idle(now: number): void {
-    if (this.lastActivity === null) {
-      this.lastActivity = now;
+  idle(now: number | null): void {
+    if (now === null) {
+      this.quietSince = null;
       return;
     }
-    if (now - this.lastActivity < this.idleAfterMs) return;
+    if (this.quietSince === null) {
+      this.quietSince = now;
+      return;
+    }
+    if (now - this.quietSince < this.idleAfterMs) return;
     const v = now - this.allowedLatenessMs;
     if (v > this.current) this.current = v;
   }
 
-  /** Moves the watermark to `eventTime` (a replay lets silent customers' timers come due); never backwards. */
+  /**
+   * Event time has reached `eventTime` (end of a replay, `--until`): items at or before it become
+   * final, so the watermark moves just past it. Never backwards.
+   */
   advanceTo(eventTime: number): void {
-    if (eventTime > this.current) this.current = eventTime;
+    if (eventTime + 1 > this.current) this.current = eventTime + 1;
   }
 
   /** The checkpointed part. */
@@ -90,10 +103,10 @@ export class Watermark {
     return { maxEventTime: this.maxEventTime, value: this.current };
   }
 
-  /** Restores a checkpointed state; the idle timer starts again at the next call. */
+  /** Restores a checkpointed state; the wait for quiet starts again at the next tick. */
   restore(state: WatermarkState): void {
     this.maxEventTime = state.maxEventTime;
     this.current = state.value;
-    this.lastActivity = null;
+    this.quietSince = null;
   }
 }

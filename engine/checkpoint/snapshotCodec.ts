@@ -11,7 +11,7 @@
  * partition for the whole encode (70–270 ms at 12k customers, 15 s at 1M).
  */
 import { Packr } from 'msgpackr';
-import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionProcessor.js';
+import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionState.js';
 
 /** Customers per chunk: one slice of a snapshot encoded between two batches (~8 µs per customer). */
 export const CHUNK_CUSTOMERS = 500;

@@ -89,6 +89,7 @@ export async function runExplain(options: ExplainOptions): Promise<ExplainReport
   );
   const rejected: string[] = [];
   let events = 0;
+  let lastTs = Number.NEGATIVE_INFINITY;
   const record = (triggers: Trigger[]) => {
     for (const t of triggers) byRule.get(t.rule)?.fired.push(t);
   };
@@ -105,6 +106,7 @@ export async function runExplain(options: ExplainOptions): Promise<ExplainReport
     }
     if (event.customer !== options.customer) continue;
     events++;
+    lastTs = Math.max(lastTs, event.ts);
     const out = processor.applyBatch([raw.seq], [raw.subject], () => raw.data, event.ts);
     record(out.triggers);
     if (out.rejects.length > 0) {
@@ -129,7 +131,8 @@ export async function runExplain(options: ExplainOptions): Promise<ExplainReport
       byRule.get(spec.id)!.looks.push(look);
     }
   }
-  if (options.until !== undefined) record(processor.advanceTo(parseUntil(options.until, tz)).triggers);
+  // Patterns see events once event time has passed them: at the end, event time reaches the last event.
+  record(processor.advanceTo(options.until !== undefined ? parseUntil(options.until, tz) : lastTs).triggers);
   const entry = processor.customer(options.customer);
   for (const timer of Object.values(entry?.timers ?? {}))
     byRule.get(timer.rule)?.pending.push({ kind: timer.kind, key: timer.key, due: timer.due });

@@ -19,6 +19,7 @@ export function replaySummary(): RunSummary {
   let profiles = 0;
   const reasons: string[] = [];
   const triggersByRule = new Map<string, number>();
+  const ruleErrors = new Map<string, { count: number; first: string }>();
   return {
     add(o) {
       events += o.events.length;
@@ -26,6 +27,11 @@ export function replaySummary(): RunSummary {
       profiles += o.profiles.length;
       for (const r of o.rejects) if (reasons.length < 5) reasons.push(`seq ${r.seq}: ${r.reason}`);
       for (const t of o.triggers) triggersByRule.set(t.rule, (triggersByRule.get(t.rule) ?? 0) + 1);
+      for (const e of o.ruleErrors ?? []) {
+        const seen = ruleErrors.get(e.rule);
+        if (seen) seen.count += e.count;
+        else ruleErrors.set(e.rule, { count: e.count, first: e.first });
+      }
     },
     get events() {
       return events;
@@ -46,6 +52,11 @@ export function replaySummary(): RunSummary {
       const width = Math.max(4, ...rules.map(([r]) => r.length));
       for (const [rule, n] of rules) lines.push(`  ${rule.padEnd(width)}  ${String(n).padStart(7)}`);
       if (rules.length === 0) lines.push('  (none)');
+      if (ruleErrors.size > 0) {
+        lines.push('rule expressions that failed (counted as false):');
+        for (const [rule, e] of [...ruleErrors].sort((a, b) => a[0].localeCompare(b[0])))
+          lines.push(`  ${rule}: ${e.count}× — first: ${e.first}`);
+      }
       return `${lines.join('\n')}\n`;
     },
   };

@@ -2,7 +2,7 @@
 import { LocalCheckpointStore, NatsCheckpointStore } from '../checkpoint/checkpointStore.js';
 import { loadConfig } from '../config/config.js';
 import { RuleReloader } from '../config/ruleReloader.js';
-import { loadRules } from '../config/rulesFile.js';
+import { loadRulesWithWarnings } from '../config/rulesFile.js';
 import { connectNats } from '../nats/connect.js';
 import { log } from '../runtime/log.js';
 import { Metrics, serveMetrics } from '../runtime/metrics.js';
@@ -13,7 +13,8 @@ import { jetstreamSource } from '../source/jetstreamSource.js';
 /** Runs the engine with the config file (default `config/default.yaml`) until a signal drains it. */
 export async function runLive(opts: { config?: string }): Promise<void> {
   const config = loadConfig(opts.config);
-  const rules = loadRules(config.rules);
+  const { rules, warnings } = loadRulesWithWarnings(config.rules);
+  for (const w of warnings) log.warn({ file: w.file, line: w.line }, w.message);
   const nc = await connectNats(config);
   const sinks = await openSinks(config, nc);
   const metrics = new Metrics();

@@ -15,6 +15,12 @@ export class Metrics {
     labelNames: ['rule'] as const,
     registers: [this.registry],
   });
+  readonly ruleErrors = new Counter({
+    name: 'cx_rule_errors_total',
+    help: 'Rule expressions that failed at run time (counted as false), per rule; the first message of each rule is logged once',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
   readonly deadLetters = new Counter({
     name: 'cx_dead_letters_total',
     help: 'Events sent to the dead-letter subject',

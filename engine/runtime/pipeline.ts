@@ -25,6 +25,7 @@ import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
 import type { EncodedRows } from '../../sinks/clickhouseRows.js';
 import type { Checkpointer, CheckpointStats } from '../checkpoint/checkpointer.js';
 import type { EventSource, RawEvent } from '../source/eventSource.js';
+import { log } from './log.js';
 import type { Metrics } from './metrics.js';
 import { TASKS_IN_FLIGHT, type WorkerPool } from './workerPool.js';
 import type { BatchOutput, ControlRequest } from './workerProtocol.js';
@@ -111,6 +112,8 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   const scheduler = options.scheduler ?? asyncScheduler;
   const partitions = pool.partitions;
 
+  /** Rules whose first run-time error was logged (once per rule). */
+  const loggedRuleErrors = new Set<string>();
   const deliver = async (out: BatchOutput): Promise<void> => {
     await Promise.all([
       out.triggers.length > 0 ? sinks.triggers.publish(out.triggers) : undefined,
@@ -124,6 +127,16 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
           : sinks.clickhouse.writeProfiles(out.profiles)
         : undefined,
     ]);
+    for (const e of out.ruleErrors ?? []) {
+      metrics?.ruleErrors.inc({ rule: e.rule }, e.count);
+      if (!loggedRuleErrors.has(e.rule)) {
+        loggedRuleErrors.add(e.rule);
+        log.warn(
+          { rule: e.rule, error: e.first },
+          'a rule expression failed at run time; it counts as false',
+        );
+      }
+    }
     if (metrics) {
       metrics.events.inc(out.events.length);
       metrics.deadLetters.inc(out.rejects.length);

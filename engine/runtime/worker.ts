@@ -4,16 +4,18 @@
  * runs to completion before the next starts, and a snapshot is encoded in slices between them.
  */
 import { Piscina, workerData } from 'piscina';
-import {
-  type CustomerEntry,
-  type PartitionOutput,
-  PartitionProcessor,
-  type PartitionSnapshot,
-} from '../../operators/partitionProcessor.js';
+import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
+import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionState.js';
 import { type CountedSelection, selectCounted } from '../../operators/regionSurge.js';
 import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../../sinks/clickhouseRows.js';
 import { CHUNK_CUSTOMERS, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
-import type { BatchOutput, SnapshotResult, WorkerOptions, WorkerTask } from './workerProtocol.js';
+import type {
+  BatchOutput,
+  RuleErrorReport,
+  SnapshotResult,
+  WorkerOptions,
+  WorkerTask,
+} from './workerProtocol.js';
 
 const options = workerData as WorkerOptions;
 const processor = new PartitionProcessor(options);
@@ -45,11 +47,8 @@ export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResu
       processor.restore(full!, ...deltas);
       return encoded(processor.tick(null, false));
     }
-    case 'advance': {
-      // advanceTo comes with the timers (issue 3, worker side); without it there is nothing to fire.
-      const advance = (processor as { advanceTo?: (to: number) => PartitionOutput }).advanceTo;
-      return encoded(advance ? advance.call(processor, task.to) : processor.tick(null, false));
-    }
+    case 'advance':
+      return encoded(processor.advanceTo(task.to));
     case 'aggregates':
       counting = task.selection;
       return encoded(processor.tick(null, false));
@@ -123,14 +122,32 @@ function encoded(out: PartitionOutput): BatchOutput {
   const events = encodeEventRows(out.events, options.rowFormat);
   const profileRows = encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat);
   const result: BatchOutput = { ...out, events, profileRows };
+  const ruleErrors = newRuleErrors();
+  if (ruleErrors !== undefined) result.ruleErrors = ruleErrors;
   if (counting !== null) {
     result.counted = selectCounted(out.events, counting, countedMaxTs);
     countedMaxTs = result.counted.maxTs;
-    // The processor's event-time watermark, once it keeps one (idle partitions move it with the clock).
-    const watermark = (out as { watermark?: unknown }).watermark;
-    if (typeof watermark === 'number') result.counted.watermark = watermark;
+    // The partition's watermark: an idle partition moves it with the clock, so its silence does not
+    // hold back the aggregates' windows.
+    result.counted.watermark = out.watermark;
   }
   return moved(result, [events.bytes, profileRows.bytes]);
+}
+
+/** Rule error counts already reported to the main thread, per rule. */
+const reportedErrors = new Map<string, number>();
+
+/** Rule errors since the last report (undefined when none). */
+function newRuleErrors(): RuleErrorReport[] | undefined {
+  let reports: RuleErrorReport[] | undefined;
+  for (const [rule, e] of processor.ruleErrors) {
+    const before = reportedErrors.get(rule) ?? 0;
+    if (e.count === before) continue;
+    reportedErrors.set(rule, e.count);
+    reports ??= [];
+    reports.push({ rule, count: e.count - before, first: e.first });
+  }
+  return reports;
 }
 
 /** A result whose buffers piscina transfers instead of cloning (each view must own its buffer). */

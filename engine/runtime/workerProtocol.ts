@@ -101,6 +101,15 @@ export interface ControlRequest {
   reject(error: unknown): void;
 }
 
+/** Run-time errors of one rule's expressions in a partition: new ones, and the rule's first message. */
+export interface RuleErrorReport {
+  rule: string;
+  /** Errors since the previous report. */
+  count: number;
+  /** The first error message of this rule in this partition. */
+  first: string;
+}
+
 /** What a {@link SnapshotTask} returns: the encoded state and the last stream sequence it includes. */
 export interface SnapshotResult {
   lastSeq: number;
@@ -124,6 +133,8 @@ export interface BatchOutput {
   counted?: CountedBatch;
   /** Events that arrived behind the watermark (beyond the allowed lateness). */
   lateEvents?: number;
+  /** Rule expressions that failed at run time since the last output that reported them. */
+  ruleErrors?: RuleErrorReport[];
   /** Triggers dropped by a frequency cap. */
   droppedByCap?: number;
   /** Triggers dropped by quiet hours with `action: drop`. */

@@ -17,9 +17,9 @@ import {
   LocalCheckpointStore,
   NatsCheckpointStore,
 } from '../../engine/checkpoint/checkpointStore.js';
+import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
 import { runPipeline } from '../../engine/runtime/pipeline.js';
-import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
 import { WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { Trigger } from '../../operators/types.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';

@@ -13,9 +13,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../engine/checkpoint/checkpointer.js';
 import { LocalCheckpointStore } from '../../engine/checkpoint/checkpointStore.js';
 import { runPipeline } from '../../engine/runtime/pipeline.js';
+import { WorkerLostError, WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { BatchOutput } from '../../engine/runtime/workerProtocol.js';
 import type { RawEvent } from '../../engine/source/eventSource.js';
-import { WorkerLostError, WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { Trigger } from '../../operators/types.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
 

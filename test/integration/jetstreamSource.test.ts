@@ -2,10 +2,10 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { lastValueFrom, type Subscription, toArray } from 'rxjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { jetstreamSource } from '../../engine/source/jetstreamSource.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
 import { ensureStreams } from '../../engine/nats/streams.js';
 import type { EventSource, RawEvent } from '../../engine/source/eventSource.js';
+import { jetstreamSource } from '../../engine/source/jetstreamSource.js';
 
 let server: NatsServer;
 let nc: NatsConnection;

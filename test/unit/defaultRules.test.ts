@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/config/rulesFile.js';
-import { newCustomerState } from '../../operators/profile.js';
-import { compileRules, type RuleMemory, type RuleRun, type RuleSet } from '../../operators/rules.js';
+import { type RuleMemory, type RuleRun, type RuleSet, ruleSetOf } from '../../operators/rules.js';
 import { TimerQueue } from '../../operators/timers.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
+import { scopeOf } from '../harness/ruleScope.js';
 
 const RULES_FILE = fileURLToPath(new URL('../../config/rules.yaml', import.meta.url));
 const MIN = 60_000;
@@ -22,7 +22,7 @@ let memory: RuleMemory;
 let seq = 0;
 
 beforeEach(() => {
-  set = compileRules(specs);
+  set = ruleSetOf(specs);
   memory = {};
 });
 
@@ -35,13 +35,12 @@ function run(fields: Partial<CxEvent>, profile: Record<string, unknown> = REGULA
   const r: RuleRun = {
     queue: new TimerQueue(),
     watermark: Number.NEGATIVE_INFINITY,
-    late: false,
     firedAt: T0,
     defaultTz: 'Asia/Shanghai',
     triggers: [],
     counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
   };
-  set.evaluate(ev(fields), profile, { customer: 'c1', state: newCustomerState('c1'), memory, timers: {} }, r);
+  set.evaluate(ev(fields), profile, scopeOf(memory), r);
   return r.triggers;
 }
 
@@ -176,7 +175,7 @@ describe('night_self_service', () => {
 
   it('counts a missing localHour as an error instead of firing', () => {
     expect(fired({ type: 'session_start', session: 's1' })).toEqual([]);
-    expect(set.errors.get('night_self_service')).toBe(1);
+    expect(set.errors.get('night_self_service')?.count).toBe(1);
   });
 
   it('does not look at other event types', () => {

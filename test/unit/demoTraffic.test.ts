@@ -3,26 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { TRAFFIC_BEHAVIOURS } from '../../engine/demo/behaviours.js';
 import { generateTraffic, subjectOf } from '../../engine/demo/traffic.js';
 import { decodeEvent } from '../../operators/decodeEvent.js';
-import type { CxEvent } from '../../operators/types.js';
+import { type CxEvent, EVENT_TYPES } from '../../operators/types.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const DAY_START = Date.parse('2026-11-01T00:00:00+08:00');
 
-const TYPES = new Set([
-  'message',
-  'page_view',
-  'add_to_cart',
-  'order',
-  'call',
-  'session_start',
-  'session_end',
-  'rating',
-  'complaint',
-  'login',
-  'ticket',
-]);
+const TYPES = EVENT_TYPES;
 const CHANNELS = ['web', 'app', 'miniprogram', 'wechat', 'douyin', 'phone', 'email'];
 const ZONES = ['Asia/Shanghai', 'Asia/Hong_Kong', 'America/Los_Angeles', 'Europe/London'];
 const REGIONS = ['north', 'east', 'south', 'west', 'central'];

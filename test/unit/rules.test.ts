@@ -3,16 +3,18 @@ import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../operators/duration.js';
 import { newCustomerState } from '../../operators/profile.js';
 import {
-  compileRules,
+  type CustomerScope,
   isRuleCompileError,
   RuleCompileError,
   type RuleMemory,
   type RuleRun,
   type RuleSet,
   type RuleSpec,
+  ruleSetOf,
 } from '../../operators/rules.js';
 import { TimerQueue } from '../../operators/timers.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
+import { scopeOf, setScope } from '../harness/ruleScope.js';
 
 const MIN = 60_000;
 const T0 = Date.UTC(2024, 4, 1, 12);
@@ -34,19 +36,18 @@ function evaluate(
   const run: RuleRun = {
     queue: new TimerQueue(),
     watermark: Number.NEGATIVE_INFINITY,
-    late: false,
     firedAt,
     defaultTz: 'Asia/Shanghai',
     triggers: [],
     counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
   };
-  set.evaluate(event, profile, { customer: 'c1', state: newCustomerState('c1'), memory, timers: {} }, run);
+  set.evaluate(event, profile, scopeOf(memory), run);
   return run.triggers;
 }
 
 /** Compiles specs and returns a runner that keeps one customer's memory, like a worker does. */
 function harness(specs: RuleSpec[]) {
-  const set = compileRules(specs);
+  const set = ruleSetOf(specs);
   const memory: RuleMemory = {};
   const run = (event: CxEvent, profile: Record<string, unknown> = {}): Trigger[] =>
     evaluate(set, event, profile, memory);
@@ -56,7 +57,7 @@ function harness(specs: RuleSpec[]) {
 
 function compileError(specs: unknown[]): RuleCompileError {
   try {
-    compileRules(specs as RuleSpec[]);
+    ruleSetOf(specs as RuleSpec[]);
   } catch (e) {
     if (isRuleCompileError(e)) return e;
     throw e;
@@ -103,12 +104,12 @@ describe('compileRules errors', () => {
     const got = e.issues.map((i) => [i.index, i.path.join('.'), i.message]);
     expect(got).toEqual([
       [0, 'when', expect.stringContaining('Unknown variable: evnt')],
-      [1, 'crosses', expect.stringContaining('no such overload')],
       [1, 'payload.n', expect.stringContaining('CEL syntax')],
+      [1, 'crosses', expect.stringContaining('no such overload')],
       [2, 'colour', 'unknown key "colour"'],
-      [2, 'cooldown', expect.stringContaining('not a duration')],
-      [2, 'oncePer', 'oncePer must be one of: session, purchaseCycle, inactiveSpell'],
-      [3, 'id', 'id must match [a-z0-9_]+'],
+      [2, 'cooldown', expect.stringContaining('must be a duration like "30s"')],
+      [2, 'oncePer', 'must be one of: session, purchaseCycle, inactiveSpell'],
+      [3, 'id', 'must match [a-z0-9_]+ (lower-case letters, digits, _)'],
       [4, 'id', 'duplicate rule id "a"'],
       [5, 'per', expect.stringContaining('per needs a cooldown')],
       [6, 'when', 'must be a boolean condition, this gives int'],
@@ -129,7 +130,7 @@ describe('RuleSet.evaluate', () => {
         description: 'Something happened',
         priority: 50,
         payload: { sku: 'event.sku', len: 'size(event.text)', at: 'now', list: '[1, 2]', bad: 'event.nope' },
-        profile: ['tier', 'rfm', 'missing'],
+        profile: ['tier', 'rfm', 'sentimentAvg'],
       },
       { id: 'r2' },
     ]);
@@ -146,7 +147,7 @@ describe('RuleSet.evaluate', () => {
         reason: 'Something happened',
         priority: 54.9,
         payload: { sku: 'S1', len: 5, at: T0 + 5, list: [1, 2], bad: null },
-        profile: { tier: 'VIP', rfm: { r: 10, f: 1, m: 2, score: 4.9 }, missing: null },
+        profile: { tier: 'VIP', rfm: { r: 10, f: 1, m: 2, score: 4.9 }, sentimentAvg: null },
         subject: 'cx.triggers.r1',
       },
       expect.objectContaining({ id: 'r2:c1:x9', reason: 'r2', priority: 4.9, payload: {}, profile: {} }),
@@ -182,9 +183,9 @@ describe('RuleSet.evaluate', () => {
     const { set, fired } = harness([{ id: 'careless', when: 'event.intent == "anger"' }]);
     expect(fired(ev())).toEqual([]);
     expect(fired(ev())).toEqual([]);
-    expect(set.errors.get('careless')).toBe(2);
+    expect(set.errors.get('careless')?.count).toBe(2);
     expect(fired(ev({ intent: 'anger' }))).toEqual(['careless']);
-    expect(set.errors.get('careless')).toBe(2);
+    expect(set.errors.get('careless')?.count).toBe(2);
   });
 
   it('gives `now` the event time', () => {
@@ -201,11 +202,17 @@ describe('RuleSet.evaluate', () => {
     ];
     const a = harness(specs);
     a.fired(ev({ sku: 'A', session: 's1' }), { spend: 2000 });
-    const restored = JSON.parse(JSON.stringify(a.memory)) as RuleMemory;
-    const set = compileRules(specs);
-    expect(evaluate(set, ev({ sku: 'A', session: 's1', ts: T0 + MIN }), { spend: 2000 }, restored)).toEqual(
-      [],
-    );
+    // Pattern memory, cooldown marks and caps: what a checkpoint keeps of the customer.
+    const { memory, fired, caps } = scopeOf(a.memory);
+    const restored = JSON.parse(JSON.stringify({ memory, fired, caps })) as Pick<
+      CustomerScope,
+      'memory' | 'fired' | 'caps'
+    >;
+    setScope({ customer: 'c1', state: newCustomerState('c1'), ...restored, timers: {} });
+    const set = ruleSetOf(specs);
+    expect(
+      evaluate(set, ev({ sku: 'A', session: 's1', ts: T0 + MIN }), { spend: 2000 }, restored.memory),
+    ).toEqual([]);
   });
 });
 
@@ -229,7 +236,7 @@ describe('cooldown', () => {
   it('drops expired keys so that memory stays bounded', () => {
     const { fired, memory } = harness([{ id: 'r', cooldown: '1h', per: 'event.sku' }]);
     for (let i = 0; i < 50; i++) fired(ev({ sku: `S${i}`, ts: T0 + i * 30 * MIN }));
-    const marks = (memory.r as { f: Record<string, unknown> }).f;
+    const marks = scopeOf(memory).fired.r!;
     expect(Object.keys(marks).length).toBeLessThanOrEqual(3);
     expect(marks).toHaveProperty('S49');
   });
@@ -237,7 +244,7 @@ describe('cooldown', () => {
   it('does not fire when the key expression throws', () => {
     const { set, fired } = harness([{ id: 'r', cooldown: '1h', per: 'event.sku' }]);
     expect(fired(ev())).toEqual([]);
-    expect(set.errors.get('r')).toBe(1);
+    expect(set.errors.get('r')?.count).toBe(1);
   });
 });
 
@@ -305,7 +312,7 @@ describe('crosses', () => {
     const { set, fired } = harness([spec]);
     expect(fired(ev({ type: 'order' }), { spend: 1000 })).toEqual(['vip']);
     expect(fired(ev({ type: 'order' }), {})).toEqual([]);
-    expect(set.errors.get('vip')).toBe(1);
+    expect(set.errors.get('vip')?.count).toBe(1);
     expect(fired(ev({ type: 'order' }), { spend: 1000 })).toEqual([]);
   });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ConfigError, isConfigError } from '../../engine/config/errors.js';
-import { loadRules } from '../../engine/config/rulesFile.js';
+import { loadRules, loadRulesWithWarnings } from '../../engine/config/rulesFile.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cxstream-rules-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,7 +68,7 @@ describe('loadRules', () => {
       ['rules:', '  - id: a', '    when: "true"', '    cooldwn: 10m', 'rulez: []', ''].join('\n'),
     );
     expect(problems([f])).toEqual([
-      { file: f, line: 4, message: 'unknown key "cooldwn" in rules[0]' },
+      { file: f, line: 4, message: 'rules[0].cooldwn: unknown key "cooldwn"' },
       { file: f, line: 5, message: expect.stringContaining('unknown top-level key "rulez"') },
     ]);
   });
@@ -81,7 +81,7 @@ describe('loadRules', () => {
       {
         file: f,
         line: 4,
-        message: expect.stringMatching(/^rules\[0\]\.cooldown must be a duration like "30s"/),
+        message: expect.stringMatching(/^rules\[0\]\.cooldown: must be a duration like "30s"/),
       },
     ]);
   });
@@ -110,12 +110,16 @@ describe('loadRules', () => {
       ].join('\n'),
     );
     expect(problems([f])).toEqual([
-      { file: f, line: 2, message: expect.stringContaining('rules[0].id must match [a-z0-9_]+') },
-      { file: f, line: 4, message: 'rules[1].priority must be number' },
-      { file: f, line: 5, message: 'rules[1].oncePer must be one of: session, purchaseCycle, inactiveSpell' },
-      { file: f, line: 6, message: 'rules[1].on must be array' },
-      { file: f, line: 7, message: 'rules[1].profile[1] must be string' },
-      { file: f, line: 8, message: 'rules[2]: missing required key "id"' },
+      { file: f, line: 2, message: expect.stringContaining('rules[0].id: must match [a-z0-9_]+') },
+      { file: f, line: 4, message: 'rules[1].priority: must be a number' },
+      {
+        file: f,
+        line: 5,
+        message: 'rules[1].oncePer: must be one of: session, purchaseCycle, inactiveSpell',
+      },
+      { file: f, line: 6, message: 'rules[1].on: must be a list' },
+      { file: f, line: 7, message: 'rules[1].profile[1]: must be a string' },
+      { file: f, line: 8, message: 'rules[2]: needs "id"' },
     ]);
   });
 
@@ -148,5 +152,50 @@ describe('loadRules', () => {
   it('formats the error as file:line: message', () => {
     const f = file('rules:\n  - id: a\n    when: nope(\n');
     expect(() => loadRules([f])).toThrow(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: `));
+  });
+});
+
+describe('loadRules: typos that would silently disable a rule', () => {
+  const messages = (body: string) => {
+    const f = file(`rules:\n  - id: r\n${body}\n`);
+    try {
+      loadRulesWithWarnings([f]);
+      return [];
+    } catch (e) {
+      return (e as ConfigError).problems.map((p) => `${p.line}: ${p.message}`);
+    }
+  };
+
+  it.each([
+    [
+      '    when: profile.teir == "VIP"',
+      'unknown profile field "profile.teir" (did you mean "profile.tier"?)',
+    ],
+    [
+      '    when: profile.spend90 >= 1.0',
+      'unknown profile field "profile.spend90" (did you mean "profile.spend90d"?)',
+    ],
+    ['    on: [sesion_start]', 'unknown event type "sesion_start" (did you mean "session_start"?)'],
+    [
+      '    absence: { after: add_to_cart, missing: orders, within: 10m }',
+      'unknown event type "orders" (did you mean "order"?)',
+    ],
+    ['    profile: [spnd]', 'unknown profile field "spnd" (did you mean "spend"?)'],
+  ])('%s is an error with its line', (body, message) => {
+    expect(messages(body)).toEqual([expect.stringMatching(/^3: rules\[0\]\./)]);
+    expect(messages(body)[0]).toContain(message);
+  });
+
+  it('an unknown event field is a warning: events may carry more fields', () => {
+    const f = file('rules:\n  - id: r\n    when: has(event.chanel)\n');
+    const { rules, warnings } = loadRulesWithWarnings([f]);
+    expect(rules).toHaveLength(1);
+    expect(warnings.map((w) => [w.line, w.message])).toEqual([
+      [3, expect.stringContaining('unknown event field "event.chanel" (did you mean "event.channel"?)')],
+    ]);
+  });
+
+  it('custom event types far from the known ones are accepted', () => {
+    expect(messages('    on: [refund, loyalty_points]')).toEqual([]);
   });
 });

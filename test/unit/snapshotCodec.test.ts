@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_CUSTOMERS, SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
-import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionProcessor.js';
+import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionState.js';
 
 const entry = (i: number) =>
   ({
@@ -13,7 +13,7 @@ const entry = (i: number) =>
   }) as unknown as CustomerEntry;
 
 const snapshot = (customers: number): PartitionSnapshot => ({
-  version: 3,
+  version: 4,
   partition: 1,
   delta: false,
   lastSeq: 42,

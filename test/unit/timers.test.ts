@@ -1,8 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TimerQueue, type TimerRecord, timerId } from '../../operators/timers.js';
+import { type TimerRecord, timerId } from '../../operators/ruleModel.js';
+import { TimerQueue } from '../../operators/timers.js';
 
-const rec = (due: number, rule = 'r'): TimerRecord => ({ kind: 'absence', rule, key: '', due, h: due });
+const rec = (due: number, rule = 'r'): TimerRecord => ({
+  kind: 'absence',
+  rule,
+  key: '',
+  due,
+  queuedAt: due,
+});
 
 describe('TimerQueue', () => {
   it('pops due timers in (due, customer, id) order and deletes their records', () => {
@@ -13,7 +20,7 @@ describe('TimerQueue', () => {
     q.arm(maps.a!, 'a', 'r', rec(3));
     q.arm(maps.a!, 'a', 'late', rec(9));
     const popped: string[] = [];
-    for (let n = q.popDue(5, (c) => maps[c]); n; n = q.popDue(5, (c) => maps[c]))
+    for (let n = q.popDue(6, (c) => maps[c]); n; n = q.popDue(6, (c) => maps[c]))
       popped.push(`${n[0]}/${n[1]}`);
     expect(popped).toEqual(['a/r', 'a/x', 'b/r']);
     expect(Object.keys(maps.a!)).toEqual(['late']);
@@ -26,10 +33,11 @@ describe('TimerQueue', () => {
     for (let t = 11; t < 1000; t++) q.arm(m, 'c', 'r', rec(t));
     expect(q.size).toBe(1);
     expect(q.popDue(500, () => m)).toBeUndefined(); // surfaced at 10, pushed again at 999
-    expect(q.popDue(999, () => m)?.[2].due).toBe(999);
+    expect(q.popDue(999, () => m)).toBeUndefined(); // due before 999 only: the limit is exclusive
+    expect(q.popDue(1000, () => m)?.[2].due).toBe(999);
     q.arm(m, 'c', 'r', rec(50));
-    q.restart(m, 'c', 'r', 20);
-    expect(q.popDue(20, () => m)?.[2].due).toBe(20);
+    q.arm(m, 'c', 'r', rec(20));
+    expect(q.popDue(21, () => m)?.[2].due).toBe(20);
     expect(q.popDue(100, () => m)).toBeUndefined(); // the stale entry at 50 is dropped
   });
 

@@ -37,11 +37,11 @@ describe('Watermark', () => {
     expect(w.value).toBe(1_000_005_000);
   });
 
-  it('advanceTo moves it forward only', () => {
+  it('advanceTo moves it just past the time (items at it are final), forward only', () => {
     const w = new Watermark();
     w.advanceTo(50);
     w.advanceTo(40);
-    expect(w.value).toBe(50);
-    expect(w.state()).toEqual({ maxEventTime: Number.NEGATIVE_INFINITY, value: 50 });
+    expect(w.value).toBe(51);
+    expect(w.state()).toEqual({ maxEventTime: Number.NEGATIVE_INFINITY, value: 51 });
   });
 });

@@ -1,13 +1,16 @@
 /**
  * Small event-time lists the window patterns keep per customer (sequence `first` times, count
- * `of`/`unless` times per key, anchors): appended in stream order, pruned in place once older
+ * `of`/`unless` times per key, anchors): appended as events are seen, pruned in place once older
  * than the horizon (watermark − window), so they hold only what a future firing can still need.
  */
 
+/** Longest list a pattern keeps per key; beyond it the oldest entries go. */
+export const MAX_WINDOW_ENTRIES = 1000;
+
 /** Times per key, as parallel arrays (plain data; keys come from events, so no object keys). */
-export interface WindowLists {
-  k: string[];
-  v: number[][];
+export interface KeyedTimes {
+  keys: string[];
+  times: number[][];
 }
 
 /** Appends `ts`, drops entries older than `horizon` and the oldest beyond `max`; returns the list. */
@@ -22,30 +25,30 @@ export function pushWindow(list: number[] | undefined, ts: number, horizon: numb
 }
 
 /** Appends `ts` under `key` and prunes every key; keys left empty are removed. */
-export function windowAdd(
-  lists: WindowLists | undefined,
+export function keyedAdd(
+  lists: KeyedTimes | undefined,
   key: string,
   ts: number,
   horizon: number,
   max: number,
-): WindowLists {
-  const w = lists ?? { k: [], v: [] };
-  let i = w.k.indexOf(key);
+): KeyedTimes {
+  const w = lists ?? { keys: [], times: [] };
+  let i = w.keys.indexOf(key);
   if (i < 0) {
-    w.k.push(key);
-    w.v.push([]);
-    i = w.k.length - 1;
+    w.keys.push(key);
+    w.times.push([]);
+    i = w.keys.length - 1;
   }
-  w.v[i] = pushWindow(w.v[i], ts, horizon, max);
-  for (let j = w.k.length - 1; j >= 0; j--) {
+  w.times[i] = pushWindow(w.times[i], ts, horizon, max);
+  for (let j = w.keys.length - 1; j >= 0; j--) {
     if (j === i) continue;
-    const l = w.v[j]!;
+    const l = w.times[j]!;
     let n = 0;
     for (let x = 0; x < l.length; x++) if (l[x]! >= horizon) l[n++] = l[x]!;
     l.length = n;
     if (n === 0) {
-      w.k.splice(j, 1);
-      w.v.splice(j, 1);
+      w.keys.splice(j, 1);
+      w.times.splice(j, 1);
       if (j < i) i--;
     }
   }
@@ -64,8 +67,8 @@ function countIn(list: number[] | undefined, from: number, to: number): number {
  * and no `unless` event of the same key in that window.
  */
 export function countFires(
-  x: WindowLists | undefined,
-  u: WindowLists | undefined,
+  counted: KeyedTimes | undefined,
+  vetoes: KeyedTimes | undefined,
   anchors: number[] | undefined,
   key: string,
   ts: number,
@@ -73,8 +76,8 @@ export function countFires(
   n: number,
   anchored: boolean,
 ): boolean {
-  const xs = x?.v[x.k.indexOf(key)];
-  const us = u?.v[u.k.indexOf(key)];
+  const xs = counted?.times[counted.keys.indexOf(key)];
+  const us = vetoes?.times[vetoes.keys.indexOf(key)];
   if (!anchored) return countIn(xs, ts - windowMs, ts) >= n && countIn(us, ts - windowMs, ts) === 0;
   if (anchors === undefined) return false;
   for (const a of anchors) {

@@ -1,0 +1,51 @@
+/**
+ * A partition's state as plain data: what a checkpoint stores (msgpack) and a restore reads.
+ * Older formats are upgraded by operators/snapshotUpgrade.ts.
+ */
+import type { PendingEvent } from './orderedEvents.js';
+import type { CustomerState } from './profile.js';
+import type { TimerRecord } from './ruleModel.js';
+import type { CustomerScope, RuleMemory } from './ruleSet.js';
+import type { WatermarkState } from './watermark.js';
+
+/**
+ * A partition's state as plain data (msgpack-able): what a checkpoint stores. A full snapshot holds
+ * every customer; a delta only those changed since the snapshot before it, and is restored on top of
+ * the full one it follows and the deltas in between.
+ */
+export interface PartitionSnapshot {
+  /** Format version; a reader refuses versions it does not know, and upgrades older ones. */
+  version: typeof SNAPSHOT_VERSION;
+  partition: number;
+  /** Only the customers changed since the previous snapshot (full or delta) of this processor. */
+  delta: boolean;
+  /** Highest stream sequence applied. */
+  lastSeq: number;
+  /** Event-time watermark and the highest event time seen. */
+  watermark: WatermarkState;
+  customers: Array<[customer: string, entry: CustomerEntry]>;
+}
+
+/** Snapshot format this code writes (older ones are upgraded on restore: operators/snapshotUpgrade.ts). */
+export const SNAPSHOT_VERSION = 4;
+
+/** One customer as the partition holds it (plain data). */
+export interface CustomerEntry {
+  state: CustomerState;
+  /** Pattern memory per rule. */
+  memory: RuleMemory;
+  /** Cooldown and once-per-session marks per rule. */
+  fired: CustomerScope['fired'];
+  /** Delivery times per cap group. */
+  caps: CustomerScope['caps'];
+  /** Pending timers by id (pattern timers, quiet-hours deferrals, profile publication). */
+  timers: Record<string, TimerRecord>;
+  /** Events applied on arrival that the ordered lane has not seen yet (the watermark has not passed them). */
+  pending: PendingEvent[];
+  /** Events later than a pending timer of the customer, applied once that timer has fired (stream order). */
+  held: PendingEvent[];
+  /** Event time of the last published snapshot; -Infinity before the first. */
+  publishedAt: number;
+  /** Changed since the last published snapshot. */
+  dirty: boolean;
+}
