@@ -132,6 +132,11 @@ export class PartitionProcessor {
     return this.watermark.value;
   }
 
+  /** Highest event time applied (−Infinity before the first). */
+  get maxEventTime(): number {
+    return this.watermark.maxSeen;
+  }
+
   /** Pending timers of all customers (heap entries may be more: stale ones are dropped lazily). */
   get pendingTimers(): number {
     let n = 0;

@@ -19,6 +19,7 @@ import {
   type RowFormat,
   TRIGGER_COLUMNS,
 } from './clickhouseRows.js';
+import { retrying } from './retry.js';
 
 /** Options of {@link ClickHouseWriter}. */
 export interface ClickHouseWriterOptions {
@@ -328,8 +329,13 @@ export class ClickHouseWriter {
     // Missing fields become null, which ClickHouse reads as the column default.
     // (Typed as objects for the client's signature; JSONCompactEachRow takes arrays.)
     const values = compact ? (rows.map((r) => q.columns.map((c) => r[c] ?? null)) as unknown as Row[]) : rows;
-    for (let attempt = 1; ; attempt++) {
-      try {
+    // Rows are never dropped: retried until ClickHouse takes them (back-pressure holds the writers).
+    const delaysMs: number[] = [];
+    for (let d = initialMs; d < maxMs; d *= 2) delaysMs.push(d);
+    delaysMs.push(maxMs);
+    await retrying(
+      `insert into ${table}`,
+      async () => {
         if (batch.encoded) await this.#insertEncoded(q, batch.encoded);
         else
           await this.#client.insert({
@@ -343,20 +349,21 @@ export class ClickHouseWriter {
                 { clickhouse_settings: { input_format_skip_unknown_fields: 1 } }),
           });
         this.#lastError = null;
-        return;
-      } catch (e) {
-        const error = e instanceof Error ? e : new Error(String(e));
-        const retryInMs = Math.min(maxMs, initialMs * 2 ** Math.min(attempt - 1, 30));
-        this.#failedAttempts++;
-        this.#lastError = `${table}: ${error.message}`;
-        try {
-          this.#options.onError?.(error, { table, rows: batch.length, attempt, retryInMs });
-        } catch {
-          // A failing log callback must not stop the retries.
-        }
-        await new Promise((resolve) => setTimeout(resolve, retryInMs));
-      }
-    }
+      },
+      {
+        delaysMs,
+        onRetry: (e, attempt, retryInMs) => {
+          const error = e instanceof Error ? e : new Error(String(e));
+          this.#failedAttempts++;
+          this.#lastError = `${table}: ${error.message}`;
+          try {
+            this.#options.onError?.(error, { table, rows: batch.length, attempt, retryInMs });
+          } catch {
+            // A failing log callback must not stop the retries.
+          }
+        },
+      },
+    );
   }
 
   /**

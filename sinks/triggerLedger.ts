@@ -72,18 +72,64 @@ export class TriggerLedger {
   }
 }
 
-/** A trigger sink that drops the triggers a {@link TriggerLedger} knows as published. */
+/**
+ * A trigger sink that drops the triggers a {@link TriggerLedger} knows as published (after a
+ * recovery), and retries a failed publish without publishing any trigger twice: a publish that
+ * failed (a timeout during a broker restart) may have stored some of its triggers, whatever the
+ * stream's duplicate window; the retry reads the ids stored since before the failed publish began
+ * and sends only the others.
+ */
 export class LedgeredTriggerSink implements TriggerSink {
+  /** A CX_TRIGGERS sequence read before the publishes that start now: they are all stored above it. */
+  private bound = 0;
+  /** The bound each publish started under (keyed by the triggers array the caller retries with). */
+  private readonly bounds = new WeakMap<Trigger[], number>();
+  private readonly refresh: ReturnType<typeof setInterval> | undefined;
+
   constructor(
     private readonly inner: TriggerSink,
     /** Replaced after each recovery. */
     public ledger: TriggerLedger,
-  ) {}
+    /** The connection of CX_TRIGGERS (retries read the stream); none: retries publish again as they are. */
+    private readonly nc?: NatsConnection,
+    /** How often the bound is read again (a retry reads the triggers stored since). @default 1000 */
+    refreshMs = 1000,
+  ) {
+    if (nc) {
+      const read = () => {
+        jetstream(nc)
+          .jetstreamManager()
+          .then((jsm) => triggersStreamSeq(jsm))
+          .then(
+            (seq) => {
+              this.bound = Math.max(this.bound, seq);
+            },
+            () => {}, // an outage: the older bound stays valid
+          );
+      };
+      read();
+      this.refresh = setInterval(read, refreshMs);
+      this.refresh.unref();
+    }
+  }
 
   /** Publishes the triggers the ledger does not hold. */
   publish(triggers: Trigger[]): Promise<void> {
-    if (this.ledger.size === 0) return this.inner.publish(triggers);
-    const fresh = triggers.filter((t) => !this.ledger.take(t.id));
+    this.bounds.set(triggers, this.bound);
+    const fresh = this.ledger.size === 0 ? triggers : triggers.filter((t) => !this.ledger.take(t.id));
     return fresh.length > 0 ? this.inner.publish(fresh) : Promise.resolve();
+  }
+
+  /** A retry of `publish(triggers)`: only the triggers the stream does not hold since that publish began. */
+  async publishAgain(triggers: Trigger[]): Promise<void> {
+    if (!this.nc) return this.inner.publish(triggers);
+    const stored = await TriggerLedger.read(this.nc, this.bounds.get(triggers) ?? this.bound);
+    const missing = triggers.filter((t) => !stored.take(t.id));
+    if (missing.length > 0) await this.inner.publish(missing);
+  }
+
+  /** Stops reading the bound. */
+  close(): void {
+    if (this.refresh) clearInterval(this.refresh);
   }
 }

@@ -9,9 +9,9 @@
  * 1. D = the delivered prefix now; T = CX_TRIGGERS' last sequence now.
  * 2. Each worker encodes its state (after the batches already queued to it): lastSeq L_p ≥ every
  *    event of p at or below D, because those were applied before they were delivered.
- * 3. Wait until the delivered prefix reaches max L_p (as far as this run has emitted): a state
- *    must never be stored before the outputs of the events it contains are delivered, or a crash
- *    would skip those events on replay and lose their outputs.
+ * 3. Wait until every output of the tasks each worker ran before its snapshot is delivered (event
+ *    batches, ticks, rule swaps): a state must never be stored before the outputs it caused are
+ *    delivered, or a crash would skip those events on replay and lose their outputs.
  * 4. Store every partition's record (coveredSeq = D) durably, then ack D. A partition without
  *    events in the range is covered trivially: its state holds all of its (zero) events there.
  *
@@ -35,6 +35,8 @@ export interface CheckpointPool {
   readonly partitions: number;
   snapshot(partition: number, delta: boolean): Promise<SnapshotResult>;
   restore(partition: number, states: readonly Uint8Array[]): Promise<unknown>;
+  /** The partition's record holding its tasks up to `task` is stored (a restart in place replays from there). */
+  checkpointed?(partition: number, task: number): void;
 }
 
 /** Options of {@link Checkpointer}. */
@@ -127,7 +129,6 @@ export class Checkpointer {
   /** Delivery of the source's events: its "ack" is our delivered prefix. */
   private readonly delivery: AckTracker<null>;
   private deliveredSeq = 0;
-  private deliveryWaiters: Array<{ seq: number; resolve: () => void }> = [];
   /** Delivered batches whose sequences are not yet acked at the source (ascending per batch). */
   private uncommitted: Array<ArrayLike<number>> = [];
   private uncommittedCount = 0;
@@ -143,6 +144,8 @@ export class Checkpointer {
     fire: () => void;
     earlyAt: number;
   } | null = null;
+  /** Resolves once every output of a partition's tasks up to a number is delivered (the pipeline's). */
+  private outputsDelivered: (partition: number, task: number) => Promise<void> = async () => {};
 
   constructor(options: CheckpointerOptions) {
     this.pool = options.pool;
@@ -156,10 +159,6 @@ export class Checkpointer {
     this.maxDeltas = options.maxDeltas ?? 100;
     this.delivery = new AckTracker<null>((_, lastSeq) => {
       this.deliveredSeq = lastSeq;
-      if (this.deliveryWaiters.length === 0) return;
-      const ready = this.deliveryWaiters.filter((w) => w.seq <= lastSeq);
-      this.deliveryWaiters = this.deliveryWaiters.filter((w) => w.seq > lastSeq);
-      for (const w of ready) w.resolve();
     });
   }
 
@@ -224,6 +223,23 @@ export class Checkpointer {
     };
   }
 
+  /**
+   * A partition's thread was replaced (it died): restores the partition's latest stored record into
+   * it through `restore`, after any checkpoint being stored, so the worker pool can replay the tasks
+   * since (engine/runtime/workerPool.ts "restart in place"). Its next record is a full one.
+   */
+  async restorePartition(
+    partition: number,
+    restore: (states: readonly Uint8Array[]) => Promise<void>,
+  ): Promise<void> {
+    await this.running?.catch(() => {});
+    const record = (await this.store.partitions()).includes(partition)
+      ? await this.store.load(partition)
+      : null;
+    if (record !== null) await restore([record.state, ...record.deltas]);
+    this.chains[partition] = null;
+  }
+
   /** A chunk of events left the source, in stream order (before routing). */
   track(seqs: ArrayLike<number>): void {
     this.delivery.track(seqs, null);
@@ -240,28 +256,25 @@ export class Checkpointer {
 
   /**
    * Checkpoints every `intervalMs`, and at once when `earlyAt` delivered events wait for their ack.
-   * `serialize` runs each checkpoint in line with the other worker outputs (ticks); a failed one
-   * is reported to `onError` and retried at the next turn (acks simply wait).
+   * A failed one is reported to `onError` and retried at the next turn (acks simply wait).
+   * `outputsDelivered` tells when the outputs of a partition's tasks are delivered (the pipeline's).
    */
   start(options: {
     intervalMs: number;
     earlyAt: number;
-    serialize: (work: () => Promise<void>) => Promise<void>;
+    outputsDelivered: (partition: number, task: number) => Promise<void>;
     onCheckpoint?: (stats: CheckpointStats) => void;
     onError: (error: unknown) => void;
   }): void {
+    this.outputsDelivered = options.outputsDelivered;
     let busy = false;
     const fire = (): void => {
       if (busy || !this.schedule) return;
       busy = true;
       if (this.schedule.timer) clearTimeout(this.schedule.timer);
       this.schedule.timer = null;
-      void options
-        .serialize(async () => {
-          const stats = await this.checkpoint();
-          options.onCheckpoint?.(stats);
-        })
-        .catch(options.onError)
+      void this.checkpoint()
+        .then((stats) => options.onCheckpoint?.(stats), options.onError)
         .finally(() => {
           busy = false;
           if (this.schedule) this.schedule.timer = setTimeout(fire, options.intervalMs);
@@ -276,10 +289,7 @@ export class Checkpointer {
     this.schedule = null;
   }
 
-  /**
-   * Checkpoints every partition and acks what the checkpoint covers. Concurrent calls share one
-   * checkpoint. Callers serialize it with other worker outputs (ticks) so no output is in flight.
-   */
+  /** Checkpoints every partition and acks what the checkpoint covers. Concurrent calls share one checkpoint. */
   checkpoint(): Promise<CheckpointStats> {
     if (!this.running) {
       this.running = this.take()
@@ -310,9 +320,7 @@ export class Checkpointer {
     const snapshots = await Promise.all(
       Array.from({ length: P }, (_, p) => this.pool.snapshot(p, delta[p]!)),
     );
-    // events above what this run emitted were applied (and delivered) before the restored checkpoint
-    const mustDeliver = Math.min(Math.max(...snapshots.map((s) => s.lastSeq)), this.delivery.lastSeq);
-    await this.whenDelivered(mustDeliver);
+    await Promise.all(snapshots.map((s, p) => this.outputsDelivered(p, s.afterTask)));
     const storing = performance.now();
     const createdAt = this.clock();
     let bytes = 0;
@@ -345,6 +353,7 @@ export class Checkpointer {
     );
     chains.forEach((c, p) => {
       this.chains[p] = c;
+      this.pool.checkpointed?.(p, snapshots[p]!.afterTask);
     });
     for (let p = 0; p < P; p++) this.covered[p] = Math.max(delivered, this.covered[p]!);
     const coveredSeq = Math.min(...this.covered);
@@ -380,10 +389,5 @@ export class Checkpointer {
     }
     this.uncommitted = keep;
     this.uncommittedCount = kept;
-  }
-
-  private whenDelivered(seq: number): Promise<void> {
-    if (seq <= this.deliveredSeq) return Promise.resolve();
-    return new Promise((resolve) => this.deliveryWaiters.push({ seq, resolve }));
   }
 }

@@ -27,6 +27,11 @@ export interface Config {
     ackWaitMs: number;
     /** Most events pulled and not yet acked. @default 100000 */
     maxInFlight: number;
+    /**
+     * How long the engine rides through a NATS outage (sinks retried, the client reconnecting) before
+     * it gives up with exit code 1. @default 300000
+     */
+    maxOutageMs: number;
   };
   clickhouse: {
     /** `embedded:DIR` (chDB in-process) or `http(s)://user:pass@host:port/db`. @default 'embedded:./.cxstream/clickhouse' */
@@ -75,6 +80,8 @@ export interface Config {
      * they would move the watermark into the future and fire every pending timer. @default 300000
      */
     maxFutureSkewMs: number;
+    /** Restarts in place of one partition's worker thread allowed within 10 minutes; one more exits the engine. @default 3 */
+    workerRestarts: number;
   };
   metrics: {
     /** HTTP port of /metrics, /healthz, /readyz; 0 turns it off. @default 9464 */
@@ -96,6 +103,7 @@ const schema = {
         durable: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' },
         ackWaitMs: { type: 'integer', minimum: 1000 },
         maxInFlight: { type: 'integer', minimum: 1 },
+        maxOutageMs: { type: 'integer', minimum: 1000 },
       },
     },
     clickhouse: {
@@ -135,6 +143,7 @@ const schema = {
         allowedLatenessMs: { type: 'integer', minimum: 0 },
         idleAfterMs: { type: 'integer', minimum: 0 },
         maxFutureSkewMs: { type: 'integer', minimum: 0 },
+        workerRestarts: { type: 'integer', minimum: 0 },
       },
     },
     metrics: {
@@ -146,7 +155,13 @@ const schema = {
 } as const;
 
 const defaults: Config = {
-  nats: { url: 'nats://127.0.0.1:4222', durable: 'cxstream', ackWaitMs: 30_000, maxInFlight: 100_000 },
+  nats: {
+    url: 'nats://127.0.0.1:4222',
+    durable: 'cxstream',
+    ackWaitMs: 30_000,
+    maxInFlight: 100_000,
+    maxOutageMs: 300_000,
+  },
   clickhouse: { url: 'embedded:./.cxstream/clickhouse', flushIntervalMs: 1000, maxBufferedRows: 500_000 },
   state: { dir: './.cxstream/state' },
   checkpoint: { intervalMs: 2000, store: 'local', replicas: 1, maxDeltas: 100 },
@@ -160,6 +175,7 @@ const defaults: Config = {
     allowedLatenessMs: 5000,
     idleAfterMs: 10_000,
     maxFutureSkewMs: 300_000,
+    workerRestarts: 3,
   },
   metrics: { port: 9464, host: '127.0.0.1' },
 };

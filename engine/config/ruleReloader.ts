@@ -102,7 +102,7 @@ export class RuleReloader {
     if (this.timer) clearTimeout(this.timer);
     for (const w of this.watchers) w.close();
     if (this.signal) process.off(this.signal, this.onSignal);
-    for (const request of this.inFlight) request.reject(new Error('engine stopped'));
+    for (const request of this.inFlight) request.reject?.(new Error('engine stopped'));
     this.subject.complete();
   }
 

@@ -21,6 +21,23 @@ export class Metrics {
     labelNames: ['rule'] as const,
     registers: [this.registry],
   });
+  readonly lateEvents = new Counter({
+    name: 'cx_late_events_total',
+    help: 'Events that arrived behind their partition watermark (beyond engine.allowedLatenessMs)',
+    registers: [this.registry],
+  });
+  readonly sinkRetries = new Counter({
+    name: 'cx_sink_retries_total',
+    help: 'NATS sink calls retried (a broker outage is ridden through up to nats.maxOutageMs)',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+  readonly workerRestarts = new Counter({
+    name: 'cx_worker_restarts_total',
+    help: 'Partition worker threads restarted in place from their last checkpoint',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
   readonly deadLetters = new Counter({
     name: 'cx_dead_letters_total',
     help: 'Events sent to the dead-letter subject',

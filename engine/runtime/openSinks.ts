@@ -38,12 +38,14 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
   });
   let memoryTriggers: MemoryTriggerSink | null = null;
   let triggers: PipelineSinks['triggers'];
+  let ledgered: LedgeredTriggerSink | null = null;
   let deadLetters: PipelineSinks['deadLetters'];
   let profiles: PipelineSinks['profiles'];
   if (nc) {
     await ensureStreams(nc);
     // replays after a crash skip the trigger ids already on CX_TRIGGERS (runEngine reads them)
-    triggers = new LedgeredTriggerSink(new NatsTriggerSink(nc), new TriggerLedger());
+    ledgered = new LedgeredTriggerSink(new NatsTriggerSink(nc), new TriggerLedger(), nc);
+    triggers = ledgered;
     deadLetters = new DeadLetterSink(nc);
     profiles = await ProfileStore.open(nc);
   } else {
@@ -60,6 +62,7 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
     clickhouseClient: client,
     memoryTriggers,
     async close() {
+      ledgered?.close();
       await clickhouse.close();
       await client.close();
     },

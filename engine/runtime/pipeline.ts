@@ -4,6 +4,7 @@ import {
   EMPTY,
   endWith,
   filter,
+  from,
   ignoreElements,
   interval,
   lastValueFrom,
@@ -13,7 +14,6 @@ import {
   mergeWith,
   type Observable,
   type SchedulerLike,
-  Subject,
   share,
   takeUntil,
   tap,
@@ -21,41 +21,27 @@ import {
 import { batchWhileBusy, type Work } from '../../operators/batchWhileBusy.js';
 import { countedSelection, type RegionSurge } from '../../operators/regionSurge.js';
 import { routeByPartition } from '../../operators/route.js';
-import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
-import type { EncodedRows } from '../../sinks/clickhouseRows.js';
+import type { Trigger } from '../../operators/types.js';
 import type { Checkpointer, CheckpointStats } from '../checkpoint/checkpointer.js';
 import type { EventSource, RawEvent } from '../source/eventSource.js';
-import { log } from './log.js';
+import { Deliverer, type PipelineSinks } from './deliverer.js';
 import type { Metrics } from './metrics.js';
+import { TaskDelivery } from './taskDelivery.js';
 import { TASKS_IN_FLIGHT, type WorkerPool } from './workerPool.js';
 import type { BatchOutput, ControlRequest } from './workerProtocol.js';
 
-/** Where a batch's outputs go; each promise resolves once the sink has accepted them durably. */
-export interface PipelineSinks {
-  triggers: { publish(triggers: Trigger[]): Promise<void> };
-  deadLetters: { publish(rejects: Reject[]): Promise<void> };
-  profiles: { put(rows: ProfileRow[]): Promise<void> };
-  clickhouse: {
-    /** Event rows the workers encoded in the writer's format. */
-    writeEncodedEvents(rows: EncodedRows): Promise<void>;
-    /** Profile rows the workers encoded in the writer's format; without it, `writeProfiles` gets the objects. */
-    writeEncodedProfiles?(rows: EncodedRows): Promise<void>;
-    writeTriggers(rows: Trigger[]): Promise<void>;
-    writeProfiles(rows: ProfileRow[]): Promise<void>;
-    flush(): Promise<void>;
-  };
-}
+export type { PipelineSinks } from './deliverer.js';
 
 /** How the pipeline runs. */
 export interface PipelineOptions {
   source: EventSource;
   pool: WorkerPool;
   sinks: PipelineSinks;
-  /** Wall clock: `firedAt` of triggers and the profile ticks. */
+  /** Wall clock: `firedAt` of triggers and the ticks of live streams. */
   clock: () => number;
   /**
-   * Live streams publish due profiles on a wall-clock tick; replays (false) go by event time only
-   * and publish what is left at the end.
+   * Live streams tick on the wall clock (a quiet partition at the live edge moves its watermark with
+   * it); replays (false) go by event time only and publish what is left at the end.
    */
   live: boolean;
   /**
@@ -63,17 +49,17 @@ export interface PipelineOptions {
    * (operators/batchWhileBusy.ts). @default 1000
    */
   batchMaxEvents?: number;
-  /** Profile tick period of live streams. @default 5000 */
+  /** Tick period of live streams. @default 5000 */
   tickIntervalMs?: number;
   /** Scheduler of the tick timer (virtual time in tests). @default asyncScheduler */
   scheduler?: SchedulerLike;
   metrics?: Metrics;
-  /** Called with each batch's outputs after the sinks accepted them (progress, demo summary). */
+  /** Called with each output after the sinks accepted it (progress, demo summary). */
   onOutput?: (output: BatchOutput) => void;
   /**
    * Tasks for every partition (rule swaps) run in order with the event batches: each partition
-   * applies one between two of its batches (engine/config/ruleReloader.ts). Requests after the source
-   * completed are not run.
+   * applies one between two of its batches (engine/config/ruleReloader.ts). Requests after the
+   * source completed are not run.
    */
   controls$?: Observable<ControlRequest>;
   /**
@@ -84,12 +70,17 @@ export interface PipelineOptions {
   aggregates?: readonly RegionSurge[];
   /**
    * Replays: once the source completed, move every partition's event time (and the aggregates) to
-   * this time, so timers of silent customers due by then fire (`replay --until`).
+   * this time, so timers of silent customers due by then fire (`replay --until`, or the last event).
    */
   advanceTo?: number;
   /**
-   * Exactly-once mode: acks wait for a checkpoint that covers them (engine/checkpoint/checkpointer.ts); a
-   * last checkpoint is taken when the source completes. Without it, delivered events are acked.
+   * How long a NATS sink (triggers, dead letters, profiles) may keep failing before the engine gives
+   * up (a broker outage is ridden through up to this). @default 300000
+   */
+  maxOutageMs?: number;
+  /**
+   * Exactly-once mode: acks wait for a checkpoint that covers them (engine/checkpoint/checkpointer.ts);
+   * a last checkpoint is taken when the source completes. Without it, delivered events are acked.
    */
   checkpoints?: {
     checkpointer: Checkpointer;
@@ -102,91 +93,67 @@ export interface PipelineOptions {
   };
 }
 
+/** What a partition's worker got and gave back for one task. */
+interface PartitionResult {
+  p: number;
+  batch: readonly RawEvent[] | undefined;
+  control: ControlRequest | undefined;
+  out: BatchOutput;
+  started: number;
+}
+
 /**
- * The main-thread graph: source → route by customer → micro-batch per partition → worker (in
- * order) → sinks → ack. Resolves when the source has completed and every output is delivered,
- * including the final profile flush.
+ * The main-thread graph: source → route by customer → per partition, event batches and control
+ * tasks (ticks, rule swaps) in order to its worker → sinks → ack. Resolves when the source has
+ * completed and every output is delivered, including the end of a replay and the last checkpoint.
  */
 export async function runPipeline(options: PipelineOptions): Promise<void> {
-  const { source, pool, sinks, clock, metrics } = options;
-  const scheduler = options.scheduler ?? asyncScheduler;
+  const { source, pool, metrics } = options;
   const partitions = pool.partitions;
-
-  /** Rules whose first run-time error was logged (once per rule). */
-  const loggedRuleErrors = new Set<string>();
-  const deliver = async (out: BatchOutput): Promise<void> => {
-    await Promise.all([
-      out.triggers.length > 0 ? sinks.triggers.publish(out.triggers) : undefined,
-      out.rejects.length > 0 ? sinks.deadLetters.publish(out.rejects) : undefined,
-      out.profiles.length > 0 ? sinks.profiles.put(out.profiles) : undefined,
-      out.events.length > 0 ? sinks.clickhouse.writeEncodedEvents(out.events) : undefined,
-      out.triggers.length > 0 ? sinks.clickhouse.writeTriggers(out.triggers) : undefined,
-      out.profiles.length > 0
-        ? out.profileRows && sinks.clickhouse.writeEncodedProfiles
-          ? sinks.clickhouse.writeEncodedProfiles(out.profileRows)
-          : sinks.clickhouse.writeProfiles(out.profiles)
-        : undefined,
-    ]);
-    for (const e of out.ruleErrors ?? []) {
-      metrics?.ruleErrors.inc({ rule: e.rule }, e.count);
-      if (!loggedRuleErrors.has(e.rule)) {
-        loggedRuleErrors.add(e.rule);
-        log.warn(
-          { rule: e.rule, error: e.first },
-          'a rule expression failed at run time; it counts as false',
-        );
-      }
-    }
-    if (metrics) {
-      metrics.events.inc(out.events.length);
-      metrics.deadLetters.inc(out.rejects.length);
-      metrics.profiles.inc(out.profiles.length);
-      for (const t of out.triggers) metrics.triggers.inc({ rule: t.rule });
-    }
-    options.onOutput?.(out);
-  };
-
+  const deliverer = new Deliverer({
+    sinks: options.sinks,
+    metrics,
+    onOutput: options.onOutput,
+    maxOutageMs: options.maxOutageMs ?? 300_000,
+  });
+  // Which outputs of each partition's tasks were delivered: a checkpoint waits for all before its cut.
+  const delivery = new TaskDelivery(partitions);
   const aggregates = options.aggregates ?? [];
-  /** Feeds a partition's output (in that partition's order) to the aggregates; adds their triggers. */
-  const aggregate = (p: number, out: BatchOutput): BatchOutput => {
-    if (aggregates.length === 0 || out.counted === undefined) return out;
-    const fired: Trigger[] = [];
-    for (const a of aggregates) for (const t of a.observe(p, out.counted)) fired.push(t);
-    return fired.length === 0 ? out : { ...out, triggers: [...out.triggers, ...fired] };
+  /** Delivers a partition's output; the aggregates see it first, in the partition's order. */
+  const deliver = async (p: number, output: BatchOutput): Promise<BatchOutput> => {
+    const out = aggregate(aggregates, p, output);
+    await deliverer.deliver(out);
+    delivery.delivered(p, out.task);
+    return out;
+  };
+  const deliverAll = async (outs: BatchOutput[]) => {
+    for (const [p, out] of outs.entries()) await deliver(p, out);
   };
   if (aggregates.length > 0) {
-    // Before any batch (piscina runs a partition's tasks in submission order): workers report the counted rows.
+    // Before any batch (a partition runs its tasks in submission order): workers report the counted rows.
     const selection = countedSelection(aggregates.map((a) => a.spec));
-    for (const out of await pool.broadcast({ kind: 'aggregates', selection })) await deliver(out);
+    await deliverAll(await pool.broadcast({ kind: 'aggregates', selection }));
   }
 
   const checkpointer = options.checkpoints?.checkpointer;
-  // Ticks and checkpoints take turns: a checkpoint must not run while a tick's outputs are in flight.
-  let turn: Promise<unknown> = Promise.resolve();
-  const serialize = (work: () => Promise<void>): Promise<void> => {
-    const next = turn.then(work);
-    turn = next.catch(() => {});
-    return next;
-  };
-
   const slices$ = source.chunks$.pipe(
     tap((chunk) => checkpointer?.track(chunk.map((e) => e.seq))),
     routeByPartition<RawEvent>(partitions),
     share(),
   );
-  // Control requests stop with the source: the partition streams below complete only when both do.
-  const controls$ = (options.controls$ ?? EMPTY).pipe(
-    takeUntil(slices$.pipe(ignoreElements(), endWith(true))),
-    share(),
-  );
+  const sourceDone$ = slices$.pipe(ignoreElements(), endWith(true), share());
+  // Control tasks for every partition: rule swaps, and on live streams the wall-clock ticks. A tick
+  // carries the wall clock only when the source has confirmed it holds every message of the stream
+  // (the live edge); it goes behind the events already routed, so it never overtakes them.
+  const ticks$: Observable<ControlRequest> = options.live
+    ? interval(options.tickIntervalMs ?? 5000, options.scheduler ?? asyncScheduler).pipe(
+        concatMap(() => from(source.caughtUp())),
+        map((caughtUp) => ({ task: { kind: 'tick', now: caughtUp ? options.clock() : null, flush: false } })),
+      )
+    : EMPTY;
+  const controls$ = merge(options.controls$ ?? EMPTY, ticks$).pipe(takeUntil(sourceDone$), share());
   const pendingControls = new Map<ControlRequest, BatchOutput[]>();
-  type PartitionResult = {
-    p: number;
-    batch: readonly RawEvent[] | undefined;
-    control: ControlRequest | undefined;
-    out: BatchOutput;
-    started: number;
-  };
+
   const batches$: Observable<PartitionResult> = merge(
     ...Array.from({ length: partitions }, (_, p) =>
       slices$.pipe(
@@ -195,17 +162,16 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
         map((items): Work<RawEvent, ControlRequest> => ({ items })),
         mergeWith(controls$.pipe(map((control): Work<RawEvent, ControlRequest> => ({ control })))),
         // A partition's batches reach its worker in stream order, and a control task goes in between
-        // two of them — never sent past an event still waiting here, and never interleaved with a
-        // batch (a worker runs one task at a time, in submission order). Events are sent at once
-        // while fewer than TASKS_IN_FLIGHT tasks are out, so the worker never waits for the main
-        // thread; otherwise they wait and go together with the next task.
+        // two of them, never past an event still waiting here. Events are sent at once while fewer
+        // than TASKS_IN_FLIGHT tasks are out, so the worker never waits for the main thread;
+        // otherwise they wait and go together with the next task.
         batchWhileBusy<RawEvent, ControlRequest, PartitionResult>({
           maxItems: options.batchMaxEvents ?? 1000,
           concurrency: TASKS_IN_FLIGHT,
           run: async ({ items: batch, control }) => {
             const started = performance.now();
             const out = batch
-              ? await pool.runEvents(p, batch, clock())
+              ? await pool.runEvents(p, batch, options.clock())
               : await pool.run(p, (control as ControlRequest).task);
             return { p, batch, control, out, started };
           },
@@ -214,43 +180,17 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
     ),
   );
 
-  const finished$ = new Subject<void>();
-  const ticks = options.live
-    ? interval(options.tickIntervalMs ?? 5000, scheduler)
-        .pipe(
-          takeUntil(finished$),
-          concatMap(() =>
-            serialize(async () => {
-              // A tick output has no rows, only watermarks: a partition's tick is answered after its
-              // earlier batches, whose outputs the aggregates have seen by then.
-              // Wall-clock time only once the source has no backlog: a partition catching up is not idle.
-              const now = source.stats().caughtUp ? clock() : null;
-              const outs = await pool.broadcast({ kind: 'tick', now, flush: false });
-              for (let p = 0; p < outs.length; p++) await deliver(aggregate(p, outs[p]!));
-            }),
-          ),
-        )
-        .subscribe({ error: () => {} })
-    : null;
-
-  if (checkpointer && options.checkpoints) checkpointer.start({ ...options.checkpoints, serialize });
+  if (checkpointer && options.checkpoints)
+    checkpointer.start({ ...options.checkpoints, outputsDelivered: (p, task) => delivery.when(p, task) });
   try {
     await lastValueFrom(
       batches$.pipe(
         // Sinks of different batches overlap (a ClickHouse insert holds a batch up to flushIntervalMs);
         // the source bounds what is in flight, and acks only contiguous prefixes of what is done.
         mergeMap(async ({ p, batch, control, out: output, started }) => {
-          // Synchronously, in the order of this partition's outputs (aggregates need that order).
-          const out = aggregate(p, output);
-          await deliver(out);
+          const out = await deliver(p, output);
           if (control) {
-            const outs = pendingControls.get(control) ?? [];
-            outs[p] = out;
-            pendingControls.set(control, outs);
-            if (outs.filter(Boolean).length === partitions) {
-              pendingControls.delete(control);
-              control.resolve(outs);
-            }
+            if (control.resolve) settleControl(pendingControls, control, p, out, partitions);
             return;
           }
           if (!batch) return;
@@ -258,53 +198,51 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
           if (checkpointer) checkpointer.delivered(seqs);
           else source.done(seqs);
           metrics?.batchSeconds.observe((performance.now() - started) / 1000);
-          if (metrics) metrics.inFlight.set(source.stats().inFlight);
+          metrics?.inFlight.set(source.stats().inFlight);
         }),
       ),
       { defaultValue: undefined },
     );
   } finally {
-    finished$.next();
-    ticks?.unsubscribe();
     checkpointer?.stop();
   }
-  await serialize(async () => {
-    const { advanceTo } = options;
-    if (advanceTo !== undefined) {
-      const outs = await pool.broadcast({ kind: 'advance', to: advanceTo });
-      for (let p = 0; p < outs.length; p++) await deliver(aggregate(p, outs[p]!));
-    }
-    if (!options.live && aggregates.length > 0) {
-      // A finished replay has all its data: evaluate up to the window holding its last event (or --until).
-      const fired: Trigger[] = [];
-      for (const a of aggregates)
-        fired.push(...a.advanceTo(Math.max(advanceTo ?? -Infinity, a.lastWindowEnd)));
-      if (fired.length > 0) await deliver(triggersOnly(fired));
-    }
-  });
-  await serialize(async () => {
-    // Replays never read the wall clock: their results depend on the events alone.
-    const now = options.live && source.stats().caughtUp ? clock() : null;
-    for (const out of await pool.broadcast({ kind: 'tick', now, flush: true })) await deliver(out);
-  });
-  await sinks.clickhouse.flush();
-  if (checkpointer) {
-    await serialize(async () => {
-      // The last checkpoint of a drain: a NATS request can time out right after an outage, so it is
-      // tried a few times before the drain fails (nothing is lost then either: unacked events return).
-      for (let attempt = 1; ; attempt++) {
-        try {
-          // not inside the optional call: `a?.(await b)` skips `b` when `a` is missing
-          const stats = await checkpointer.checkpoint();
-          options.checkpoints?.onCheckpoint?.(stats);
-          return;
-        } catch (e) {
-          if (attempt >= 3) throw e;
-          options.checkpoints?.onError(e);
-          await new Promise((r) => setTimeout(r, 1000 * attempt));
-        }
-      }
-    });
+  const { advanceTo } = options;
+  if (advanceTo !== undefined) await deliverAll(await pool.broadcast({ kind: 'advance', to: advanceTo }));
+  if (!options.live && aggregates.length > 0) {
+    // A finished replay has all its data: evaluate up to the window holding its last event (or --until).
+    const fired: Trigger[] = [];
+    for (const a of aggregates) fired.push(...a.advanceTo(Math.max(advanceTo ?? -Infinity, a.lastWindowEnd)));
+    if (fired.length > 0) await deliverer.deliver(triggersOnly(fired));
+  }
+  // The end of a replay publishes every changed profile; a live drain leaves them to event time
+  // (what it publishes must not depend on when the engine was stopped).
+  if (!options.live) await deliverAll(await pool.broadcast({ kind: 'tick', now: null, flush: true }));
+  await options.sinks.clickhouse.flush();
+  if (checkpointer) await deliverer.lastCheckpoint(checkpointer, options.checkpoints?.onCheckpoint);
+}
+
+/** Feeds a partition's output (in that partition's order) to the aggregates; adds their triggers. */
+function aggregate(aggregates: readonly RegionSurge[], p: number, out: BatchOutput): BatchOutput {
+  if (aggregates.length === 0 || out.counted === undefined) return out;
+  const fired: Trigger[] = [];
+  for (const a of aggregates) for (const t of a.observe(p, out.counted)) fired.push(t);
+  return fired.length === 0 ? out : { ...out, triggers: [...out.triggers, ...fired] };
+}
+
+/** Resolves a rule swap once every partition delivered its output. */
+function settleControl(
+  pending: Map<ControlRequest, BatchOutput[]>,
+  control: ControlRequest,
+  p: number,
+  out: BatchOutput,
+  partitions: number,
+): void {
+  const outs = pending.get(control) ?? [];
+  outs[p] = out;
+  pending.set(control, outs);
+  if (outs.filter(Boolean).length === partitions) {
+    pending.delete(control);
+    control.resolve?.(outs);
   }
 }
 
@@ -316,5 +254,6 @@ function triggersOnly(triggers: Trigger[]): BatchOutput {
     profiles: [],
     rejects: [],
     lastSeq: 0,
+    task: 0,
   };
 }

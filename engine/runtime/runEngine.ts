@@ -65,6 +65,21 @@ export async function runEngine(options: RunOptions): Promise<void> {
     const checkpoints = options.checkpoints
       ? await recover({ ...options, checkpoints: options.checkpoints }, pool, aggregates)
       : undefined;
+    if (checkpoints) {
+      // A partition whose thread dies is restored from its checkpoint and replayed, the others go on.
+      const { checkpointer } = checkpoints;
+      pool.enableRestartInPlace({
+        recover: (p, restore) => checkpointer.restorePartition(p, restore),
+        maxRestarts: config.engine.workerRestarts,
+        onRestart: (partition, tasks, ms) => {
+          options.metrics?.workerRestarts.inc({ partition: String(partition) });
+          log.warn(
+            { partition, replayedTasks: tasks, ms: Math.round(ms) },
+            'worker thread restarted in place',
+          );
+        },
+      });
+    }
     let first = checkpoints !== undefined;
     await runPipeline({
       aggregates,
@@ -78,6 +93,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       live: options.live,
       batchMaxEvents: config.engine.batchMaxEvents,
       tickIntervalMs: config.engine.tickIntervalMs,
+      maxOutageMs: config.nats.maxOutageMs,
       metrics: options.metrics,
       onOutput: (out) => {
         // the fault tests measure recovery up to this line

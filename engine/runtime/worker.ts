@@ -22,7 +22,9 @@ const processor = new PartitionProcessor(options);
 const snapshotCodec = new SnapshotCodec();
 
 /** Handles one task for this worker's partition. */
-export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResult | Promise<SnapshotResult> {
+export default function handleTask(
+  task: WorkerTask,
+): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | undefined {
   switch (task.kind) {
     case 'events': {
       const { bytes, ends, seqs, subjects } = task;
@@ -45,7 +47,9 @@ export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResu
     case 'restore': {
       const [full, ...deltas] = task.states.map((s) => snapshotCodec.decode(s));
       processor.restore(full!, ...deltas);
-      return encoded(processor.tick(null, false));
+      // counted rows are judged against the partition's newest event time, which the state holds
+      countedMaxTs = processor.maxEventTime;
+      return undefined;
     }
     case 'advance':
       return encoded(processor.advanceTo(task.to));
@@ -54,6 +58,9 @@ export default function handleTask(task: WorkerTask): BatchOutput | SnapshotResu
       return encoded(processor.tick(null, false));
   }
 }
+
+/** A snapshot as the worker returns it (the pool adds the task number it was taken after). */
+type WorkerSnapshot = Omit<SnapshotResult, 'afterTask'>;
 
 /** Longest a slice of snapshot encoding runs before the worker takes its next task. */
 const SLICE_MS = 5;
@@ -65,7 +72,7 @@ const SLICE_MS = 5;
  * (copy on write, `processor.beforeChange`). Resolves with the encoded state, moved to the main
  * thread; a checkpoint waits for it as it waited for the one-piece encode.
  */
-function snapshotInSlices(snapshot: PartitionSnapshot): Promise<SnapshotResult> {
+function snapshotInSlices(snapshot: PartitionSnapshot): Promise<WorkerSnapshot> {
   const { customers, ...header } = snapshot;
   const waiting = new Map<CustomerEntry, string>();
   for (const [customer, entry] of customers) waiting.set(entry, customer);
@@ -121,7 +128,8 @@ let countedMaxTs = Number.NEGATIVE_INFINITY;
 function encoded(out: PartitionOutput): BatchOutput {
   const events = encodeEventRows(out.events, options.rowFormat);
   const profileRows = encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat);
-  const result: BatchOutput = { ...out, events, profileRows };
+  // the pool numbers the tasks (`task`)
+  const result: BatchOutput = { ...out, events, profileRows, task: 0 };
   const ruleErrors = newRuleErrors();
   if (ruleErrors !== undefined) result.ruleErrors = ruleErrors;
   if (counting !== null) {

@@ -8,6 +8,7 @@ import type { RawEvent } from '../source/eventSource.js';
 import type {
   BatchOutput,
   EventBatchTask,
+  RestoreTask,
   SnapshotResult,
   SnapshotTask,
   WorkerOptions,
@@ -47,20 +48,75 @@ export const TASKS_IN_FLIGHT = 2;
 const YOUNG_GENERATION_MB = 192;
 
 /**
+ * What the pool needs to restart a partition's thread in place: its latest checkpoint restored
+ * into the fresh thread (engine/checkpoint/checkpointer.ts `restorePartition`), and how often it may.
+ */
+export interface RestartInPlace {
+  /** Restores the partition's latest stored checkpoint into its (fresh) thread through `restore`. */
+  recover(partition: number, restore: (states: readonly Uint8Array[]) => Promise<void>): Promise<void>;
+  /** Restarts of one partition allowed within `windowMs`; one more fails the engine. @default 3 */
+  maxRestarts?: number;
+  /** @default 600000 */
+  windowMs?: number;
+  /** Called after each restart (metrics, logs). */
+  onRestart?: (partition: number, replayedTasks: number, ms: number) => void;
+}
+
+/** A task sent to a partition since its last stored checkpoint, kept to run again after a restart. */
+interface LoggedTask {
+  no: number;
+  /** Raw events and the batch's wall clock, or a control task. */
+  events?: readonly RawEvent[];
+  now?: number;
+  control?: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask>;
+  /** Its output went back to the caller (a replay recomputes it and drops it). */
+  returned: boolean;
+}
+
+/**
  * One single-thread piscina pool per partition: piscina would otherwise run a task on any free
- * thread, and a customer's state must live in exactly one. Tasks of a partition run in order.
+ * thread, and a customer's state must live in exactly one. Tasks of a partition run in order and
+ * are numbered (a checkpoint waits for the outputs of every task before its snapshot).
+ *
+ * A thread that dies (an out-of-memory abort, a native crash) is replaced by piscina with an empty
+ * one. With {@link RestartInPlace}, the pool restores the partition's latest checkpoint into it and
+ * runs again every task sent since that checkpoint, in order: the tasks whose outputs went out are
+ * recomputed and dropped (the processing is deterministic), the ones that failed with the thread
+ * return their outputs as if nothing happened. The other partitions go on meanwhile. Without it, or
+ * beyond `maxRestarts` in `windowMs`, the task fails with {@link WorkerLostError}.
  */
 export class WorkerPool {
   private readonly pools: Piscina[];
+  /** Per partition: the number of the last task sent. */
+  private readonly sent: number[];
+  /** Per partition: tasks since the last stored checkpoint (only with restart in place). */
+  private readonly logs: LoggedTask[][];
+  /** Per partition: the restart in progress (tasks wait for it before they are sent). */
+  private readonly restarts: Array<Promise<Map<number, BatchOutput>> | null>;
+  /** Per partition: times of recent restarts. */
+  private readonly restartTimes: number[][];
+  /** The aggregates selection sent to every worker: a restarted thread gets it again first. */
+  private counting: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask> | null = null;
+  private restartInPlace: RestartInPlace | null = null;
   /**
-   * Partitions whose thread died (a crash mid-task) and that piscina replaced with a fresh one: the
-   * fresh thread has lost the partition's state, so none of its results may be used — above all not
-   * a snapshot, which a checkpoint would store over the good one (docs/DELIVERY.md "Poison input").
+   * Per partition: threads piscina started, and the one the partition's state lives in. A result of
+   * a thread that replaced a dead one is refused until the partition was restored into it (above all
+   * a snapshot, which a checkpoint would store over the good one).
    */
-  private readonly replaced = new Set<number>();
+  private readonly threads: number[];
+  private readonly stateIn: number[];
+  /** Per partition: resolves the wait for a replacement thread. */
+  private readonly threadWaiters: Array<Array<() => void>>;
 
   constructor(options: WorkerPoolOptions) {
     const filename = workerFile();
+    this.sent = new Array<number>(options.partitions).fill(0);
+    this.logs = Array.from({ length: options.partitions }, () => []);
+    this.restarts = new Array(options.partitions).fill(null);
+    this.restartTimes = Array.from({ length: options.partitions }, () => []);
+    this.threads = new Array<number>(options.partitions).fill(0);
+    this.stateIn = new Array<number>(options.partitions).fill(1);
+    this.threadWaiters = Array.from({ length: options.partitions }, () => []);
     this.pools = Array.from({ length: options.partitions }, (_, partition) => {
       const workerData: WorkerOptions = {
         partition,
@@ -90,10 +146,10 @@ export class WorkerPool {
         // run out of stream order.
         stricterFIFO: true,
       });
-      // emitted before the new thread runs any task, so every later result is checked in `runOn`
-      let threads = 0;
+      // emitted before the new thread runs any task, so every later result is checked
       pool.on('workerCreate', () => {
-        if (++threads > 1) this.replaced.add(partition);
+        this.threads[partition]!++;
+        for (const wake of this.threadWaiters[partition]!.splice(0)) wake();
       });
       return pool;
     });
@@ -103,10 +159,129 @@ export class WorkerPool {
     return this.pools.length;
   }
 
+  /**
+   * Keeps every task since the last stored checkpoint, so a partition whose thread dies is restored
+   * and replayed in place (see the class comment). Call before the first task.
+   */
+  enableRestartInPlace(restart: RestartInPlace): void {
+    this.restartInPlace = restart;
+  }
+
+  /** A checkpoint holding partition `partition` up to task `task` was stored: its log can forget them. */
+  checkpointed(partition: number, task: number): void {
+    const log = this.logs[partition]!;
+    let n = 0;
+    while (n < log.length && log[n]!.no <= task) n++;
+    if (n > 0) log.splice(0, n);
+  }
+
   /** Runs a batch of raw events on their partition; the payload bytes are transferred, not cloned. */
   runEvents(partition: number, events: readonly RawEvent[], now: number): Promise<BatchOutput> {
-    const task = packEvents(events, now);
-    return this.runOn(partition, task, {
+    return this.numbered(partition, { no: 0, events, now, returned: false });
+  }
+
+  /** Runs a task that is not a batch of events (tick, rule swap) on one partition. */
+  run(
+    partition: number,
+    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask>,
+  ): Promise<BatchOutput> {
+    return this.numbered(partition, { no: 0, control: task, returned: false });
+  }
+
+  /** Runs the same task on every partition. */
+  broadcast(task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask>): Promise<BatchOutput[]> {
+    if (task.kind === 'aggregates') this.counting = task;
+    return Promise.all(this.pools.map((_, p) => this.run(p, task)));
+  }
+
+  /**
+   * Encodes a partition's state in its worker, after the tasks already sent there (checkpoints):
+   * all of it, or with `delta` the customers changed since its previous snapshot.
+   */
+  async snapshot(partition: number, delta = false): Promise<SnapshotResult> {
+    await this.restarts[partition];
+    const afterTask = this.sent[partition]!;
+    const result = await this.send<SnapshotResult>(partition, {
+      kind: 'snapshot',
+      delta,
+    } satisfies SnapshotTask);
+    this.checkReplaced(partition);
+    return { ...result, afterTask };
+  }
+
+  /** Replaces a partition's state with a full snapshot's and its deltas' (recovery); the bytes are transferred. */
+  async restore(partition: number, states: readonly Uint8Array[]): Promise<void> {
+    await this.sendRestore(partition, states);
+    this.checkReplaced(partition);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.pools.map((pool) => pool.destroy()));
+  }
+
+  /** Numbers a task, logs it (restart in place) and runs it; after a thread loss, restarts the partition. */
+  private async numbered(partition: number, entry: LoggedTask): Promise<BatchOutput> {
+    this.pool(partition); // range check
+    await this.restarts[partition];
+    entry.no = ++this.sent[partition]!;
+    if (this.restartInPlace) this.logs[partition]!.push(entry);
+    try {
+      const out = await this.execute(partition, entry);
+      this.checkReplaced(partition);
+      entry.returned = true;
+      return { ...out, task: entry.no };
+    } catch (e) {
+      if (!this.restartInPlace || !(isThreadLoss(e) || isWorkerLost(e))) throw e;
+      const outputs = await this.restart(partition);
+      const out = outputs.get(entry.no);
+      if (out === undefined) throw e;
+      entry.returned = true;
+      return { ...out, task: entry.no };
+    }
+  }
+
+  /** Restores the partition in its fresh thread and replays its log; the outputs of tasks not returned yet. */
+  private restart(partition: number): Promise<Map<number, BatchOutput>> {
+    const running = this.restarts[partition];
+    if (running) return running;
+    const restart = this.restartInPlace!;
+    const started = performance.now();
+    const attempt = (async () => {
+      const times = this.restartTimes[partition]!;
+      const now = Date.now();
+      while (times.length > 0 && now - times[0]! > (restart.windowMs ?? 600_000)) times.shift();
+      if (times.length >= (restart.maxRestarts ?? 3)) throw new WorkerLostError(partition, times.length);
+      times.push(now);
+      // piscina starts a replacement as the old thread exits: the state goes into that one
+      await this.replacement(partition);
+      this.stateIn[partition] = this.threads[partition]!;
+      await restart.recover(partition, (states) => this.sendRestore(partition, states));
+      if (this.counting) await this.send(partition, this.counting);
+      const outputs = new Map<number, BatchOutput>();
+      const log = this.logs[partition]!;
+      for (const entry of log) {
+        const out = await this.execute(partition, entry);
+        if (!entry.returned) outputs.set(entry.no, out);
+      }
+      this.checkReplaced(partition);
+      restart.onRestart?.(partition, log.length, performance.now() - started);
+      return outputs;
+    })();
+    this.restarts[partition] = attempt;
+    // later tasks wait for the restart, then run on the restored thread (or fail with it)
+    void attempt.then(
+      () => {
+        this.restarts[partition] = null;
+      },
+      () => {},
+    );
+    return attempt;
+  }
+
+  private execute(partition: number, entry: LoggedTask): Promise<BatchOutput> {
+    if (entry.events === undefined) return this.send<BatchOutput>(partition, entry.control!);
+    const task = packEvents(entry.events, entry.now!);
+    return this.send<BatchOutput>(partition, task, {
       transferList: [
         task.bytes.buffer as ArrayBuffer,
         task.ends.buffer as ArrayBuffer,
@@ -115,49 +290,30 @@ export class WorkerPool {
     });
   }
 
-  /** Runs a task that is not a batch of events (tick, rule swap) on one partition. */
-  run(partition: number, task: Exclude<WorkerTask, EventBatchTask | SnapshotTask>): Promise<BatchOutput> {
-    return this.runOn(partition, task);
-  }
-
-  /** Runs the same task on every partition. */
-  broadcast(task: Exclude<WorkerTask, EventBatchTask | SnapshotTask>): Promise<BatchOutput[]> {
-    return Promise.all(this.pools.map((_, p) => this.runOn<BatchOutput>(p, task)));
-  }
-
-  /**
-   * Encodes a partition's state in its worker, after the tasks already queued there (checkpoints):
-   * all of it, or with `delta` the customers changed since its previous snapshot.
-   */
-  snapshot(partition: number, delta = false): Promise<SnapshotResult> {
-    return this.runOn(partition, { kind: 'snapshot', delta } satisfies SnapshotTask);
-  }
-
-  /** Replaces a partition's state with a full snapshot's and its deltas' (recovery); the bytes are transferred. */
-  restore(partition: number, states: readonly Uint8Array[]): Promise<BatchOutput> {
+  private async sendRestore(partition: number, states: readonly Uint8Array[]): Promise<void> {
     // Copies we own (new Uint8Array copies; Buffer#slice would not): the caller's bytes may be views
     // into a larger buffer, and transferring detaches it.
     const own = states.map((s) => new Uint8Array(s));
-    return this.runOn(
-      partition,
-      { kind: 'restore', states: own },
-      { transferList: own.map((s) => s.buffer) },
-    );
+    await this.send(partition, { kind: 'restore', states: own }, { transferList: own.map((s) => s.buffer) });
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.pools.map((pool) => pool.destroy()));
-  }
-
-  /** Runs a task on the partition's thread; fails once that thread was replaced (its state is gone). */
-  private async runOn<T>(
+  private send<T>(
     partition: number,
     task: WorkerTask,
     options?: { transferList: ArrayBuffer[] },
   ): Promise<T> {
-    const result = (await this.pool(partition).run(task, options)) as T;
-    if (this.replaced.has(partition)) throw new WorkerLostError(partition);
-    return result;
+    return this.pool(partition).run(task, options) as Promise<T>;
+  }
+
+  /** A result of a thread that replaced a dead one, before the partition was restored, is refused. */
+  private checkReplaced(partition: number): void {
+    if (this.threads[partition] !== this.stateIn[partition]) throw new WorkerLostError(partition);
+  }
+
+  /** Resolves once piscina has started a thread after the one the partition's state was in. */
+  private replacement(partition: number): Promise<void> {
+    if (this.threads[partition]! > this.stateIn[partition]!) return Promise.resolve();
+    return new Promise((resolve) => this.threadWaiters[partition]!.push(resolve));
   }
 
   private pool(partition: number): Piscina {
@@ -168,13 +324,29 @@ export class WorkerPool {
   }
 }
 
-/** A partition's worker thread died: its in-memory state is lost; restart the engine to recover from the checkpoint. */
+function isWorkerLost(e: unknown): boolean {
+  return e instanceof Error && e.name === 'WorkerLostError';
+}
+
+/** Whether a task failed because its thread went away (not because the task threw). */
+function isThreadLoss(e: unknown): boolean {
+  return e instanceof Error && /worker exited|Terminating worker thread|terminated/i.test(e.message);
+}
+
+/** A partition's worker thread died: its in-memory state is lost. */
 export class WorkerLostError extends Error {
   override readonly name = 'WorkerLostError';
-  constructor(readonly partition: number) {
+  constructor(
+    readonly partition: number,
+    /** Restarts already done within the window (restart in place gave up), or undefined without it. */
+    readonly restarts?: number,
+  ) {
     super(
-      `the worker thread of partition ${partition} died and was replaced; its state is lost. ` +
-        'The engine must restart to recover the partition from its checkpoint',
+      restarts === undefined
+        ? `the worker thread of partition ${partition} died and was replaced; its state is lost. ` +
+            'The engine must restart to recover the partition from its checkpoint'
+        : `the worker thread of partition ${partition} died again after ${restarts} restarts in place; ` +
+            'giving up (engine.workerRestarts): the engine exits and recovers from its checkpoint',
     );
   }
 }

@@ -39,10 +39,13 @@ export interface EventBatchTask {
   ends: Uint32Array;
 }
 
-/** Periodic work without events: publish due profiles; `flush` publishes every changed profile. */
+/**
+ * A wall-clock tick of a live stream, or the end of a replay (`flush`: publish every changed profile).
+ * A quiet partition moves its watermark with `now` (engine/operators watermark "live edge").
+ */
 export interface TickTask {
   kind: 'tick';
-  /** Wall clock; null while the source has a backlog (no idle watermark advance) and in replays. */
+  /** Wall clock while the source is connected and caught up (the live edge); null otherwise and in replays. */
   now: number | null;
   flush: boolean;
 }
@@ -96,10 +99,14 @@ export type WorkerTask =
  * batches of each partition), e.g. a rule swap; `resolve` gets the outputs once all are delivered.
  */
 export interface ControlRequest {
-  task: RulesTask | AdvanceTask;
-  resolve(outputs: BatchOutput[]): void;
-  reject(error: unknown): void;
+  task: ControlTask;
+  /** Called with every partition's output once all are delivered (rule swaps wait for it). */
+  resolve?(outputs: BatchOutput[]): void;
+  reject?(error: unknown): void;
 }
+
+/** A task every partition runs between two of its batches. */
+export type ControlTask = RulesTask | AdvanceTask | TickTask;
 
 /** Run-time errors of one rule's expressions in a partition: new ones, and the rule's first message. */
 export interface RuleErrorReport {
@@ -113,6 +120,8 @@ export interface RuleErrorReport {
 /** What a {@link SnapshotTask} returns: the encoded state and the last stream sequence it includes. */
 export interface SnapshotResult {
   lastSeq: number;
+  /** The state includes every task of the partition up to this number (worker pool numbering). */
+  afterTask: number;
   /** msgpack of `PartitionSnapshot`; transferred, not cloned. */
   state: Uint8Array;
 }
@@ -129,6 +138,8 @@ export interface BatchOutput {
   rejects: Reject[];
   /** Highest stream sequence applied by this partition so far. */
   lastSeq: number;
+  /** Number of the task (per partition, counted by the worker pool) this output came from; 0 = none. */
+  task: number;
   /** Rows for the main-thread aggregates (complaint_surge), once an {@link AggregatesTask} asked for them. */
   counted?: CountedBatch;
   /** Events that arrived behind the watermark (beyond the allowed lateness). */

@@ -22,6 +22,12 @@ export interface EventSource {
   stop(timeoutMs?: number): Promise<void>;
   /** Counters for progress and metrics. */
   stats(): SourceStats;
+  /**
+   * Whether the source holds every message that exists now: connected, and confirmed with the
+   * server that nothing in the stream is beyond what it emitted. Only then may a quiet partition's
+   * watermark follow the wall clock (a backlog, an outage or a restart is not idleness).
+   */
+  caughtUp(): Promise<boolean>;
 }
 
 /** Counters of a source. */
@@ -31,9 +37,4 @@ export interface SourceStats {
   inFlight: number;
   /** Events in the stream not yet delivered to this source (consumer lag). */
   pending: number;
-  /**
-   * Everything that exists has been received (no backlog). Only then may a quiet partition's
-   * watermark follow the wall clock: a restarted engine with a backlog is not idle.
-   */
-  caughtUp: boolean;
 }

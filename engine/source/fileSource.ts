@@ -70,7 +70,8 @@ export function iterableSource(
       wake?.();
       await Promise.race([allDone, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     },
-    stats: () => ({ received, acked, inFlight: received - acked, pending: 0, caughtUp: exhausted }),
+    stats: () => ({ received, acked, inFlight: received - acked, pending: 0 }),
+    caughtUp: async () => exhausted,
   };
 }
 

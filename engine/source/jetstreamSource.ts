@@ -122,6 +122,10 @@ class JetStreamSource implements EventSource {
   private chunkTimer: ReturnType<typeof setTimeout> | null = null;
 
   private received = 0;
+  /** Highest stream sequence handed downstream (`seen` may be ahead: a chunk still being filled). */
+  private emitted = 0;
+  /** The client's connection is up (it reconnects by itself; status events keep this current). */
+  private connected = true;
   private pending = 0;
   /** The newest message emitted whose `pending` count was not read yet (parsed on demand in `stats()`). */
   private pendingOf: JsMsg | null = null;
@@ -186,17 +190,27 @@ class JetStreamSource implements EventSource {
       this.pendingOf = null;
     }
     const inFlight = this.tracker.inFlight;
-    return {
-      received: this.received,
-      acked: this.received - inFlight,
-      inFlight,
-      pending: this.pending,
-      caughtUp: this.consumerKnown && this.pending === 0,
-    };
+    return { received: this.received, acked: this.received - inFlight, inFlight, pending: this.pending };
+  }
+
+  /**
+   * Connected, consuming, and the stream holds nothing beyond what was emitted (asked of the server
+   * now: a lag figure from the last message would miss what arrived since, or an outage).
+   */
+  async caughtUp(): Promise<boolean> {
+    if (this.stopping || this.resyncWanted || !this.consumerKnown || !this.connected || this.nc.isClosed())
+      return false;
+    try {
+      const info = await this.jsm!.streams.info(this.stream);
+      return this.connected && !this.resyncWanted && info.state.last_seq <= this.emitted;
+    } catch {
+      return false;
+    }
   }
 
   /** The read loop: one `consume()` per pass; a pass ends on stop, resync or a closed iterator. */
   private async run(): Promise<void> {
+    void this.watchConnection();
     this.jsm = await jetstreamManager(this.nc);
     const info = await this.ensureConsumer();
     this.ackFloor = info.ack_floor.stream_seq;
@@ -355,6 +369,15 @@ class JetStreamSource implements EventSource {
     }
   }
 
+  /** Follows the client's connection: while it is down, the source is not caught up. */
+  private async watchConnection(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnecting') this.connected = false;
+      else if (s.type === 'reconnect') this.connected = true;
+      if (this.stopping) return;
+    }
+  }
+
   /** Consumer notifications: a consumer that vanished is recreated. */
   private async watchStatus(messages: ConsumerMessages): Promise<void> {
     for await (const s of messages.status()) {
@@ -410,6 +433,7 @@ class JetStreamSource implements EventSource {
     }
     if (this.chunk.length === 0) return;
     const events = this.chunk;
+    this.emitted = this.chunkSeqs[this.chunkSeqs.length - 1]!;
     this.tracker.track(this.chunkSeqs, { msg: this.chunkLast!, generation: this.generation });
     this.chunk = [];
     this.chunkSeqs = [];

@@ -37,6 +37,11 @@ export class ManualSource implements EventSource {
     this.chunks.complete();
   }
   stats() {
-    return { received: 0, acked: this.acked.length, inFlight: 0, pending: 0, caughtUp: true };
+    return { received: 0, acked: this.acked.length, inFlight: 0, pending: 0 };
+  }
+  /** What a tick reports: the live edge unless a test says otherwise. */
+  live = true;
+  async caughtUp(): Promise<boolean> {
+    return this.live;
   }
 }

@@ -1,9 +1,12 @@
 /**
- * A crashed worker thread (docs/DELIVERY.md "Poison input"): the thread of a partition dies while a
- * batch runs on it. The pool's task fails, the pipeline fails (the process would exit with code 1),
- * nothing past the last checkpoint is acked, and a restarted engine recovers from the checkpoint
- * and produces exactly the triggers of a run without the crash. The thread is not restarted in place:
- * the pool refuses every result of the empty thread piscina puts in its place.
+ * A crashed worker thread (docs/DELIVERY.md "A crashed worker thread"): the thread of a partition
+ * dies while a batch runs on it.
+ * - With restart in place (the engine's default), the pool restores the partition's checkpoint into
+ *   the fresh thread and runs again every task since: the pipeline goes on, the other partition is
+ *   not stopped, and the triggers are exactly those of a run without the crash, each once.
+ * - Beyond the allowed restarts, or without checkpoints, the task fails: the pipeline fails, nothing
+ *   past the last checkpoint is acked, and a restarted engine recovers exactly. The pool refuses
+ *   every result of the empty thread piscina puts in place of the dead one.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,18 +27,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The real pool, whose partition-0 thread is terminated while the first batch after `armed` runs on it. */
 class CrashingPool extends WorkerPool {
-  armed = false;
-  crashed = false;
+  /** Crashes left to cause: each terminates partition 0's thread under the next batch sent to it. */
+  armed = 0;
+  crashes = 0;
   constructor() {
     super({ partitions: 2, rules });
   }
   override runEvents(partition: number, events: readonly RawEvent[], now: number): Promise<BatchOutput> {
     const result = super.runEvents(partition, events, now);
-    if (this.armed && !this.crashed && partition === 0) {
-      this.crashed = true;
+    if (this.armed > 0 && partition === 0) {
+      this.armed--;
+      this.crashes++;
       // as an out-of-memory abort or a native crash would: the thread is gone mid-task
-      const thread = (this as unknown as { pools: Piscina[] }).pools[0]!.threads[0]!;
-      void thread.terminate();
+      setImmediate(() => {
+        const thread = (this as unknown as { pools: Piscina[] }).pools[0]!.threads[0];
+        void thread?.terminate();
+      });
     }
     return result;
   }
@@ -75,13 +82,56 @@ function run(pool: WorkerPool, source: ManualSource, checkpointer: Checkpointer,
   });
 }
 
+const everyTrigger = (from: number, to: number) => range(from, to).map((e) => `every_order:c${e.seq % 5000}:e${e.seq}`);
+
 describe('a crashed worker thread', () => {
-  it('fails the pipeline without acking past the checkpoint; a restart recovers exactly', async () => {
+  it('is restarted in place from its checkpoint: the stream goes on, every trigger exactly once', async () => {
+    const store = new LocalCheckpointStore(join(dir, 'in-place'));
+    const pool = new CrashingPool();
+    const source = new ManualSource();
+    const checkpointer = new Checkpointer({ pool, store, source });
+    await checkpointer.recover();
+    const restarts: Array<{ partition: number; tasks: number }> = [];
+    pool.enableRestartInPlace({
+      recover: (p, restore) => checkpointer.restorePartition(p, restore),
+      onRestart: (partition, tasks) => restarts.push({ partition, tasks }),
+    });
+    const triggers: Trigger[] = [];
+    const running = run(pool, source, checkpointer, triggers);
+    source.chunks.next(range(1, 1_000));
+    await waitFor(() => triggers.length === 1_000);
+    expect((await checkpointer.checkpoint()).coveredSeq).toBe(1_000);
+    // two crashes, one after the other, each under a batch in flight on partition 0
+    pool.armed = 1;
+    source.chunks.next(range(1_001, 5_000));
+    await waitFor(() => restarts.length === 1);
+    source.chunks.next(range(5_001, 7_000));
+    pool.armed = 1;
+    source.chunks.next(range(7_001, 11_000));
+    await waitFor(() => restarts.length === 2 && triggers.length >= 11_000);
+    await source.stop();
+    await running;
+    expect(pool.crashes).toBe(2);
+    expect(restarts.map((r) => r.partition)).toEqual([0, 0]);
+    const ids = triggers.map((t) => t.id);
+    expect(ids.length).toBe(new Set(ids).size);
+    expect([...ids].sort()).toEqual(everyTrigger(1, 11_000).sort());
+    expect(Math.max(...source.acked)).toBe(11_000);
+    // the restored thread's state is the real one: its snapshot holds every customer of partition 0
+    expect((await pool.snapshot(0)).lastSeq).toBeGreaterThan(10_000);
+    await pool.close();
+  }, 120_000);
+
+  it('gives up beyond the allowed restarts: the pipeline fails without acking past the checkpoint; a restart recovers exactly', async () => {
     const store = new LocalCheckpointStore(join(dir, 'state'));
     const pool = new CrashingPool();
     const source = new ManualSource();
     const checkpointer = new Checkpointer({ pool, store, source });
     await checkpointer.recover();
+    pool.enableRestartInPlace({
+      recover: (p, restore) => checkpointer.restorePartition(p, restore),
+      maxRestarts: 0,
+    });
     const triggers: Trigger[] = [];
     const running = run(pool, source, checkpointer, triggers);
     source.chunks.next(range(1, 1_000));
@@ -89,14 +139,14 @@ describe('a crashed worker thread', () => {
     expect((await checkpointer.checkpoint()).coveredSeq).toBe(1_000);
 
     // a large batch keeps partition 0's thread busy when it is terminated
-    pool.armed = true;
+    pool.armed = 1;
     source.chunks.next(range(1_001, 30_000));
     const failure = await running.then(
       () => null,
       (e: unknown) => e,
     );
-    expect(pool.crashed).toBe(true);
-    expect(failure).toBeInstanceOf(Error);
+    expect(pool.crashes).toBe(1);
+    expect(failure).toBeInstanceOf(WorkerLostError);
     // nothing beyond the checkpoint was acked; the checkpoint was not moved by the crash
     expect(Math.max(...source.acked)).toBe(1_000);
     expect((await store.load(0))?.coveredSeq).toBe(1_000);
@@ -119,7 +169,7 @@ describe('a crashed worker thread', () => {
 
     // exactly once across the crash: published triggers of both runs, compared by id
     const ids = triggers.map((t) => t.id);
-    const expected = range(1, 30_000).map((e) => `every_order:c${e.seq % 5000}:e${e.seq}`);
+    const expected = everyTrigger(1, 30_000);
     const published = new Set(ids);
     const wanted = new Set(expected);
     expect(expected.filter((id) => !published.has(id))).toEqual([]);

@@ -271,10 +271,14 @@ describe('ClickHouseWriter over HTTP (clickhouse-server 18.16)', () => {
     expect(stats).toMatchObject({ bufferedRows: 0, blockedRows: 0, insertedRows: total, lastError: null });
     expect(stats.failedAttempts).toBe(retries.length);
 
-    // Back-off doubles from initialMs and stays at maxMs.
-    expect(retries[0]).toEqual({ attempt: 1, retryInMs: 50 });
-    for (const r of retries) expect(r.retryInMs).toBe(Math.min(400, 50 * 2 ** (r.attempt - 1)));
-    expect(retries.some((r) => r.retryInMs === 400)).toBe(true);
+    // Back-off doubles from initialMs and stays at maxMs, each step jittered to [½, 1½) of it.
+    expect(retries[0]!.attempt).toBe(1);
+    for (const r of retries) {
+      const step = Math.min(400, 50 * 2 ** (r.attempt - 1));
+      expect(r.retryInMs).toBeGreaterThanOrEqual(step / 2);
+      expect(r.retryInMs).toBeLessThan(step * 1.5);
+    }
+    expect(retries.some((r) => r.retryInMs >= 200)).toBe(true);
 
     // Every row exactly once under FINAL (a retry after a lost answer may have stored a batch twice).
     const [stored] = await (

@@ -109,14 +109,14 @@ describe('jetstreamSource', () => {
     expect(s.stats()).toMatchObject({ received: 2500 });
   });
 
-  it('reports what is still pending on the stream while behind, and caughtUp once everything arrived', async () => {
+  it('reports what is still pending on the stream while behind, and is caught up once everything arrived', async () => {
     await publish(3000);
     const s = source({ chunkSize: 100, maxInFlight: 300 });
     const got = collect(s, () => false);
     await check(() => got.events().length === 300);
     const behind = s.stats();
     expect(behind.pending).toBeGreaterThan(0);
-    expect(behind.caughtUp).toBe(false);
+    expect(await s.caughtUp()).toBe(false);
     const drain = setInterval(() => {
       for (const chunk of got.chunks.splice(0)) s.done(chunk.map((e) => e.seq));
     }, 5);
@@ -125,7 +125,20 @@ describe('jetstreamSource', () => {
     } finally {
       clearInterval(drain);
     }
-    expect(s.stats()).toMatchObject({ pending: 0, caughtUp: true });
+    expect(s.stats()).toMatchObject({ pending: 0 });
+    expect(await s.caughtUp()).toBe(true);
+  });
+
+  it('is not caught up while the server is away, and again once it is back and nothing was missed', async () => {
+    await publish(10);
+    const s = source();
+    const got = collect(s);
+    await check(() => got.events().length === 10);
+    await check(async () => await s.caughtUp());
+    await server.kill();
+    await check(async () => !(await s.caughtUp()));
+    await server.restart();
+    await check(async () => await s.caughtUp(), 30_000);
   });
 
   it('completes without pulling when stopped before it was subscribed (SIGTERM during start-up)', async () => {

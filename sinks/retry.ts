@@ -1,0 +1,79 @@
+/**
+ * Retries with capped back-off: the one retry policy of the engine's outputs and inputs (NATS sinks,
+ * ClickHouse inserts, the JetStream source, the last checkpoint of a drain). Delays come from
+ * nats.js's `backoff()` (jittered steps); waits are cancellable with an AbortSignal.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoff } from '@nats-io/transport-node';
+
+/** Options of {@link retrying}. */
+export interface RetryOptions {
+  /** Delay before each retry, in ms (the last one repeats). @default [100, 250, 500, 1000, 2000, 5000] */
+  delaysMs?: number[];
+  /** Give up (rethrow) once failing for this long. @default Infinity */
+  giveUpAfterMs?: number;
+  /** Give up after this many attempts. @default Infinity */
+  maxAttempts?: number;
+  /** Errors retrying cannot mend: rethrown at once. @default none */
+  fatal?: (error: unknown) => boolean;
+  /** Stops waiting: the last error is rethrown. */
+  signal?: AbortSignal;
+  /** Called before each retry (logs, metrics). */
+  onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+  /** @default Date.now */
+  clock?: () => number;
+}
+
+/** Why a retried operation gave up: the last error, and how long it kept failing. */
+export class RetriesExhaustedError extends Error {
+  override readonly name = 'RetriesExhaustedError';
+  constructor(
+    readonly what: string,
+    readonly attempts: number,
+    readonly failingForMs: number,
+    options: ErrorOptions,
+  ) {
+    super(
+      `${what} kept failing for ${Math.round(failingForMs / 1000)} s (${attempts} attempts): ${
+        (options.cause as Error | undefined)?.message ?? String(options.cause)
+      }`,
+      options,
+    );
+  }
+}
+
+/**
+ * Runs `op` until it succeeds; `op` gets the attempt number (1 = first). Gives up with a
+ * {@link RetriesExhaustedError} after `giveUpAfterMs` of failing or `maxAttempts`, or rethrows a
+ * fatal error at once.
+ */
+export async function retrying<T>(
+  what: string,
+  op: (attempt: number) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
+  const clock = options.clock ?? Date.now;
+  const policy = backoff(options.delaysMs ?? [100, 250, 500, 1000, 2000, 5000]);
+  const giveUpAfter = options.giveUpAfterMs ?? Number.POSITIVE_INFINITY;
+  const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
+  let failingSince: number | null = null;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await op(attempt);
+    } catch (e) {
+      if (options.fatal?.(e) || options.signal?.aborted) throw e;
+      failingSince ??= clock();
+      const failingFor = clock() - failingSince;
+      if (attempt >= maxAttempts || failingFor >= giveUpAfter)
+        throw new RetriesExhaustedError(what, attempt, failingFor, { cause: e });
+      // backoff(0) is the first step of the policy; nats.js adds jitter
+      const delay = Math.max(0, Math.min(policy.backoff(attempt - 1), giveUpAfter - failingFor));
+      options.onRetry?.(e, attempt, delay);
+      try {
+        await sleep(delay, undefined, options.signal ? { signal: options.signal } : undefined);
+      } catch {
+        throw e; // aborted while waiting
+      }
+    }
+  }
+}
