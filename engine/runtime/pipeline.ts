@@ -140,6 +140,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
     if (metrics) {
       metrics.events.inc(out.events.length);
       metrics.deadLetters.inc(out.rejects.length);
+      if (out.lateEvents) metrics.lateEvents.inc(out.lateEvents);
       metrics.profiles.inc(out.profiles.length);
       for (const t of out.triggers) metrics.triggers.inc({ rule: t.rule });
     }
