@@ -12,22 +12,16 @@ import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsServer } from '../../engine/nats/natsServer.js';
-import type { CxEvent } from '../../operators/types.js';
 import { check } from '../harness/check.js';
 import { freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
+import { cxEvent } from '../harness/events.js';
 
 // 2026-11-20 12:00 in Asia/Shanghai (the default customer time zone)
 const T0 = Date.UTC(2026, 10, 20, 4, 0, 0);
 const MIN = 60_000;
 
-const ev = (id: string, customer: string, type: string, ts: number): CxEvent => ({
-  id,
-  ts,
-  customer,
-  type,
-  channel: 'web',
-});
+const ev = cxEvent;
 
 describe('operations: setup, start-up order, probes, metrics, profile', () => {
   let server: NatsServer;
