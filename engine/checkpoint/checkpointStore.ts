@@ -10,7 +10,7 @@ import { StorageType } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pack, unpack } from 'msgpackr';
-import { READABLE_SNAPSHOT_VERSIONS, SNAPSHOT_VERSION } from '../../operators/partitionProcessor.js';
+import { READABLE_SNAPSHOT_VERSIONS, SNAPSHOT_VERSION } from '../../operators/partitionState.js';
 import { cxstreamVersion } from '../config/config.js';
 import { log } from '../runtime/log.js';
 

@@ -2,10 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TSchema } from '@sinclair/typebox';
 import { Ajv, type ErrorObject } from 'ajv';
 import { hideInLogs, log } from '../runtime/log.js';
-import { type Config, configSchema } from './configSchema.js';
+import { type Config, configSchema, configSchemaNode, type SchemaNode } from './configSchema.js';
 import { type EnvSetting, envSettings, suggest, unknownVariables } from './environment.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { redactUrl, urlSecrets } from './redact.js';
@@ -147,11 +146,11 @@ function errorPath(err: ErrorObject): string[] {
 }
 
 /** The schema of the key at `path`, if the path is a known one. */
-function schemaAt(path: readonly string[]): TSchema | undefined {
-  let schema: TSchema | undefined = configSchema;
+function schemaAt(path: readonly string[]): SchemaNode | undefined {
+  let schema: SchemaNode | undefined = configSchemaNode;
   for (const key of path) {
-    if (schema?.type === 'array') schema = schema.items as TSchema;
-    else schema = (schema?.properties as Record<string, TSchema> | undefined)?.[key];
+    if (schema?.type === 'array') schema = schema.items;
+    else schema = schema?.properties?.[key];
   }
   return schema;
 }
@@ -162,7 +161,7 @@ function detailOf(err: ErrorObject, value: unknown): string {
   const schema = schemaAt(err.keyword === 'additionalProperties' ? path.slice(0, -1) : path);
   switch (err.keyword) {
     case 'additionalProperties': {
-      const known = Object.keys((schema?.properties as Record<string, unknown> | undefined) ?? {});
+      const known = Object.keys(schema?.properties ?? {});
       const { suggestion } = suggest(String(err.params.additionalProperty), known);
       return `is not a known key${suggestion ? ` (did you mean ${[...path.slice(0, -1), suggestion].join('.')}?)` : ''}`;
     }
@@ -172,7 +171,7 @@ function detailOf(err: ErrorObject, value: unknown): string {
       return `must be one of ${allowed.join(', ')}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
     }
     case 'pattern': {
-      const hint = (schemaAt(path) as { hint?: string } | undefined)?.hint;
+      const hint = schemaAt(path)?.hint;
       return hint ? `must be ${hint}` : (err.message ?? 'is invalid');
     }
     default:
@@ -182,7 +181,7 @@ function detailOf(err: ErrorObject, value: unknown): string {
 
 /** The value as it may be printed: secrets never, URLs without their password. */
 function printable(path: readonly string[], value: unknown): string {
-  if ((schemaAt(path) as { writeOnly?: boolean } | undefined)?.writeOnly) return '(hidden)';
+  if (schemaAt(path)?.writeOnly) return '(hidden)';
   return redactUrl(typeof value === 'string' ? value : JSON.stringify(value));
 }
 

@@ -1,4 +1,4 @@
-import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from 'typebox';
 
 /*
  * The schema below is the one definition of the configuration: the TypeScript type (`Config`), the
@@ -282,3 +282,18 @@ export const configSchema = Type.Object(
 
 /** The engine's configuration, as in `config/default.yaml` (every key documented in {@link configSchema}). */
 export type Config = Static<typeof configSchema>;
+
+/** The parts of a JSON schema node that the environment walk and the messages read. */
+export interface SchemaNode {
+  type?: string;
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+  default?: unknown;
+  /** A secret: its value is never printed. */
+  writeOnly?: boolean;
+  /** What a value must look like, for pattern errors. */
+  hint?: string;
+}
+
+/** {@link configSchema} as the plain JSON schema it is (TypeBox schemas are plain objects). */
+export const configSchemaNode = configSchema as unknown as SchemaNode;

@@ -1,13 +1,12 @@
 /** The environment variables of the config: their names, derived from the schema, and the check for misspelled ones. */
-import type { TSchema } from '@sinclair/typebox';
 import { closest, distance } from 'fastest-levenshtein';
-import { configSchema } from './configSchema.js';
+import { configSchemaNode, type SchemaNode } from './configSchema.js';
 
 /** One environment override: its variable, the config path it sets and that key's schema. */
 export interface EnvSetting {
   name: string;
   path: string[];
-  schema: TSchema;
+  schema: SchemaNode;
 }
 
 /** `CXSTREAM_` + path in upper snake case, e.g. engine.batchMaxEvents → CXSTREAM_ENGINE_BATCH_MAX_EVENTS. */
@@ -23,15 +22,14 @@ export function settingName(path: string): string {
 /** Every environment variable of the config, one per key that holds a value (not a section). */
 export const envSettings: readonly EnvSetting[] = (() => {
   const out: EnvSetting[] = [];
-  const walk = (schema: TSchema, path: string[]) => {
+  const walk = (schema: SchemaNode, path: string[]) => {
     if (schema.type === 'object' && schema.properties) {
-      for (const [k, s] of Object.entries(schema.properties as Record<string, TSchema>))
-        walk(s, [...path, k]);
+      for (const [k, s] of Object.entries(schema.properties)) walk(s, [...path, k]);
     } else {
       out.push({ name: envName(path), path, schema });
     }
   };
-  walk(configSchema, []);
+  walk(configSchemaNode, []);
   return out;
 })();
 

@@ -13,7 +13,7 @@ import {
   isCheckpointError,
 } from '../../engine/checkpoint/checkpointStore.js';
 import { cxstreamVersion } from '../../engine/config/config.js';
-import { SNAPSHOT_VERSION } from '../../operators/partitionProcessor.js';
+import { SNAPSHOT_VERSION } from '../../operators/partitionState.js';
 
 const record: CheckpointRecord = {
   partition: 0,
@@ -68,16 +68,16 @@ describe('checkpoint versions', () => {
     );
     // the state inside may be the newer part: refused before any worker sees it
     const state = failure(
-      pack({ format: 'cxstream.checkpoint', version: 2, snapshotVersion: 4, writtenBy: '99.0.0', ...record }),
+      pack({ format: 'cxstream.checkpoint', version: 2, snapshotVersion: 9, writtenBy: '99.0.0', ...record }),
     );
-    expect(state.message).toContain('in state format version 4 (this cxstream reads versions 2, 3)');
+    expect(state.message).toContain('in state format version 9 (this cxstream reads versions 2, 3, 4)');
   });
 
   it('reads a newer writer whose formats it knows (a downgrade after an upgrade that kept them)', () => {
     const bytes = pack({
       format: 'cxstream.checkpoint',
       version: 2,
-      snapshotVersion: 3,
+      snapshotVersion: SNAPSHOT_VERSION,
       writtenBy: '99.0.0',
       ...record,
     });
