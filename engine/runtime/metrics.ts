@@ -116,6 +116,8 @@ export interface HttpOptions {
   unhealthy: () => string | null;
   /** Admin actions, answered on `POST <path>` with the JSON of what the function returns. */
   actions?: Readonly<Record<string, () => Promise<unknown>>>;
+  /** Where the start-up warning about an open address goes. @default the engine's log (warn) */
+  warn?: (fields: object, message: string) => void;
 }
 
 /** Whether `host` names this machine only (127.0.0.0/8, ::1, localhost). */
@@ -136,7 +138,7 @@ export async function serveHttp(metrics: Metrics, options: HttpOptions): Promise
   const token = options.token ?? '';
   const loopbackOnly = isLoopback(host);
   if (!loopbackOnly && token === '') {
-    log.warn(
+    (options.warn ?? ((fields, message) => log.warn(fields, message)))(
       { host, port: options.port },
       `metrics.host ${host} is reachable from other machines and metrics.token is not set: /metrics is open ` +
         'to anyone who can reach it and admin actions are refused; set metrics.token (CXSTREAM_METRICS_TOKEN) ' +

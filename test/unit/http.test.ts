@@ -78,7 +78,17 @@ describe('serveHttp', () => {
     const local = await start({ actions: action });
     expect((await fetch(`${local.base}/admin/reload`, { method: 'POST' })).status).toBe(200);
     // bound to every interface (and reached here through loopback): refused, the token is missing
-    const open = await start({ host: '0.0.0.0', actions: action });
+    const warnings: string[] = [];
+    const open = await start({ host: '0.0.0.0', actions: action, warn: (_f, m) => warnings.push(m) });
+    expect(warnings).toEqual([
+      'metrics.host 0.0.0.0 is reachable from other machines and metrics.token is not set: /metrics is open ' +
+        'to anyone who can reach it and admin actions are refused; set metrics.token (CXSTREAM_METRICS_TOKEN) ' +
+        'or bind to 127.0.0.1',
+    ]);
+    // with a token, or on loopback, nothing to warn about
+    await start({ host: '0.0.0.0', token: 't0ken-xyz', warn: (_f, m) => warnings.push(m) });
+    await start({ host: '127.0.0.1', warn: (_f, m) => warnings.push(m) });
+    expect(warnings).toHaveLength(1);
     expect((await fetch(`${open.base}/admin/reload`, { method: 'POST' })).status).toBe(403);
     expect((await fetch(`${open.base}/metrics`)).status).toBe(200);
   });
