@@ -16,6 +16,10 @@ import type { CxEvent } from './types.js';
  *   - a msgpack timestamp extension (decoded as a Date) becomes its epoch ms;
  *   - a float is accepted only when it has no fraction (msgpackr itself writes ints above 2^32 as
  *     float64); a string is rejected.
+ * A `ts` before `minTs` (an option; the engine passes `engine.minEventTime`, 2000-01-01 by default)
+ * is rejected with a reason that suggests milliseconds: many systems send epoch seconds, which
+ * would otherwise be accepted as an event of January 1970 and expire every window at once.
+ *
  * An optional field sent as `null` counts as absent (many encoders write nil that way); it is
  * removed, but only after a first validation failed, so valid events pay nothing for it.
  *
@@ -30,6 +34,8 @@ const MAX_REASON = 300;
 const MAX_QUOTED = 64;
 /** The largest epoch ms a JS Date can hold. */
 const MAX_TS = 8_640_000_000_000_000;
+/** A ts that reads as seconds of a time before this is worth the hint "send milliseconds". */
+const PLAUSIBLE_UNTIL = Date.UTC(2200, 0, 1);
 
 const optionalStrings = [
   'from',
@@ -83,11 +89,24 @@ const unpackr = new Unpackr({
 });
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Options of {@link decodeEvent}. */
+export interface DecodeOptions {
+  /**
+   * Events with an earlier `ts` (epoch ms) are rejected; the reason suggests milliseconds when the
+   * value reads as epoch seconds. @default 1 (any positive ts)
+   */
+  minTs?: number;
+}
+
 /**
  * Decodes a msgpack map or JSON object into a validated {@link CxEvent}, or returns why it was
  * rejected (a one-line, human-readable reason). `subject`'s last token must equal `customer`.
  */
-export function decodeEvent(bytes: Uint8Array, subject: string): CxEvent | string {
+export function decodeEvent(
+  bytes: Uint8Array,
+  subject: string,
+  options: DecodeOptions = {},
+): CxEvent | string {
   const n = bytes.length;
   if (n > MAX_EVENT_BYTES) return `payload too large: ${n} bytes (max ${MAX_EVENT_BYTES})`;
   if (n === 0) return 'empty payload';
@@ -135,11 +154,25 @@ export function decodeEvent(bytes: Uint8Array, subject: string): CxEvent | strin
   // An empty session is no session, everywhere (profile and rules alike).
   if (decoded.session === '') delete decoded.session;
 
+  const minTs = options.minTs ?? 1;
+  if (decoded.ts < minTs) return tooOld(decoded.ts, minTs);
+
   const token = customerOfSubject(subject);
   if (decoded.customer !== token) {
     return `customer ${quote(decoded.customer)} does not match subject token ${quote(token)}`;
   }
   return decoded;
+}
+
+/** Why a ts before the bound was rejected; names the likely mistake (seconds) when it fits. */
+function tooOld(ts: number, minTs: number): string {
+  const bound = new Date(minTs).toISOString();
+  const asMs = ts * 1000;
+  const seconds =
+    asMs >= minTs && asMs < PLAUSIBLE_UNTIL
+      ? `; it looks like epoch seconds (${new Date(asMs).toISOString()}): send epoch milliseconds, ${asMs}`
+      : '; ts must be epoch milliseconds';
+  return clip(`ts ${ts} is before ${bound} (engine.minEventTime)${seconds}`);
 }
 
 function isJsonWhitespace(b: number): boolean {

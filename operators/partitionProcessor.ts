@@ -1,4 +1,4 @@
-import { decodeEvent } from './decodeEvent.js';
+import { type DecodeOptions, decodeEvent } from './decodeEvent.js';
 import { localHour } from './localTime.js';
 import { maskPii } from './mask.js';
 import { OrderedEvents, type PendingEvent } from './orderedEvents.js';
@@ -40,6 +40,12 @@ export interface PartitionOptions {
    * @default Infinity
    */
   maxFutureSkewMs?: number;
+  /**
+   * Events whose `ts` is before this (epoch ms) are rejected with a reason suggesting milliseconds
+   * (epoch seconds read as 1970). Off by default here for the same reason as `maxFutureSkewMs`;
+   * the engine sets `engine.minEventTime` (2000-01-01). @default 1
+   */
+  minEventTs?: number;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
@@ -76,6 +82,7 @@ export class PartitionProcessor {
   private readonly defaultTz: string;
   private readonly profileIntervalMs: number;
   private readonly maxFutureSkewMs: number;
+  private readonly decodeOptions: DecodeOptions;
   private readonly customers = new Map<string, CustomerEntry>();
   /** Customers changed since the last snapshot: what the next delta holds. */
   private changed = new Set<CustomerEntry>();
@@ -111,6 +118,7 @@ export class PartitionProcessor {
     this.defaultTz = options.defaultTz ?? 'Asia/Shanghai';
     this.profileIntervalMs = options.profileIntervalMs ?? 60_000;
     this.maxFutureSkewMs = options.maxFutureSkewMs ?? Number.POSITIVE_INFINITY;
+    this.decodeOptions = { minTs: options.minEventTs ?? 1 };
     this.watermark = new Watermark({
       allowedLatenessMs: options.allowedLatenessMs,
       idleAfterMs: options.idleAfterMs,
@@ -270,7 +278,7 @@ export class PartitionProcessor {
       this.lastSeq = seq;
       const bytes = payload(i);
       const subject = subjects[i]!;
-      const decoded = decodeEvent(bytes, subject);
+      const decoded = decodeEvent(bytes, subject, this.decodeOptions);
       if (typeof decoded === 'string') {
         out.rejects.push({ seq, subject, data: bytes.slice(), reason: decoded });
         continue;

@@ -28,6 +28,8 @@ export interface PartitionSnapshot {
 
 /** Snapshot format this code writes (older ones are upgraded on restore: operators/snapshotUpgrade.ts). */
 export const SNAPSHOT_VERSION = 4;
+/** Snapshot formats this code restores (checkpoints refuse others before a worker sees them). */
+export const READABLE_SNAPSHOT_VERSIONS: readonly number[] = [2, 3, SNAPSHOT_VERSION];
 
 /** One customer as the partition holds it (plain data). */
 export interface CustomerEntry {

@@ -7,6 +7,7 @@
  */
 import { Environment } from '@marcbachmann/cel-js';
 import { Ajv, type ErrorObject } from 'ajv';
+import { closest as closestOf, distance } from 'fastest-levenshtein';
 import { parseDuration } from './duration.js';
 import type { CompileContext, PatternDefinition } from './patterns/definition.js';
 import { PROFILE_FIELDS } from './profile.js';
@@ -313,30 +314,15 @@ function unknownName(what: string, name: string, known: ReadonlySet<string>, pre
   return `unknown ${what} "${name}"${near === undefined ? '' : ` (did you mean "${prefix}${near}"?)`}`;
 }
 
-/** The known name within edit distance 2 of `name` (the nearest; ties by name), if any. */
+/** The known name within edit distance 2 of `name` (case-insensitive), if any. */
 function closest(name: string, known: ReadonlySet<string>): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k.toLowerCase());
-    if (d < bestDistance || (d === bestDistance && best !== undefined && k < best)) {
-      best = k;
-      bestDistance = d;
-    }
-  }
-  return bestDistance <= 2 ? best : undefined;
-}
-
-/** Levenshtein distance (names are short). */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++)
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length]!;
+  const names = [...known];
+  const best = closestOf(
+    name.toLowerCase(),
+    names.map((k) => k.toLowerCase()),
+  );
+  const match = names.find((k) => k.toLowerCase() === best)!;
+  return distance(name.toLowerCase(), best) <= 2 ? match : undefined;
 }
 
 /** The first line of a cel-js error (the rest is a code frame) plus the column it points at. */

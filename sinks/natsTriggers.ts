@@ -24,14 +24,17 @@ export interface NatsTriggerSinkOptions {
 }
 
 /**
- * The JSON body of a trigger message: exactly the CONTRACT.md fields (the subject is not one), as
- * text (nats.js encodes it as it writes the message).
+ * The JSON body of a trigger message: exactly the fields of docs/CONTRACT.md, as text (nats.js
+ * encodes it as it writes the message). `subject` repeats the message's subject so that a body
+ * forwarded on (a webhook, a queue, a file) still says where it was published; it is also the
+ * `subject` column of the ClickHouse `triggers` table.
  */
-function triggerBody(t: Trigger): string {
+export function triggerBody(t: Trigger): string {
   return JSON.stringify({
     id: t.id,
     rule: t.rule,
     customer: t.customer,
+    subject: t.subject,
     firedAt: t.firedAt,
     eventTime: t.eventTime,
     reason: t.reason,

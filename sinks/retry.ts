@@ -14,8 +14,8 @@ export interface RetryOptions {
   giveUpAfterMs?: number;
   /** Give up after this many attempts. @default Infinity */
   maxAttempts?: number;
-  /** Errors retrying cannot mend: rethrown at once. @default none */
-  fatal?: (error: unknown) => boolean;
+  /** Errors retrying cannot mend: rethrown at once (may ask a server first). @default none */
+  fatal?: (error: unknown) => boolean | Promise<boolean>;
   /** Stops waiting: the last error is rethrown. */
   signal?: AbortSignal;
   /** Called before each retry (logs, metrics). */
@@ -61,7 +61,7 @@ export async function retrying<T>(
     try {
       return await op(attempt);
     } catch (e) {
-      if (options.fatal?.(e) || options.signal?.aborted) throw e;
+      if (options.signal?.aborted || (await options.fatal?.(e))) throw e;
       failingSince ??= clock();
       const failingFor = clock() - failingSince;
       if (attempt >= maxAttempts || failingFor >= giveUpAfter)

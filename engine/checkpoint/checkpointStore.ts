@@ -10,6 +10,9 @@ import { StorageType } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pack, unpack } from 'msgpackr';
+import { READABLE_SNAPSHOT_VERSIONS, SNAPSHOT_VERSION } from '../../operators/partitionState.js';
+import { cxstreamVersion } from '../config/config.js';
+import { log } from '../runtime/log.js';
 
 /** Checkpoint envelope format this code writes. */
 export const CHECKPOINT_VERSION = 2;
@@ -100,10 +103,36 @@ function chainOf(full: CheckpointRecord, found: CheckpointRecord[], where: strin
   return { ...last, state: full.state, deltas: deltas.map((d) => d.state) };
 }
 
-/** Encodes a record with its format header. */
+/**
+ * Encodes a record with its format header: the envelope's format version, the state's snapshot
+ * format version and the cxstream version that wrote it, so an older cxstream can refuse state it
+ * cannot read before any worker sees it, and say which version wrote it.
+ */
 export function encodeCheckpoint(record: CheckpointRecord): Uint8Array {
-  return pack({ format: FORMAT, version: CHECKPOINT_VERSION, ...record });
+  return pack({
+    format: FORMAT,
+    version: CHECKPOINT_VERSION,
+    snapshotVersion: SNAPSHOT_VERSION,
+    writtenBy: cxstreamVersion,
+    ...record,
+  });
 }
+
+/** Compares two `major.minor.patch` versions (pre-release and build suffixes ignored). */
+export function compareVersions(a: string, b: string): number {
+  const parts = (v: string) =>
+    v
+      .split(/[-+]/)[0]!
+      .split('.')
+      .map((n) => Number.parseInt(n, 10) || 0);
+  const x = parts(a);
+  const y = parts(b);
+  for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+  return 0;
+}
+
+/** A newer writer whose format this version reads is logged once per process, not once per file. */
+let newerWriterLogged = false;
 
 /** Decodes a record, refusing other formats and versions. @throws CheckpointError */
 export function decodeCheckpoint(bytes: Uint8Array, where: string): CheckpointRecord {
@@ -118,15 +147,33 @@ export function decodeCheckpoint(bytes: Uint8Array, where: string): CheckpointRe
   if (value === null || typeof value !== 'object' || value.format !== FORMAT) {
     throw new CheckpointError(`${where} is not a cxstream checkpoint`, where);
   }
-  if (!READABLE_VERSIONS.includes(value.version)) {
+  const writtenBy = typeof value.writtenBy === 'string' ? value.writtenBy : undefined;
+  const snapshotVersion = value.snapshotVersion;
+  const unreadable = !READABLE_VERSIONS.includes(value.version)
+    ? `checkpoint format version ${String(value.version)} (this cxstream reads versions ${READABLE_VERSIONS.join(', ')})`
+    : snapshotVersion !== undefined && !READABLE_SNAPSHOT_VERSIONS.includes(snapshotVersion as number)
+      ? `state format version ${String(snapshotVersion)} (this cxstream reads versions ${READABLE_SNAPSHOT_VERSIONS.join(', ')})`
+      : null;
+  if (unreadable !== null) {
+    const newer =
+      writtenBy !== undefined && compareVersions(writtenBy, cxstreamVersion) > 0
+        ? `was written by cxstream ${writtenBy}, newer than this cxstream ${cxstreamVersion}, in ${unreadable}: ` +
+          `an older cxstream cannot read the state of a newer one. Run cxstream ${writtenBy} or newer`
+        : `has ${unreadable}${writtenBy ? `, written by cxstream ${writtenBy}` : ''}. Run the cxstream version that wrote it`;
     throw new CheckpointError(
-      `checkpoint ${where} has format version ${String(value.version)}; this cxstream reads versions ` +
-        `${READABLE_VERSIONS.join(', ')}. Run the cxstream version that wrote it, or delete the checkpoints and the ` +
-        'durable consumer to rebuild state by replaying the stream (docs/DELIVERY.md)',
+      `checkpoint ${where} ${newer}, or delete the checkpoints and the durable consumer to rebuild state by ` +
+        'replaying the stream (docs/OPERATIONS.md "Upgrade and downgrade")',
       where,
     );
   }
-  const { format: _f, version: _v, ...record } = value;
+  if (writtenBy !== undefined && compareVersions(writtenBy, cxstreamVersion) > 0 && !newerWriterLogged) {
+    newerWriterLogged = true;
+    log.warn(
+      { checkpoint: where, writtenBy, version: cxstreamVersion },
+      `checkpoints were written by cxstream ${writtenBy}, newer than this ${cxstreamVersion}, in formats this version reads: using them`,
+    );
+  }
+  const { format: _f, version: _v, snapshotVersion: _s, writtenBy: _w, ...record } = value;
   return { base: '', delta: 0, ...record } as unknown as CheckpointRecord;
 }
 

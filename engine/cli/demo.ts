@@ -5,6 +5,7 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import type { Trigger } from '../../operators/types.js';
 import { formatFunnel, queryFunnel } from '../../sinks/funnel.js';
+import { triggerBody } from '../../sinks/natsTriggers.js';
 import { loadConfig } from '../config/config.js';
 import { loadRules } from '../config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../demo/traffic.js';
@@ -68,7 +69,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     let source: EventSource;
     if (server) {
       nc = await connectNats({ ...config, nats: { ...config.nats, url: server.url } });
-      await ensureStreams(nc);
+      await ensureStreams(nc, config.streams);
       // What a dialer sees: every trigger message on its subject.
       nc.subscribe('cx.triggers.>', { callback: (_err, msg) => void delivered.push(msg.json<Trigger>()) });
       say(`private nats-server ${server.url}: publishing to stream CX_EVENTS ...`);
@@ -97,9 +98,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     );
     say();
     say('three sample triggers:');
-    // As a subscriber receives them: the contract's fields (the subject is the message's, not the body's).
-    for (const { subject: _subject, ...body } of sampleTriggers(triggers, 3))
-      say(JSON.stringify(body, null, 2));
+    // As a subscriber receives them: the body of each trigger message.
+    for (const t of sampleTriggers(triggers, 3)) say(JSON.stringify(JSON.parse(triggerBody(t)), null, 2));
     say();
     say('funnel consult → add to cart → order (7-day window), by channel:');
     say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'channel' }), 'channel').trimEnd());

@@ -5,7 +5,7 @@ import { PartitionProcessor } from '../../operators/partitionProcessor.js';
 import { profileOf } from '../../operators/profile.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
-import { loadConfig } from '../config/config.js';
+import { loadConfig, minEventTs } from '../config/config.js';
 import { loadRules } from '../config/rulesFile.js';
 import { ndjsonEvents } from '../source/fileSource.js';
 import { parseUntil } from './replay.js';
@@ -82,6 +82,7 @@ export async function runExplain(options: ExplainOptions): Promise<ExplainReport
     defaultTz: tz,
     profileIntervalMs: config.engine.profileIntervalMs,
     allowedLatenessMs: config.engine.allowedLatenessMs,
+    minEventTs: minEventTs(config),
   });
   const probes = specs.map((spec) => ({ spec, when: probe(spec.when) }));
   const byRule = new Map<string, RuleExplanation>(

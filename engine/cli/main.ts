@@ -1,14 +1,17 @@
 import { Command, CommanderError, Option } from 'commander';
-import { formatProblem, isConfigError, UsageError } from '../config/errors.js';
-import { log } from '../runtime/log.js';
+import { checkEnvironment, cxstreamVersion } from '../config/config.js';
+import { formatProblem, isConfigError, isSettingError, UsageError } from '../config/errors.js';
+import { hideSecrets, log } from '../runtime/log.js';
 import { runDemo } from './demo.js';
 import { runExplain } from './explain.js';
 import { type FunnelOptions, runFunnel } from './funnel.js';
+import { runProfile } from './profile.js';
 import { runReplay } from './replay.js';
 import { runLive } from './run.js';
+import { runSetup } from './setup.js';
 import { runValidate } from './validate.js';
 
-/** Exit codes of CONTRACT.md. */
+/** Exit codes of docs/CONTRACT.md. */
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
@@ -19,14 +22,46 @@ export async function main(argv: string[]): Promise<void> {
     .description(
       'Customer-service events from NATS JetStream to live profiles, triggers and ClickHouse funnels',
     )
+    .version(cxstreamVersion, '-V, --version', 'print the cxstream version')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    // Before any command (not --help or --version): a bad CXSTREAM_* value is a config error (exit
+    // 2) and a misspelled variable, which would silently leave its setting at the default, a warning.
+    .hook('preAction', () => {
+      for (const { name, suggestion } of checkEnvironment(process.env)) {
+        log.warn(
+          { variable: name, ...(suggestion && { suggestion }) },
+          `${name} is not a cxstream setting${suggestion ? ` (did you mean ${suggestion}?)` : ''}; it is ignored`,
+        );
+      }
+    });
 
   program
     .command('run')
     .description('run the engine until SIGINT/SIGTERM, then drain and exit')
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
     .action((opts: { config?: string }) => runLive(opts));
+
+  program
+    .command('setup')
+    .description(
+      'create the streams, the durable consumer and the buckets with the configured limits (idempotent); prints what it did',
+    )
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .option('--update', "bring existing streams and buckets to the config's limits and replicas")
+    .action(async (opts: { config?: string; update?: boolean }) => {
+      await runSetup(opts);
+    });
+
+  program
+    .command('profile')
+    .description("print a customer's profile from the KV bucket cx_profiles (exit 1 when there is none)")
+    .argument('<customer>')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .option('--key', 'print only the KV key the profile is stored under (no NATS needed)')
+    .action(async (customer: string, opts: { config?: string; key?: boolean }) => {
+      await runProfile({ customer, config: opts.config, keyOnly: opts.key ?? false });
+    });
 
   program
     .command('demo')
@@ -118,8 +153,14 @@ function exitCodeOf(e: unknown): number {
     process.stderr.write(`cxstream: ${e.message}\n`);
     return EXIT_USAGE;
   }
+  if (isSettingError(e)) {
+    // a setting that does not work with its system: a restart helps only when it may come up later
+    process.stderr.write(`cxstream: ${hideSecrets(e.message)}\n`);
+    log.debug({ err: e }, 'failed');
+    return e.retryable ? EXIT_FAILURE : EXIT_USAGE;
+  }
   const err = e as Error;
-  process.stderr.write(`cxstream: ${err?.message ?? String(e)}\n`);
+  process.stderr.write(`cxstream: ${hideSecrets(err?.message ?? String(e))}\n`);
   if (/Cannot lock file/.test(err?.message ?? '')) {
     process.stderr.write(
       'cxstream: the embedded ClickHouse directory is in use by a running engine; stop it first\n',

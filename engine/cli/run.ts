@@ -1,22 +1,48 @@
 /** `cxstream run`: the engine on the live JetStream stream until SIGINT/SIGTERM, then a drain. */
+import { readFileSync } from 'node:fs';
 import { LocalCheckpointStore, NatsCheckpointStore } from '../checkpoint/checkpointStore.js';
-import { loadConfig } from '../config/config.js';
+import { type Config, loadConfig } from '../config/config.js';
+import { settingName } from '../config/environment.js';
+import { SettingError } from '../config/errors.js';
 import { RuleReloader } from '../config/ruleReloader.js';
 import { loadRulesWithWarnings } from '../config/rulesFile.js';
 import { connectNats } from '../nats/connect.js';
-import { log } from '../runtime/log.js';
-import { Metrics, serveMetrics } from '../runtime/metrics.js';
+import { natsNames } from '../nats/streams.js';
+import { EngineHealth } from '../runtime/health.js';
+import { hideInLogs, log } from '../runtime/log.js';
+import { Metrics, serveHttp } from '../runtime/metrics.js';
 import { openSinks } from '../runtime/openSinks.js';
 import { runEngine } from '../runtime/runEngine.js';
 import { jetstreamSource } from '../source/jetstreamSource.js';
+
+/** The bearer token of the HTTP server (`metrics.token` or the file `metrics.tokenFile`), '' for none. */
+export function metricsToken(config: Readonly<Config>): string {
+  if (config.metrics.tokenFile === '') return config.metrics.token;
+  try {
+    const token = readFileSync(config.metrics.tokenFile, 'utf8').replace(/\r?\n$/, '');
+    hideInLogs(token);
+    return token;
+  } catch (e) {
+    throw new SettingError(
+      `cannot read ${settingName('metrics.tokenFile')} "${config.metrics.tokenFile}": ${(e as Error).message}`,
+      'metrics.tokenFile',
+      'file',
+      false,
+      { cause: e },
+    );
+  }
+}
 
 /** Runs the engine with the config file (default `config/default.yaml`) until a signal drains it. */
 export async function runLive(opts: { config?: string }): Promise<void> {
   const config = loadConfig(opts.config);
   const { rules, warnings } = loadRulesWithWarnings(config.rules);
   for (const w of warnings) log.warn({ file: w.file, line: w.line }, w.message);
+  const token = metricsToken(config);
   const nc = await connectNats(config);
-  const sinks = await openSinks(config, nc);
+  const health = new EngineHealth();
+  health.watch(nc);
+  const sinks = await openSinks(config, nc, { sourceStream: natsNames.eventsStream });
   const metrics = new Metrics();
   const source = jetstreamSource({
     nc,
@@ -24,12 +50,38 @@ export async function runLive(opts: { config?: string }): Promise<void> {
     maxInFlight: config.nats.maxInFlight,
     ackWaitMs: config.nats.ackWaitMs,
   });
-  let running = true;
+  // Rule files are watched and reloaded on change or SIGHUP, between batches (engine/config/ruleReloader.ts).
+  const reloader = new RuleReloader({ files: config.rules });
   const server =
-    config.metrics.port > 0 ? await serveMetrics(metrics, config.metrics.port, () => running) : null;
+    config.metrics.port > 0
+      ? await serveHttp(metrics, {
+          port: config.metrics.port,
+          host: config.metrics.host,
+          token,
+          notReady: () => health.notReady(),
+          unhealthy: () => health.unhealthy(),
+          actions: {
+            // the same as SIGHUP: validate the rule files and swap them in, or keep the running ones
+            '/admin/reload': () => reloader.reload('HTTP /admin/reload', true),
+          },
+        })
+      : null;
+  if (server) {
+    const address = server.address();
+    log.info(
+      {
+        host: config.metrics.host,
+        port: typeof address === 'object' && address ? address.port : config.metrics.port,
+      },
+      'http listening',
+    );
+  }
   let failedInserts = 0;
-  const lag = setInterval(() => {
-    metrics.lag.set(source.stats().pending);
+  const gauges = setInterval(() => {
+    const stats = source.stats();
+    metrics.lag.set(stats.pending);
+    // here, not only after a batch: acks come with checkpoints, after the last batch of a burst
+    metrics.inFlight.set(stats.inFlight);
     const ch = sinks.clickhouse.stats();
     metrics.clickhouseBufferedRows.set(ch.bufferedRows + ch.blockedRows);
     metrics.clickhouseFailures.inc(ch.failedAttempts - failedInserts);
@@ -41,13 +93,11 @@ export async function runLive(opts: { config?: string }): Promise<void> {
       : new LocalCheckpointStore(config.state.dir);
   const stop = (signal: string) => {
     log.info({ signal }, 'draining');
-    running = false;
+    health.markDraining();
     void source.stop();
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  // Rule files are watched and reloaded on change or SIGHUP, between batches (engine/ruleReloader.ts).
-  const reloader = new RuleReloader({ files: config.rules });
   try {
     await runEngine({
       config,
@@ -58,10 +108,17 @@ export async function runLive(opts: { config?: string }): Promise<void> {
       metrics,
       controls$: reloader.requests$,
       checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
+      onRecovered: () => {
+        health.markRecovered();
+        log.info('ready');
+      },
     });
+  } catch (e) {
+    health.markFailed((e as Error)?.message ?? String(e));
+    throw e;
   } finally {
     reloader.close();
-    clearInterval(lag);
+    clearInterval(gauges);
     server?.close();
     await sinks.close();
     await nc.drain();

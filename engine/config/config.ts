@@ -1,10 +1,14 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv } from 'ajv';
+import { Ajv, type ErrorObject } from 'ajv';
+import { hideInLogs, log } from '../runtime/log.js';
+import { type Config, configSchema, configSchemaNode, type SchemaNode } from './configSchema.js';
+import { type EnvSetting, envSettings, suggest, unknownVariables } from './environment.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import { readYamlFile } from './yamlFile.js';
+import { redactUrl, urlSecrets } from './redact.js';
+import { parseYaml, readYamlFile, type YamlFile } from './yamlFile.js';
 
 /** The root of the installed package (where `config/` ships). */
 export const packageRoot = (() => {
@@ -13,246 +17,290 @@ export const packageRoot = (() => {
   return resolve(dirname(here), here.endsWith('.ts') ? '../..' : '../../..');
 })();
 
+/** The version of this cxstream (package.json), as `cxstream --version` prints it and checkpoints record it. */
+export const cxstreamVersion: string = (
+  JSON.parse(readFileSync(resolve(packageRoot, 'package.json'), 'utf8')) as { version: string }
+).version;
+
 /** The config file used when none is given. */
 export const defaultConfigFile = resolve(packageRoot, 'config/default.yaml');
 
-/** The engine's configuration, as in `config/default.yaml` (every key documented there). */
-export interface Config {
-  nats: {
-    /** Server(s), comma separated. @default 'nats://127.0.0.1:4222' */
-    url: string;
-    /** Durable consumer name on CX_EVENTS. @default 'cxstream' */
-    durable: string;
-    /** @default 30000 */
-    ackWaitMs: number;
-    /** Most events pulled and not yet acked. @default 100000 */
-    maxInFlight: number;
-    /**
-     * How long the engine rides through a NATS outage (sinks retried, the client reconnecting) before
-     * it gives up with exit code 1. @default 300000
-     */
-    maxOutageMs: number;
-  };
-  clickhouse: {
-    /** `embedded:DIR` (chDB in-process) or `http(s)://user:pass@host:port/db`. @default 'embedded:./.cxstream/clickhouse' */
-    url: string;
-    /** @default 1000 */
-    flushIntervalMs: number;
-    /** @default 500000 */
-    maxBufferedRows: number;
-  };
-  state: {
-    /** Local directory for embedded checkpoints. @default './.cxstream/state' */
-    dir: string;
-  };
-  checkpoint: {
-    /** Period of the partition checkpoints; events are acked only once a checkpoint covers them. @default 2000 */
-    intervalMs: number;
-    /** `local` (state.dir) or `nats` (object store `cx_checkpoints`, for clustered deployments). @default 'local' */
-    store: 'local' | 'nats';
-    /** Stream replicas of the `cx_checkpoints` bucket when cxstream creates it. @default 1 */
-    replicas: number;
-    /**
-     * Incremental checkpoints: deltas (changed customers only) after a full one before the next full
-     * one, which also comes once the deltas outgrow it; 0 = every checkpoint full. @default 100
-     */
-    maxDeltas: number;
-  };
-  /** Rule files. @default ['config/rules.yaml'] */
-  rules: string[];
-  engine: {
-    /** Partitions (one worker thread each); 0 = one per core less one for the main thread, at least 1. @default 0 */
-    partitions: number;
-    /** @default 1000 */
-    batchMaxEvents: number;
-    /** @default 'Asia/Shanghai' */
-    defaultTz: string;
-    /** @default 60000 */
-    profileIntervalMs: number;
-    /** @default 5000 */
-    tickIntervalMs: number;
-    /** Watermark = highest event time seen − this; older events are late. @default 5000 */
-    allowedLatenessMs: number;
-    /** Wall-clock ms without events after which a partition's watermark follows the clock. @default 10000 */
-    idleAfterMs: number;
-    /**
-     * Events whose `ts` is more than this ahead of the wall clock of their batch are dead-lettered:
-     * they would move the watermark into the future and fire every pending timer. @default 300000
-     */
-    maxFutureSkewMs: number;
-    /** Restarts in place of one partition's worker thread allowed within 10 minutes; one more exits the engine. @default 3 */
-    workerRestarts: number;
-  };
-  metrics: {
-    /** HTTP port of /metrics, /healthz, /readyz; 0 turns it off. @default 9464 */
-    port: number;
-    /** @default '127.0.0.1' */
-    host: string;
-  };
+/** The configuration (its schema, with every key documented, is in ./configSchema.ts). */
+export type { Config } from './configSchema.js';
+
+const ajvOptions = { allErrors: true, useDefaults: true, strict: true } as const;
+/** Annotations of this schema that ajv does not know (strict mode refuses unknown keywords). */
+function withAnnotations(ajv: Ajv): Ajv {
+  return ajv.addKeyword({ keyword: 'hint', schemaType: 'string' });
 }
-
-const schema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    nats: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        url: { type: 'string', minLength: 1 },
-        durable: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' },
-        ackWaitMs: { type: 'integer', minimum: 1000 },
-        maxInFlight: { type: 'integer', minimum: 1 },
-        maxOutageMs: { type: 'integer', minimum: 1000 },
-      },
-    },
-    clickhouse: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        url: { type: 'string', pattern: '^(embedded:.+|https?://.+)$' },
-        flushIntervalMs: { type: 'integer', minimum: 10 },
-        maxBufferedRows: { type: 'integer', minimum: 1000 },
-      },
-    },
-    state: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { dir: { type: 'string', minLength: 1 } },
-    },
-    checkpoint: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        intervalMs: { type: 'integer', minimum: 100 },
-        store: { enum: ['local', 'nats'] },
-        replicas: { type: 'integer', minimum: 1, maximum: 5 },
-        maxDeltas: { type: 'integer', minimum: 0 },
-      },
-    },
-    rules: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
-    engine: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        partitions: { type: 'integer', minimum: 0, maximum: 256 },
-        batchMaxEvents: { type: 'integer', minimum: 1 },
-        defaultTz: { type: 'string', minLength: 1 },
-        profileIntervalMs: { type: 'integer', minimum: 0 },
-        tickIntervalMs: { type: 'integer', minimum: 100 },
-        allowedLatenessMs: { type: 'integer', minimum: 0 },
-        idleAfterMs: { type: 'integer', minimum: 0 },
-        maxFutureSkewMs: { type: 'integer', minimum: 0 },
-        workerRestarts: { type: 'integer', minimum: 0 },
-      },
-    },
-    metrics: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { port: { type: 'integer', minimum: 0, maximum: 65535 }, host: { type: 'string' } },
-    },
-  },
-} as const;
-
-const defaults: Config = {
-  nats: {
-    url: 'nats://127.0.0.1:4222',
-    durable: 'cxstream',
-    ackWaitMs: 30_000,
-    maxInFlight: 100_000,
-    maxOutageMs: 300_000,
-  },
-  clickhouse: { url: 'embedded:./.cxstream/clickhouse', flushIntervalMs: 1000, maxBufferedRows: 500_000 },
-  state: { dir: './.cxstream/state' },
-  checkpoint: { intervalMs: 2000, store: 'local', replicas: 1, maxDeltas: 100 },
-  rules: ['config/rules.yaml'],
-  engine: {
-    partitions: 0,
-    batchMaxEvents: 1000,
-    defaultTz: 'Asia/Shanghai',
-    profileIntervalMs: 60_000,
-    tickIntervalMs: 5000,
-    allowedLatenessMs: 5000,
-    idleAfterMs: 10_000,
-    maxFutureSkewMs: 300_000,
-    workerRestarts: 3,
-  },
-  metrics: { port: 9464, host: '127.0.0.1' },
-};
-
-const validate = new Ajv({ allErrors: true }).compile(schema);
+// The file is validated without coercion (a quoted number in YAML is a mistake to report); the
+// environment's values are strings by nature, so the second pass coerces them to the schema's types.
+const validateFile = withAnnotations(new Ajv(ajvOptions)).compile<Config>(configSchema);
+const validateWithEnv = withAnnotations(new Ajv({ ...ajvOptions, coerceTypes: true })).compile<Config>(
+  configSchema,
+);
 
 /**
  * Loads a config file (or the defaults), applies environment overrides and validates once.
  * Every key has an override named `CXSTREAM_<SECTION>_<KEY>` in upper snake case
- * (`CXSTREAM_ENGINE_PARTITIONS`, `CXSTREAM_NATS_URL`); `CXSTREAM_RULES` is comma separated.
- * Relative paths resolve against the working directory; the shipped rule file is found from
- * the package when the working directory has none.
- * @throws ConfigError with file:line for every problem
+ * (`CXSTREAM_ENGINE_PARTITIONS`, `CXSTREAM_NATS_URL`, `CXSTREAM_NATS_TLS_CA`); `CXSTREAM_RULES` is
+ * comma separated. Relative paths resolve against the working directory; the shipped rule file is
+ * found from the package when the working directory has none.
+ * @throws ConfigError with file:line for every problem (or the variable, for the environment)
  */
 export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const configFile = file ?? defaultConfigFile;
   const yaml = readYamlFile(configFile);
-  const problems: ConfigProblem[] = [];
-  const fromFile = yaml.value ?? {};
-  if (!validate(fromFile)) {
-    for (const err of validate.errors ?? []) {
-      const path = err.instancePath.split('/').slice(1);
-      const where =
-        err.keyword === 'additionalProperties' ? [...path, String(err.params.additionalProperty)] : path;
-      const name = where.join('.') || '(root)';
-      const detail =
-        err.keyword === 'additionalProperties' ? 'is not a known key' : (err.message ?? 'is invalid');
-      problems.push(yaml.problem(where, `${name} ${detail}`));
-    }
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  const merged = mergeDeep(structuredClone(defaults), fromFile as Partial<Config>);
-  const envProblems = applyEnv(merged, env);
-  if (envProblems.length > 0) throw new ConfigError(envProblems);
-  if (!validate(merged)) {
+  const value: unknown = yaml.value ?? {};
+  if (!validateFile(value)) throw new ConfigError(byLine(fileProblems(validateFile.errors ?? [], yaml)));
+  const merged = structuredClone(value) as Record<string, unknown>;
+  const fromEnv = applyEnv(merged, env);
+  if (!validateWithEnv(merged))
+    throw new ConfigError(envProblems(validateWithEnv.errors ?? [], fromEnv, env, yaml));
+  const config = merged as Config;
+  const crossProblems = crossChecks(config, fromEnv, yaml);
+  if (crossProblems.length > 0) throw new ConfigError(crossProblems);
+  hideInLogs(
+    config.nats.password,
+    config.nats.token,
+    config.nats.nkeySeed,
+    config.metrics.token,
+    ...urlSecrets(config.nats.url),
+    ...urlSecrets(config.clickhouse.url),
+  );
+  log.level = config.log.level;
+  config.rules = config.rules.map((r) => resolveShipped(r));
+  if (config.engine.partitions === 0) config.engine.partitions = Math.max(1, availableParallelism() - 1);
+  return deepFreeze(config);
+}
+
+/**
+ * Checks the `CXSTREAM_*` variables on their own (before a command loads its config file): a bad
+ * value is a ConfigError naming the variable; unknown names are returned, with a suggestion when
+ * one is near, for the caller to warn about.
+ * @throws ConfigError
+ */
+export function checkEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+): Array<{ name: string; suggestion?: string }> {
+  const merged: Record<string, unknown> = {};
+  const fromEnv = applyEnv(merged, env);
+  if (!validateWithEnv(merged))
     throw new ConfigError(
-      (validate.errors ?? []).map((e) => ({
-        file: 'environment',
-        line: 0,
-        message: `${e.instancePath.slice(1).replaceAll('/', '.')} ${e.message}`,
-      })),
+      envProblems(validateWithEnv.errors ?? [], fromEnv, env, parseYaml('', 'environment')),
     );
-  }
-  merged.rules = merged.rules.map((r) => resolveShipped(r));
-  if (merged.engine.partitions === 0) merged.engine.partitions = Math.max(1, availableParallelism() - 1);
-  return deepFreeze(merged);
+  return unknownVariables(env);
 }
 
-/** `CXSTREAM_` + path in upper snake case, e.g. engine.batchMaxEvents → CXSTREAM_ENGINE_BATCH_MAX_EVENTS. */
-export function envName(path: string[]): string {
-  return `CXSTREAM_${path.map((p) => p.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`;
+/** The config with every default and no file or environment (tests, tools). */
+export function defaultConfig(): Config {
+  const value = {};
+  validateFile(value);
+  return value as Config;
 }
 
-function applyEnv(config: Config, env: NodeJS.ProcessEnv): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  const rules = env[envName(['rules'])];
-  if (rules !== undefined && rules.trim() !== '')
-    config.rules = rules
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
-  for (const [section, values] of Object.entries(config)) {
-    if (typeof values !== 'object' || Array.isArray(values)) continue;
-    for (const [key, current] of Object.entries(values as Record<string, unknown>)) {
-      const name = envName([section, key]);
-      const raw = env[name];
-      if (raw === undefined || raw === '') continue;
-      if (typeof current === 'number') {
-        const n = Number(raw);
-        if (!Number.isFinite(n))
-          problems.push({ file: 'environment', line: 0, message: `${name}=${raw} is not a number` });
-        else (values as Record<string, unknown>)[key] = n;
-      } else {
-        (values as Record<string, unknown>)[key] = raw;
-      }
+/** `engine.minEventTime` as epoch ms. */
+export function minEventTs(config: Readonly<Config>): number {
+  return parseConfigTime(config.engine.minEventTime);
+}
+
+function parseConfigTime(text: string): number {
+  // A date alone is UTC midnight (Date.parse's rule); a time without a zone would be local: make it UTC.
+  const iso = text.replace(' ', 'T');
+  const withZone = /T.*(Z|[+-]\d{2}:?\d{2})$/.test(iso) || !iso.includes('T') ? iso : `${iso}Z`;
+  return Date.parse(withZone);
+}
+
+/** Sets each `CXSTREAM_*` variable's string at its path; returns the variables used by path. */
+function applyEnv(config: Record<string, unknown>, env: NodeJS.ProcessEnv): Map<string, EnvSetting> {
+  const used = new Map<string, EnvSetting>();
+  for (const setting of envSettings) {
+    const raw = env[setting.name];
+    if (raw === undefined || raw.trim() === '') continue;
+    let target = config;
+    for (const key of setting.path.slice(0, -1)) {
+      const next = target[key];
+      if (next === null || typeof next !== 'object') target[key] = {};
+      target = target[key] as Record<string, unknown>;
     }
+    const last = setting.path.at(-1)!;
+    target[last] =
+      setting.schema.type === 'array'
+        ? raw
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : raw;
+    used.set(setting.path.join('.'), setting);
   }
+  return used;
+}
+
+/** The key path of an ajv error (the unknown key itself for additionalProperties). */
+function errorPath(err: ErrorObject): string[] {
+  const path = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
+  return err.keyword === 'additionalProperties' ? [...path, String(err.params.additionalProperty)] : path;
+}
+
+/** The schema of the key at `path`, if the path is a known one. */
+function schemaAt(path: readonly string[]): SchemaNode | undefined {
+  let schema: SchemaNode | undefined = configSchemaNode;
+  for (const key of path) {
+    if (schema?.type === 'array') schema = schema.items;
+    else schema = schema?.properties?.[key];
+  }
+  return schema;
+}
+
+/** What is wrong with the value, in words (without the key's name). */
+function detailOf(err: ErrorObject, value: unknown): string {
+  const path = errorPath(err);
+  const schema = schemaAt(err.keyword === 'additionalProperties' ? path.slice(0, -1) : path);
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const known = Object.keys(schema?.properties ?? {});
+      const { suggestion } = suggest(String(err.params.additionalProperty), known);
+      return `is not a known key${suggestion ? ` (did you mean ${[...path.slice(0, -1), suggestion].join('.')}?)` : ''}`;
+    }
+    case 'enum': {
+      const allowed = (err.params.allowedValues as unknown[]).map(String);
+      const { suggestion } = typeof value === 'string' ? suggest(value, allowed) : {};
+      return `must be one of ${allowed.join(', ')}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
+    }
+    case 'pattern': {
+      const hint = schemaAt(path)?.hint;
+      return hint ? `must be ${hint}` : (err.message ?? 'is invalid');
+    }
+    default:
+      return err.message ?? 'is invalid';
+  }
+}
+
+/** The value as it may be printed: secrets never, URLs without their password. */
+function printable(path: readonly string[], value: unknown): string {
+  if (schemaAt(path)?.writeOnly) return '(hidden)';
+  return redactUrl(typeof value === 'string' ? value : JSON.stringify(value));
+}
+
+function valueAt(root: unknown, path: readonly string[]): unknown {
+  let v = root;
+  for (const k of path)
+    v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return v;
+}
+
+/** In the order of the file (ajv reports a section's unknown keys before the sections' contents). */
+function byLine(problems: ConfigProblem[]): ConfigProblem[] {
+  return problems
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => a.p.line - b.p.line || a.i - b.i)
+    .map(({ p }) => p);
+}
+
+function fileProblems(errors: ErrorObject[], yaml: YamlFile): ConfigProblem[] {
+  return errors.map((err) => {
+    const path = errorPath(err);
+    const value = valueAt(yaml.value, path);
+    const name = path.join('.') || '(root)';
+    const got =
+      err.keyword === 'pattern' || err.keyword === 'enum'
+        ? ` (got ${JSON.stringify(printable(path, value))})`
+        : '';
+    return yaml.problem(path, `${name} ${detailOf(err, value)}${got}`);
+  });
+}
+
+function envProblems(
+  errors: ErrorObject[],
+  fromEnv: Map<string, EnvSetting>,
+  env: NodeJS.ProcessEnv,
+  yaml: YamlFile,
+): ConfigProblem[] {
+  return errors.map((err) => {
+    const path = errorPath(err);
+    // an array's error names the item (rules/0): the variable is the array's
+    const setting = fromEnv.get(path.join('.')) ?? fromEnv.get(path.slice(0, -1).join('.'));
+    if (!setting) return yaml.problem(path, `${path.join('.')} ${detailOf(err, undefined)}`);
+    const value = env[setting.name] ?? '';
+    const detail =
+      err.keyword === 'type' ? `is not ${typeWord(String(err.params.type))}` : detailOf(err, value);
+    return {
+      file: 'environment',
+      line: 0,
+      message: `${setting.name}=${printable(setting.path, value)} ${detail} (${setting.path.join('.')})`,
+    };
+  });
+}
+
+function typeWord(type: string): string {
+  return type === 'integer' ? 'an integer' : `a ${type}`;
+}
+
+/** Rules between keys that one key's schema cannot state. */
+function crossChecks(config: Config, fromEnv: Map<string, EnvSetting>, yaml: YamlFile): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const at = (path: string[], message: string): ConfigProblem => {
+    const setting = fromEnv.get(path.join('.'));
+    return setting
+      ? { file: 'environment', line: 0, message: `${setting.name}: ${message}` }
+      : yaml.problem(path, message);
+  };
+  const { nats } = config;
+  const pairs: Array<[string, string]> = [
+    ['password', 'passwordFile'],
+    ['token', 'tokenFile'],
+    ['nkeySeed', 'nkeySeedFile'],
+  ];
+  for (const [inline, file] of pairs) {
+    if (nats[inline as 'password'] !== '' && nats[file as 'passwordFile'] !== '')
+      problems.push(at(['nats', file], `nats.${inline} and nats.${file} exclude each other: set one`));
+  }
+  const hasPassword = nats.password !== '' || nats.passwordFile !== '';
+  if (nats.user !== '' && !hasPassword)
+    problems.push(at(['nats', 'user'], 'nats.user needs nats.password or nats.passwordFile'));
+  if (nats.user === '' && hasPassword)
+    problems.push(
+      at(['nats', nats.password !== '' ? 'password' : 'passwordFile'], 'a NATS password needs nats.user'),
+    );
+  const methods = [
+    nats.user !== '' && 'user/password',
+    (nats.token !== '' || nats.tokenFile !== '') && 'token',
+    (nats.nkeySeed !== '' || nats.nkeySeedFile !== '') && 'nkey',
+    nats.creds !== '' && 'creds',
+  ].filter(Boolean);
+  if (methods.length > 1)
+    problems.push(at(['nats'], `nats: give one way to authenticate, not ${methods.join(' and ')}`));
+  if ((nats.tls.cert === '') !== (nats.tls.key === ''))
+    problems.push(
+      at(
+        ['nats', 'tls', nats.tls.cert !== '' ? 'cert' : 'key'],
+        'nats.tls.cert and nats.tls.key go together',
+      ),
+    );
+  for (const name of ['events', 'triggers', 'deadLetters'] as const) {
+    const s = config.streams[name];
+    if (s.maxAgeMs > 0 && s.duplicateWindowMs > s.maxAgeMs)
+      problems.push(
+        at(
+          ['streams', name, 'duplicateWindowMs'],
+          `streams.${name}.duplicateWindowMs (${s.duplicateWindowMs}) must not exceed streams.${name}.maxAgeMs (${s.maxAgeMs})`,
+        ),
+      );
+  }
+  if (config.metrics.token !== '' && config.metrics.tokenFile !== '')
+    problems.push(
+      at(['metrics', 'tokenFile'], 'metrics.token and metrics.tokenFile exclude each other: set one'),
+    );
+  if (Number.isNaN(parseConfigTime(config.engine.minEventTime)))
+    problems.push(
+      at(
+        ['engine', 'minEventTime'],
+        `engine.minEventTime "${config.engine.minEventTime}" is not a valid time`,
+      ),
+    );
   return problems;
 }
 
@@ -262,15 +310,6 @@ function resolveShipped(path: string): string {
   if (existsSync(local)) return local;
   const shipped = resolve(packageRoot, path);
   return existsSync(shipped) ? shipped : local;
-}
-
-function mergeDeep<T>(target: T, source: Partial<T>): T {
-  for (const [k, v] of Object.entries(source as object)) {
-    const t = (target as Record<string, unknown>)[k];
-    if (v && typeof v === 'object' && !Array.isArray(v) && t && typeof t === 'object') mergeDeep(t, v);
-    else (target as Record<string, unknown>)[k] = v;
-  }
-  return target;
 }
 
 function deepFreeze<T>(o: T): Readonly<T> {

@@ -32,3 +32,28 @@ export function isConfigError(e: unknown): e is ConfigError {
 export class UsageError extends Error {
   override name = 'UsageError';
 }
+
+/**
+ * A setting that does not work with the system it points at (NATS, ClickHouse, a file): the
+ * message names the setting, its environment variable and the system, and says what to do.
+ * `retryable` tells a supervisor whether a restart may help (a server not up yet) or not (a wrong
+ * password, a certificate, a stream in the way): the CLI exits with 1 for the first, 2 for the second.
+ */
+export class SettingError extends Error {
+  override name = 'SettingError';
+  constructor(
+    message: string,
+    /** The config key, e.g. `nats.url`. */
+    readonly setting: string,
+    /** What it points at: `NATS`, `ClickHouse`, `file`. */
+    readonly system: string,
+    readonly retryable: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export function isSettingError(e: unknown): e is SettingError {
+  return e instanceof Error && e.name === 'SettingError';
+}

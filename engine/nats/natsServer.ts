@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, relative } from 'node:path';
 
 /** Options of {@link NatsServer.start}. */
 export interface NatsServerOptions {
@@ -40,6 +40,76 @@ export interface NatsServerOptions {
    * @default 15_000
    */
   startTimeoutMs?: number;
+  /** TLS on the client port (nats-server `tls {}`); clients then connect with `tls://`. */
+  tls?: NatsServerTls;
+  /** Users and a token (nats-server `authorization {}`). */
+  authorization?: NatsServerAuthorization;
+  /** More configuration lines, as they go in the conf (operator mode). */
+  extraConf?: string[];
+  /**
+   * Conf files to include (absolute paths), e.g. a shipped authorization block; nats-server resolves
+   * `include` relative to the conf, so the launcher writes the relative path.
+   */
+  include?: string[];
+  /** Environment of the server process: nats-server resolves `$NAME` in its conf from it. */
+  env?: Record<string, string>;
+}
+
+/** TLS of a test server's client port. */
+export interface NatsServerTls {
+  /** Server certificate file (PEM). */
+  cert: string;
+  /** Its private key file (PEM). */
+  key: string;
+  /** CA file that signed the client certificates; with `verify`, clients must present one. */
+  ca?: string;
+  /** Require and verify client certificates. @default false */
+  verify?: boolean;
+}
+
+/** A user of a test server: password or nkey, with optional permissions. */
+export interface NatsServerUser {
+  user?: string;
+  password?: string;
+  /** Public nkey (U...) of an nkey user. */
+  nkey?: string;
+  permissions?: { publish?: string[]; subscribe?: string[] };
+}
+
+/** nats-server `authorization {}`: users (password or nkey) or one token, not both. */
+export interface NatsServerAuthorization {
+  users?: NatsServerUser[];
+  token?: string;
+}
+
+/** nats-server conf text of the options (JSON strings are valid values in its conf syntax). */
+function confLines(opts: Pick<NatsServerOptions, 'tls' | 'authorization' | 'extraConf'>): string[] {
+  const q = JSON.stringify;
+  const lines: string[] = [];
+  if (opts.tls) {
+    const { cert, key, ca, verify } = opts.tls;
+    lines.push(
+      `tls { cert_file: ${q(cert)}, key_file: ${q(key)}${ca ? `, ca_file: ${q(ca)}` : ''}${verify ? ', verify: true' : ''} }`,
+    );
+  }
+  if (opts.authorization) {
+    const { users, token } = opts.authorization;
+    const user = (u: NatsServerUser) => {
+      const fields = [
+        u.user !== undefined && `user: ${q(u.user)}`,
+        u.password !== undefined && `password: ${q(u.password)}`,
+        u.nkey !== undefined && `nkey: ${q(u.nkey)}`,
+        u.permissions &&
+          `permissions: { publish: ${q(u.permissions.publish ?? ['>'])}, subscribe: ${q(u.permissions.subscribe ?? ['>'])} }`,
+      ].filter(Boolean);
+      return `{ ${fields.join(', ')} }`;
+    };
+    lines.push('authorization {');
+    if (token !== undefined) lines.push(`  token: ${q(token)}`);
+    if (users) lines.push(`  users: [ ${users.map(user).join(', ')} ]`);
+    lines.push('}');
+  }
+  return [...lines, ...(opts.extraConf ?? [])];
 }
 
 /** Where nats-server is installed: the first executable `nats-server` on PATH or in the usual places. */
@@ -78,9 +148,14 @@ function installExitHook(): void {
  * temporary directories on stop. `restart()` keeps the port and the store, for fault tests.
  */
 export class NatsServer {
-  /** `nats://127.0.0.1:<port>`. */
+  /** `nats://127.0.0.1:<port>` (`tls://127.0.0.1:<port>` when the server has TLS). */
   get url(): string {
-    return `nats://127.0.0.1:${this.#port}`;
+    return `${this.options.tls ? 'tls' : 'nats'}://127.0.0.1:${this.#port}`;
+  }
+
+  /** Where the server's conf and temporary files are (a test may put included files there). */
+  get directory(): string {
+    return this.workDir;
   }
 
   /** The client port (fixed after the first start, so restarts keep it). */
@@ -102,6 +177,10 @@ export class NatsServer {
     private readonly jetstream: boolean,
     private readonly binary: string,
     private readonly startTimeoutMs: number,
+    private readonly options: Pick<
+      NatsServerOptions,
+      'tls' | 'authorization' | 'extraConf' | 'include' | 'env'
+    >,
   ) {
     this.#port = port;
   }
@@ -124,6 +203,7 @@ export class NatsServer {
       opts.jetstream ?? true,
       binary,
       opts.startTimeoutMs ?? 15_000,
+      opts,
     );
     try {
       await server.launch();
@@ -165,11 +245,16 @@ export class NatsServer {
       `port: ${this.#port}`,
       `ports_file_dir: ${JSON.stringify(portsDir)}`,
       this.jetstream ? `jetstream { store_dir: ${JSON.stringify(this.storeDir)} }` : '',
+      ...confLines(this.options),
+      ...(this.options.include ?? []).map((f) => `include ${JSON.stringify(relative(this.workDir, f))}`),
     ];
     writeFileSync(confFile, `${conf.join('\n')}\n`);
 
     this.logTail = '';
-    const child = spawn(this.binary, ['-c', confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(this.binary, ['-c', confFile], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...this.options.env },
+    });
     this.child = child;
     running.add(child);
     installExitHook();

@@ -7,6 +7,7 @@
  */
 import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
 import type { EncodedRows } from '../../sinks/clickhouseRows.js';
+import { isJetStreamPublishError } from '../../sinks/jetstreamPublisher.js';
 import { retrying } from '../../sinks/retry.js';
 import type { Checkpointer, CheckpointStats } from '../checkpoint/checkpointer.js';
 import { log } from './log.js';
@@ -22,6 +23,11 @@ export interface PipelineSinks {
   };
   deadLetters: { publish(rejects: Reject[]): Promise<void> };
   profiles: { put(rows: ProfileRow[]): Promise<void> };
+  /**
+   * Whether no stream stores `subject` (it was deleted, or never created): a publish that failed with
+   * "no responders" then cannot be mended by retrying. Without it, such failures are retried.
+   */
+  streamMissing?(subject: string): Promise<boolean>;
   clickhouse: {
     /** Event rows the workers encoded in the writer's format. */
     writeEncodedEvents(rows: EncodedRows): Promise<void>;
@@ -112,10 +118,18 @@ export class Deliverer {
     onCheckpoint?.(stats);
   }
 
-  /** A NATS sink call, retried through an outage of up to `maxOutageMs`. */
+  /**
+   * A NATS sink call, retried through an outage of up to `maxOutageMs`. "No responders" during a
+   * broker restart is transient (JetStream is loading its streams); with the stream gone it is not.
+   */
   private nats(what: string, op: (attempt: number) => Promise<void>): Promise<void> {
+    const { sinks } = this.options;
     return retrying(what, op, {
       giveUpAfterMs: this.options.maxOutageMs,
+      fatal: async (e) =>
+        isJetStreamPublishError(e) &&
+        e.failure === 'no-responders' &&
+        (await sinks.streamMissing?.(e.subject)) === true,
       onRetry: (err, attempt, delayMs) => {
         this.options.metrics?.sinkRetries.inc({ sink: what });
         if (attempt === 1 || attempt % 10 === 0)

@@ -1,5 +1,9 @@
-import { createServer, type Server } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { isIP } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { cxstreamVersion } from '../config/config.js';
+import { log } from './log.js';
 
 /** The engine's Prometheus metrics, on their own registry. */
 export class Metrics {
@@ -23,7 +27,7 @@ export class Metrics {
   });
   readonly lateEvents = new Counter({
     name: 'cx_late_events_total',
-    help: 'Events that arrived behind their partition watermark (beyond engine.allowedLatenessMs)',
+    help: 'Events that arrived behind their partition watermark (beyond engine.allowedLatenessMs); applied, but too late for the time-ordered patterns',
     registers: [this.registry],
   });
   readonly sinkRetries = new Counter({
@@ -91,31 +95,121 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly buildInfo = new Gauge({
+    name: 'cx_build_info',
+    help: 'Always 1; the version label tells which cxstream runs (useful during an upgrade)',
+    labelNames: ['version'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'cx_process_' });
+    // prom-client's own names already start with process_ or nodejs_: the prefix makes them
+    // cx_process_cpu_seconds_total, cx_nodejs_heap_size_used_bytes, ...
+    collectDefaultMetrics({ register: this.registry, prefix: 'cx_' });
+    this.buildInfo.set({ version: cxstreamVersion }, 1);
   }
 }
 
-/** Serves `/metrics`, `/healthz` (process up) and `/readyz` (pipeline running) on `port` (0 = any free). */
-export async function serveMetrics(metrics: Metrics, port: number, ready: () => boolean): Promise<Server> {
+/** Options of {@link serveHttp}. */
+export interface HttpOptions {
+  /** Port; 0 = any free one. */
+  port: number;
+  /** Address to listen on. Beyond loopback, set `token`. @default '127.0.0.1' */
+  host?: string;
+  /**
+   * Bearer token (`Authorization: Bearer <token>`) that /metrics and the admin actions require
+   * when set; probes never need it. Without one, actions are accepted only from loopback clients
+   * of a server bound to loopback. @default '' (none)
+   */
+  token?: string;
+  /** `/readyz`: 200 when this returns no reason, else 503 with the reasons. */
+  notReady: () => string[];
+  /** `/healthz`: 200 when this returns null, else 503 with the reason. */
+  unhealthy: () => string | null;
+  /** Admin actions, answered on `POST <path>` with the JSON of what the function returns. */
+  actions?: Readonly<Record<string, () => Promise<unknown>>>;
+  /** Where the start-up warning about an open address goes. @default the engine's log (warn) */
+  warn?: (fields: object, message: string) => void;
+}
+
+/** Whether `host` names this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '::ffff:127.0.0.1') return true;
+  return isIP(h) === 4 && h.startsWith('127.');
+}
+
+/**
+ * The engine's HTTP server: `/metrics` (Prometheus), `/healthz` (liveness: the process should not
+ * be restarted), `/readyz` (readiness: connected, state recovered, consuming) and the admin actions
+ * (`POST`). It listens on `host` (loopback by default); a host reachable from elsewhere without a
+ * token is logged as a warning at start, because /metrics would be open and actions refused.
+ */
+export async function serveHttp(metrics: Metrics, options: HttpOptions): Promise<Server> {
+  const host = options.host ?? '127.0.0.1';
+  const token = options.token ?? '';
+  const loopbackOnly = isLoopback(host);
+  if (!loopbackOnly && token === '') {
+    (options.warn ?? ((fields, message) => log.warn(fields, message)))(
+      { host, port: options.port },
+      `metrics.host ${host} is reachable from other machines and metrics.token is not set: /metrics is open ` +
+        'to anyone who can reach it and admin actions are refused; set metrics.token (CXSTREAM_METRICS_TOKEN) ' +
+        'or bind to 127.0.0.1',
+    );
+  }
+  const authorized = (req: IncomingMessage): boolean => {
+    if (token === '') return true;
+    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const a = Buffer.from(given);
+    const b = Buffer.from(token);
+    return a.length === b.length && timingSafeEqual(a, b);
+  };
+  const mayAct = (req: IncomingMessage): boolean => {
+    if (token !== '') return authorized(req);
+    // no token: only a client on this machine talking to a server that listens only on this machine
+    return loopbackOnly && isLoopback(req.socket.remoteAddress ?? '');
+  };
   const server = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-        (e: Error) => res.writeHead(500).end(e.message),
+    const path = (req.url ?? '/').split('?')[0];
+    const text = (status: number, body: string) =>
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(body);
+    if (path === '/healthz') {
+      const reason = options.unhealthy();
+      text(reason === null ? 200 : 503, reason === null ? 'ok\n' : `unhealthy: ${reason}\n`);
+    } else if (path === '/readyz') {
+      const reasons = options.notReady();
+      text(
+        reasons.length === 0 ? 200 : 503,
+        reasons.length === 0 ? 'ready\n' : `not ready: ${reasons.join('; ')}\n`,
       );
-    } else if (req.url === '/healthz') {
-      res.writeHead(200).end('ok\n');
-    } else if (req.url === '/readyz') {
-      const ok = ready();
-      res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'not ready\n');
+    } else if (path === '/metrics') {
+      if (!authorized(req)) return void text(401, 'a bearer token is required (metrics.token)\n');
+      metrics.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
+        (e: Error) => text(500, e.message),
+      );
+    } else if (path !== undefined && options.actions && Object.hasOwn(options.actions, path)) {
+      if (req.method !== 'POST') return void res.writeHead(405, { allow: 'POST' }).end();
+      if (!mayAct(req)) {
+        return void text(
+          token === '' ? 403 : 401,
+          token === ''
+            ? 'admin actions from other machines need metrics.token\n'
+            : 'a bearer token is required\n',
+        );
+      }
+      options.actions[path]!().then(
+        (result) =>
+          res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(result)}\n`),
+        (e: Error) => text(500, `${e.message}\n`),
+      );
     } else {
       res.writeHead(404).end();
     }
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(options.port, host, () => resolve());
   });
   return server;
 }

@@ -1,4 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { clickHouseDatabase, ensureSchema, openClickHouse, rawInsertOf } from '../../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
@@ -7,8 +8,11 @@ import { MemoryTriggerSink, NatsTriggerSink } from '../../sinks/natsTriggers.js'
 import { MemoryProfileStore, ProfileStore } from '../../sinks/profileStore.js';
 import { LedgeredTriggerSink, TriggerLedger } from '../../sinks/triggerLedger.js';
 import type { Config } from '../config/config.js';
+import { settingName } from '../config/environment.js';
+import { SettingError } from '../config/errors.js';
+import { redactUrl, urlSecrets, withoutSecrets } from '../config/redact.js';
 import { ensureStreams } from '../nats/streams.js';
-import { log } from './log.js';
+import { hideSecrets, log } from './log.js';
 import type { PipelineSinks } from './pipeline.js';
 
 /** The engine's outputs: NATS when connected, memory otherwise; ClickHouse always. */
@@ -21,14 +25,34 @@ export interface EngineSinks extends PipelineSinks {
   close(): Promise<void>;
 }
 
+/** Options of {@link openSinks}. */
+export interface OpenSinksOptions {
+  /**
+   * The stream the events come from (`CX_EVENTS` for `cxstream run`): dead letters then keep the
+   * original message's headers, read back by sequence. Absent for file replays. @default none
+   */
+  sourceStream?: string;
+}
+
 /**
  * Opens the sinks. With `nc`, triggers, dead letters and profiles go to NATS (streams and KV bucket
- * created when missing); without, they are kept in memory. ClickHouse schema is created when missing.
+ * created when missing, with the configured limits); without, they are kept in memory. ClickHouse
+ * schema is created when missing.
+ * @throws SettingError naming ClickHouse and its URL (without password) when it cannot be reached
  */
-export async function openSinks(config: Readonly<Config>, nc: NatsConnection | null): Promise<EngineSinks> {
+export async function openSinks(
+  config: Readonly<Config>,
+  nc: NatsConnection | null,
+  options: OpenSinksOptions = {},
+): Promise<EngineSinks> {
   const client: ClickHouseClient = openClickHouse(config.clickhouse.url);
   const database = clickHouseDatabase(config.clickhouse.url);
-  await ensureSchema(client, database);
+  try {
+    await ensureSchema(client, database);
+  } catch (e) {
+    await client.close().catch(() => {});
+    throw clickHouseStartError(e, config.clickhouse.url);
+  }
   const clickhouse = new ClickHouseWriter(client, {
     database,
     rawInsert: rawInsertOf(client),
@@ -42,11 +66,11 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
   let deadLetters: PipelineSinks['deadLetters'];
   let profiles: PipelineSinks['profiles'];
   if (nc) {
-    await ensureStreams(nc);
+    await ensureStreams(nc, config.streams);
     // replays after a crash skip the trigger ids already on CX_TRIGGERS (runEngine reads them)
     ledgered = new LedgeredTriggerSink(new NatsTriggerSink(nc), new TriggerLedger(), nc);
     triggers = ledgered;
-    deadLetters = new DeadLetterSink(nc);
+    deadLetters = new DeadLetterSink(nc, { sourceStream: options.sourceStream });
     profiles = await ProfileStore.open(nc);
   } else {
     memoryTriggers = new MemoryTriggerSink();
@@ -54,10 +78,21 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
     deadLetters = new MemoryDeadLetterSink();
     profiles = new MemoryProfileStore();
   }
+  const jsm = nc ? await jetstreamManager(nc) : null;
   return {
     triggers,
     deadLetters,
     profiles,
+    // asked only after a publish found no responders: a deleted stream fails the engine at once
+    streamMissing: async (subject) => {
+      if (!jsm) return false;
+      try {
+        await jsm.streams.find(subject);
+        return false;
+      } catch (e) {
+        return /no stream matches subject/i.test((e as Error).message);
+      }
+    },
     clickhouse,
     clickhouseClient: client,
     memoryTriggers,
@@ -67,4 +102,42 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
       await client.close();
     },
   };
+}
+
+/** Why ClickHouse could not be opened, naming ClickHouse, its URL without password and the setting. */
+function clickHouseStartError(e: unknown, url: string): SettingError {
+  const err = e as Error & { code?: string | number; type?: string };
+  const message = hideSecrets(withoutSecrets(err.message ?? String(e), urlSecrets(url)));
+  const where = `ClickHouse at ${redactUrl(url)} (${settingName('clickhouse.url')})`;
+  const text = `${message} ${String(err.code ?? '')} ${err.type ?? ''}`.toLowerCase();
+  if (
+    /econnrefused|enotfound|eai_again|ehostunreach|etimedout|timeout|socket hang up|econnreset/.test(text)
+  ) {
+    return new SettingError(
+      `cannot connect to ${where}: ${message}. Is the ClickHouse server running there? Or use embedded:DIR ` +
+        'for the in-process engine.',
+      'clickhouse.url',
+      'ClickHouse',
+      true,
+      { cause: e },
+    );
+  }
+  if (/authentication|password|required_password|access denied|516|wrong password/.test(text)) {
+    return new SettingError(
+      `${where} refused the user or password of the URL: ${message}`,
+      'clickhouse.url',
+      'ClickHouse',
+      false,
+      { cause: e },
+    );
+  }
+  return new SettingError(
+    `cannot set up the schema on ${where}: ${message}`,
+    'clickhouse.url',
+    'ClickHouse',
+    false,
+    {
+      cause: e,
+    },
+  );
 }

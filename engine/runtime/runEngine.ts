@@ -5,7 +5,7 @@ import type { RuleSpec } from '../../operators/rules.js';
 import type { CheckpointStore } from '../checkpoint/checkpointStore.js';
 import { recover } from '../checkpoint/recovery.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
-import type { Config } from '../config/config.js';
+import { type Config, minEventTs } from '../config/config.js';
 import type { EventSource } from '../source/eventSource.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -28,6 +28,11 @@ export interface RunOptions {
   aggregates?: readonly ResolvedRegionSurge[];
   /** Rule swaps and other tasks run in order with each partition's batches (engine/config/ruleReloader.ts). */
   controls$?: Observable<ControlRequest>;
+  /**
+   * Called once the state is recovered from the checkpoints (at once without checkpoints), just
+   * before the pipeline starts reading the source: readiness (`/readyz`).
+   */
+  onRecovered?: () => void;
   /** Replays: event time every partition moves to once the source completed (`replay --until`). */
   advanceTo?: number;
   /**
@@ -56,6 +61,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
     allowedLatenessMs: config.engine.allowedLatenessMs,
     idleAfterMs: config.engine.idleAfterMs,
     maxFutureSkewMs: config.engine.maxFutureSkewMs,
+    minEventTs: minEventTs(config),
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   try {
@@ -81,6 +87,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     let first = checkpoints !== undefined;
+    options.onRecovered?.();
     await runPipeline({
       aggregates,
       controls$: options.controls$,

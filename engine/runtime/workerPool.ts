@@ -32,6 +32,11 @@ export interface WorkerPoolOptions {
    * `engine.maxFutureSkewMs`). @default no limit
    */
   maxFutureSkewMs?: number;
+  /**
+   * Events with an earlier `ts` (epoch ms) are dead-lettered, with a reason that suggests
+   * milliseconds (the engine passes `engine.minEventTime`). @default any positive ts
+   */
+  minEventTs?: number;
   /** How workers encode event rows: the ClickHouse writer's `format`. @default 'JSONCompactEachRow' */
   rowFormat?: RowFormat;
 }
@@ -127,6 +132,7 @@ export class WorkerPool {
         allowedLatenessMs: options.allowedLatenessMs ?? 5_000,
         idleAfterMs: options.idleAfterMs ?? 10_000,
         maxFutureSkewMs: options.maxFutureSkewMs,
+        minEventTs: options.minEventTs,
         rowFormat: options.rowFormat ?? 'JSONCompactEachRow',
       };
       const pool = new Piscina({

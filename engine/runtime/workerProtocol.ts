@@ -23,6 +23,8 @@ export interface WorkerOptions {
   idleAfterMs: number;
   /** Events more than this ahead of the batch's wall clock are dead-lettered (absent: the processor's default). */
   maxFutureSkewMs?: number;
+  /** Events with an earlier `ts` (epoch ms) are dead-lettered (absent: any positive ts). */
+  minEventTs?: number;
   /** How the worker encodes `cxstream.events` rows (the ClickHouse writer's insert format). */
   rowFormat: RowFormat;
 }

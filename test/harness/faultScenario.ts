@@ -11,7 +11,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { subjectOf } from '../../engine/demo/traffic.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
-import { ensureStreams } from '../../engine/nats/streams.js';
+import { ensureStreams, streamSettings } from '../../engine/nats/streams.js';
 import type { CxEvent } from '../../operators/types.js';
 import { check } from './check.js';
 import { readTriggerIds } from './deliveryVerifier.js';
@@ -97,7 +97,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
   };
   try {
     // the 1-second duplicate window: correctness must not depend on it
-    await ensureStreams(nc, { triggersDuplicateWindowMs: 1000 });
+    await ensureStreams(nc, streamSettings({ triggers: { duplicateWindowMs: 1000 } }));
     start();
     await engine.consuming(nc);
     const jsm = await jetstreamManager(nc);

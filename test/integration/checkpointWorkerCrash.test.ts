@@ -82,7 +82,8 @@ function run(pool: WorkerPool, source: ManualSource, checkpointer: Checkpointer,
   });
 }
 
-const everyTrigger = (from: number, to: number) => range(from, to).map((e) => `every_order:c${e.seq % 5000}:e${e.seq}`);
+const everyTrigger = (from: number, to: number) =>
+  range(from, to).map((e) => `every_order:c${e.seq % 5000}:e${e.seq}`);
 
 describe('a crashed worker thread', () => {
   it('is restarted in place from its checkpoint: the stream goes on, every trigger exactly once', async () => {

@@ -1,10 +1,11 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isSettingError } from '../../engine/config/errors.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
-import { ensureStreams } from '../../engine/nats/streams.js';
+import { ensureStreams, streamSettings, subjectsOverlap } from '../../engine/nats/streams.js';
 import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
 import { DeadLetterSink, MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
 import { MemoryTriggerSink, NatsTriggerSink, publishPipelined } from '../../sinks/natsTriggers.js';
@@ -59,34 +60,89 @@ async function streamMessages(stream: string) {
 }
 
 describe('ensureStreams', () => {
-  it('creates the CONTRACT.md streams and bucket, and leaves existing ones as they are', async () => {
+  const DAY_NS = 86_400_000_000_000;
+
+  it('creates the contract streams and bucket with the default limits, and leaves existing ones as they are', async () => {
     const events = await jsm.streams.info('CX_EVENTS');
     expect(events.config.subjects).toEqual(['cx.events.>']);
     expect(events.config.storage).toBe('file');
-    expect((await jsm.streams.info('CX_TRIGGERS')).config.subjects).toEqual(['cx.triggers.>']);
-    expect((await jsm.streams.info('CX_DLQ')).config.subjects).toEqual(['cx.dlq.>']);
+    expect(events.config.max_age).toBe(7 * DAY_NS);
+    expect(events.config.duplicate_window).toBe(600_000_000_000);
+    expect(events.config.num_replicas).toBe(1);
+    const triggers = await jsm.streams.info('CX_TRIGGERS');
+    expect(triggers.config.subjects).toEqual(['cx.triggers.>']);
+    expect(triggers.config.max_age).toBe(7 * DAY_NS);
+    const dlq = await jsm.streams.info('CX_DLQ');
+    expect(dlq.config.subjects).toEqual(['cx.dlq.>']);
+    expect(dlq.config.max_age).toBe(30 * DAY_NS);
     const kv = await new Kvm(nc).open('cx_profiles');
     expect((await kv.status()).history).toBe(1);
 
     await jsm.streams.update('CX_EVENTS', { ...events.config, max_msgs: 123_456 });
-    await ensureStreams(nc, { eventsDuplicateWindowMs: 5_000 });
+    const steps = await ensureStreams(nc, streamSettings({ events: { duplicateWindowMs: 5_000 } }));
     const after = await jsm.streams.info('CX_EVENTS');
     expect(after.config.max_msgs).toBe(123_456);
     expect(after.config.duplicate_window).toBe(events.config.duplicate_window);
+    expect(steps.find((s) => s.name === 'CX_EVENTS')).toEqual({
+      kind: 'stream',
+      name: 'CX_EVENTS',
+      outcome: 'differs',
+      differences: ['duplicate_window 10 min (config 5 s)'],
+    });
+    expect(steps.find((s) => s.name === 'CX_TRIGGERS')?.outcome).toBe('exists');
   });
 
-  it('creates missing streams with the duplicate windows asked for', async () => {
+  it('creates missing streams with the limits asked for, and applies them to existing ones on update', async () => {
     await jsm.streams.delete('CX_TRIGGERS');
-    await ensureStreams(nc, { triggersDuplicateWindowMs: 5_000 });
-    expect((await jsm.streams.info('CX_TRIGGERS')).config.duplicate_window).toBe(5_000_000_000);
-    await jsm.streams.delete('CX_TRIGGERS');
-    await ensureStreams(nc);
-    expect((await jsm.streams.info('CX_TRIGGERS')).config.duplicate_window).toBe(120_000_000_000);
+    await ensureStreams(
+      nc,
+      streamSettings({ triggers: { duplicateWindowMs: 5_000, maxAgeMs: 3_600_000, maxBytes: 1 << 30 } }),
+    );
+    const created = (await jsm.streams.info('CX_TRIGGERS')).config;
+    expect(created.duplicate_window).toBe(5_000_000_000);
+    expect(created.max_age).toBe(3_600_000_000_000);
+    expect(created.max_bytes).toBe(1 << 30);
+    const steps = await ensureStreams(nc, streamSettings(), { update: true });
+    expect(steps.find((s) => s.name === 'CX_TRIGGERS')).toMatchObject({ outcome: 'updated' });
+    const updated = (await jsm.streams.info('CX_TRIGGERS')).config;
+    expect(updated.duplicate_window).toBe(600_000_000_000);
+    expect(updated.max_age).toBe(7 * DAY_NS);
+    expect(updated.max_bytes).toBe(-1);
+    expect((await ensureStreams(nc)).map((s) => s.outcome)).toEqual(['exists', 'exists', 'exists', 'exists']);
+  });
+
+  it('names the stream in the way and what to do when another stream holds the subjects', async () => {
+    await jsm.streams.delete('CX_DLQ');
+    await jsm.streams.add({ name: 'LEGACY_ALL', subjects: ['cx.dlq.>', 'legacy.>'] });
+    try {
+      const failure = await ensureStreams(nc).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(isSettingError(failure)).toBe(true);
+      const message = (failure as Error).message;
+      expect(message).toContain('cannot create stream CX_DLQ for subjects cx.dlq.>');
+      expect(message).toContain('LEGACY_ALL (subjects cx.dlq.>, legacy.>)');
+      expect(message).toMatch(/remove that stream or narrow its subjects/i);
+    } finally {
+      await jsm.streams.delete('LEGACY_ALL');
+      await ensureStreams(nc);
+    }
+  });
+
+  it('subjectsOverlap: what one stream may not share with another', () => {
+    expect(subjectsOverlap('cx.>', 'cx.triggers.>')).toBe(true);
+    expect(subjectsOverlap('cx.*.a', 'cx.triggers.>')).toBe(true);
+    expect(subjectsOverlap('cx.*', 'cx.triggers.>')).toBe(false);
+    expect(subjectsOverlap('cx', 'cx.>')).toBe(false);
+    expect(subjectsOverlap('cx.events.>', 'cx.triggers.>')).toBe(false);
+    expect(subjectsOverlap('>', 'cx.dlq.events')).toBe(true);
+    expect(subjectsOverlap('cx.dlq.events', 'cx.dlq.events')).toBe(true);
   });
 });
 
 describe('NatsTriggerSink', () => {
-  it('publishes the CONTRACT.md fields to the trigger subject with Nats-Msg-Id = id', async () => {
+  it('publishes the contract fields to the trigger subject with Nats-Msg-Id = id', async () => {
     await jsm.streams.purge('CX_TRIGGERS');
     const sink = new NatsTriggerSink(js);
     await sink.publish([trigger(1), trigger(2, 'vip_routing')]);
@@ -98,6 +154,7 @@ describe('NatsTriggerSink', () => {
       'id',
       'rule',
       'customer',
+      'subject',
       'firedAt',
       'eventTime',
       'reason',
@@ -105,8 +162,8 @@ describe('NatsTriggerSink', () => {
       'payload',
       'profile',
     ]);
-    const { subject: _subject, ...fields } = trigger(1);
-    expect(body).toEqual(fields);
+    expect(body).toEqual(trigger(1));
+    expect(body.subject).toBe(stored[0]!.subject);
   });
 
   it('stores a trigger once when it is published again (de-duplication by Nats-Msg-Id)', async () => {
@@ -209,6 +266,40 @@ describe('DeadLetterSink', () => {
     expect(a!.header.get('Cx-Source-Subject')).toBe('cx.events.web.order.c1');
     expect(a!.header.get('Nats-Msg-Id')).toBe('dlq:42');
     expect(b!.header.get('Cx-Error')).toBe('missing id and ts');
+  });
+
+  it('keeps the original message headers, prefixed with Cx-Original-, read back from the source stream', async () => {
+    await jsm.streams.purge('CX_DLQ');
+    const h = headers();
+    h.set('Nats-Msg-Id', 'evt-77');
+    h.set('Traceparent', '00-abc-def-01');
+    h.append('X-Tag', 'one');
+    h.append('X-Tag', 'two');
+    const ack = await js.publish('cx.events.web.order.c77', new TextEncoder().encode('{oops'), {
+      headers: h,
+    });
+    const plain = await js.publish('cx.events.web.order.c78', new TextEncoder().encode('{oops'));
+    const third = await js.publish('cx.events.web.order.c79', new TextEncoder().encode('{}'), { headers: h });
+    const sink = new DeadLetterSink(js, { sourceStream: 'CX_EVENTS' });
+    const bytes = new TextEncoder().encode('{oops');
+    await sink.publish([
+      { seq: ack.seq, subject: 'cx.events.web.order.c77', data: bytes, reason: 'bad' },
+      { seq: plain.seq, subject: 'cx.events.web.order.c78', data: bytes, reason: 'bad' },
+      // the stream holds another message at that sequence: no headers are borrowed from it
+      { seq: third.seq, subject: 'cx.events.web.order.elsewhere', data: bytes, reason: 'bad' },
+    ]);
+    const stored = await streamMessages('CX_DLQ');
+    expect(stored).toHaveLength(3);
+    const [withHeaders, plainOne, mismatched] = stored;
+    expect(withHeaders!.header.get('Cx-Original-Nats-Msg-Id')).toBe('evt-77');
+    expect(withHeaders!.header.get('Cx-Original-Traceparent')).toBe('00-abc-def-01');
+    expect(withHeaders!.header.values('Cx-Original-X-Tag')).toEqual(['one', 'two']);
+    expect(withHeaders!.header.get('Nats-Msg-Id')).toBe(`dlq:${ack.seq}`);
+    expect(withHeaders!.header.get('Cx-Source-Subject')).toBe('cx.events.web.order.c77');
+    const originals = (m: (typeof stored)[number]) =>
+      [...m.header.keys()].filter((k) => k.startsWith('Cx-Original-'));
+    expect(originals(plainOne!)).toEqual([]);
+    expect(originals(mismatched!)).toEqual([]);
   });
 
   it('MemoryDeadLetterSink collects what it is given', async () => {

@@ -122,7 +122,7 @@ describe('cxstream run, end to end', () => {
     );
     for (const x of expected) {
       const msg = triggers.find((m) => m.subject === `cx.triggers.${x.rule}`)!;
-      const t = msg.json<Omit<Trigger, 'subject'>>();
+      const t = msg.json<Trigger>();
       const id = `${x.rule}:${x.customer}:${x.event}`;
       expect(t.id).toBe(id);
       expect(msg.headers?.get('Nats-Msg-Id')).toBe(id);
@@ -132,8 +132,21 @@ describe('cxstream run, end to end', () => {
       expect(typeof t.firedAt).toBe('number');
       expect(typeof t.reason).toBe('string');
       expect(Object.keys(t).sort()).toEqual(
-        ['customer', 'eventTime', 'firedAt', 'id', 'payload', 'priority', 'profile', 'reason', 'rule'].sort(),
+        [
+          'customer',
+          'eventTime',
+          'firedAt',
+          'id',
+          'payload',
+          'priority',
+          'profile',
+          'reason',
+          'rule',
+          'subject',
+        ].sort(),
       );
+      // the body names the subject it was published on (docs/CONTRACT.md "Trigger body")
+      expect(t.subject).toBe(msg.subject);
       // c1 is VIP after one 1200 order today: r = 10, f = 0, m = 1 → score 4.3; c2 and c3 have no orders.
       const rfm = x.customer === 'c1' ? 4.3 : 0;
       expect(t.priority).toBeCloseTo((rules.get(x.rule)!.priority ?? 0) + rfm, 6);
@@ -150,6 +163,10 @@ describe('cxstream run, end to end', () => {
     expect(new TextDecoder().decode(dead[0]!.data)).toBe('{"id": "bad-1", oops');
     expect(dead[0]!.headers?.get('Cx-Error')).toMatch(/JSON/i);
     expect(dead[1]!.headers?.get('Cx-Error')).toMatch(/ts/);
+    // the publisher's headers stay on the dead letter, prefixed (docs/CONTRACT.md "Dead letters")
+    expect(dead[0]!.headers?.get('Cx-Original-Nats-Msg-Id')).toBe('bad-1');
+    expect(dead[1]!.headers?.get('Cx-Original-Nats-Msg-Id')).toBe('bad-2');
+    expect(dead[0]!.headers?.get('Cx-Source-Subject')).toBe('cx.events.web.message.c4');
 
     expect(await engine.stop()).toBe(0);
 

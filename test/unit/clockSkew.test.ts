@@ -66,3 +66,20 @@ describe('clock-skewed events (engine.maxFutureSkewMs)', () => {
     expect(out.events).toHaveLength(1);
   });
 });
+
+describe('events before engine.minEventTime (epoch seconds sent as milliseconds)', () => {
+  it('dead-letters them with a reason that suggests milliseconds, and keeps state and watermark as they were', () => {
+    const p = new PartitionProcessor({ partition: 0, rules, minEventTs: Date.UTC(2000, 0, 1) });
+    apply(p, [ev('a1', 'c1', 'add_to_cart', T0)], T0);
+    const watermark = p.currentWatermark;
+    const seconds = Math.floor(T0 / 1000);
+    const out = apply(p, [ev('s1', 'c2', 'order', seconds)], T0);
+    expect(out.rejects.map((r) => r.reason)).toEqual([
+      `ts ${seconds} is before 2000-01-01T00:00:00.000Z (engine.minEventTime); it looks like epoch seconds ` +
+        `(${new Date(seconds * 1000).toISOString()}): send epoch milliseconds, ${seconds * 1000}`,
+    ]);
+    expect(out.events).toEqual([]);
+    expect(p.customer('c2')).toBeUndefined();
+    expect(p.currentWatermark).toBe(watermark);
+  });
+});

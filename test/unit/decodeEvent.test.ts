@@ -178,6 +178,23 @@ describe('decodeEvent: rejects', () => {
     expect(reject(pack({ ...base, ts: new Date(Number.NaN) }))).toMatch(/^(schema: \/ts|invalid msgpack)/);
   });
 
+  it('a ts before minTs, with a hint when it reads as epoch seconds', () => {
+    const minTs = Date.UTC(2000, 0, 1);
+    const seconds = 1_767_225_600; // 2026-01-01 in seconds
+    expect(decodeEvent(pack({ ...base, ts: seconds }), SUBJECT, { minTs })).toBe(
+      'ts 1767225600 is before 2000-01-01T00:00:00.000Z (engine.minEventTime); it looks like epoch seconds ' +
+        '(2026-01-01T00:00:00.000Z): send epoch milliseconds, 1767225600000',
+    );
+    // a 1990 ms timestamp is not seconds of anything plausible: no hint to multiply
+    expect(decodeEvent(json({ ...base, ts: Date.UTC(1990, 0, 1) }), SUBJECT, { minTs })).toBe(
+      'ts 631152000000 is before 2000-01-01T00:00:00.000Z (engine.minEventTime); ts must be epoch milliseconds',
+    );
+    expect(ok(decodeEvent(pack(base), SUBJECT, { minTs })).ts).toBe(base.ts);
+    expect(ok(decodeEvent(pack({ ...base, ts: minTs }), SUBJECT, { minTs })).ts).toBe(minTs);
+    // without the option any positive ts is accepted (tests and tools that use small clocks)
+    expect(ok(decodeEvent(pack({ ...base, ts: seconds }), SUBJECT)).ts).toBe(seconds);
+  });
+
   it('mistyped optional fields', () => {
     expect(reject(pack({ ...base, region: 5 }))).toBe('schema: /region must be string');
     expect(reject(pack({ ...base, text: { t: 'x' } }))).toBe('schema: /text must be string');
