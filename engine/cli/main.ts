@@ -1,3 +1,6 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { formatProblem, isConfigError, UsageError } from '../config/errors.js';
 import { log } from '../runtime/log.js';
@@ -19,8 +22,15 @@ export async function main(argv: string[]): Promise<void> {
     .description(
       'Customer-service events from NATS JetStream to live profiles, triggers and ClickHouse funnels',
     )
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .hook('preAction', (_program, command) => {
+      // The one-shot commands print their results for a person on stdout; the engine's info lines
+      // ("engine started", "state recovered") are noise there, so only warnings and errors are
+      // logged unless CXSTREAM_LOG_LEVEL asks for more. `run` is a service: its log is its output.
+      if (command.name() !== 'run' && process.env.CXSTREAM_LOG_LEVEL === undefined) log.level = 'warn';
+    });
 
   program
     .command('run')
@@ -127,6 +137,15 @@ function exitCodeOf(e: unknown): number {
   }
   log.debug({ err }, 'failed');
   return EXIT_FAILURE;
+}
+
+/** The `version` of the package.json above this file (engine/cli/ in the sources, dist/engine/cli/ built). */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+    if (dirname(dir) === dir) return 'unknown';
+  }
 }
 
 function positiveInt(value: string, name: string): number {

@@ -1,0 +1,132 @@
+/**
+ * The `cxstream` binary as a user runs it (bin/cxstream.js on the build in dist/: `npm run build`
+ * first), each run in a fresh working directory: --version, human output on stdout with only
+ * warnings logged, log lines above the replay progress bar.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateTraffic } from '../../engine/demo/traffic.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const bin = join(root, 'bin/cxstream.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** This process's environment without the CXSTREAM_* settings a developer may have exported. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CXSTREAM_')) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** Runs `node bin/cxstream.js ...args` in `cwd` to its end. */
+function cxstream(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd, env: cleanEnv(env) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    child.once('error', fail);
+    child.once('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+/** Whether util-linux `script` (a pseudo-terminal for a command) is installed. */
+function hasScript(): boolean {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The text a terminal would show of each line: escape sequences and carriage returns removed. */
+function visibleLines(tty: string): string[] {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escape sequences
+  return tty.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]|\r/g, '').split('\n');
+}
+
+let dir: string;
+let history: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cxstream-cli-'));
+  history = join(dir, 'history.ndjson');
+  const events = generateTraffic({ customers: 40, seed: 5 });
+  writeFileSync(history, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A fresh empty working directory. */
+function workdir(name: string): string {
+  const cwd = join(dir, name);
+  mkdirSync(cwd);
+  return cwd;
+}
+
+describe('cxstream --version', () => {
+  it("prints package.json's version and exits 0", async () => {
+    const run = await cxstream(['--version'], workdir('version'));
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+    expect(run).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+  });
+});
+
+describe('human output and log lines', () => {
+  it('one-shot commands log warnings only: stdout holds the report, stderr no info lines', async () => {
+    const cwd = workdir('quiet');
+    const run = await cxstream(['replay', '--file', history, '--dry-run', '--sample', '2'], cwd);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^events applied\s+\d+\n/);
+    expect(run.stdout).toContain('triggers would have fired');
+    expect(run.stdout.split('\n').filter((l) => l.startsWith('{'))).toEqual([]);
+    expect(run.stderr).toBe('');
+  }, 60_000);
+
+  it('CXSTREAM_LOG_LEVEL still asks for more', async () => {
+    const cwd = workdir('verbose');
+    const run = await cxstream(['replay', '--file', history, '--dry-run'], cwd, {
+      CXSTREAM_LOG_LEVEL: 'info',
+    });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('"msg":"engine started"');
+    expect(run.stdout).not.toContain('"msg"');
+  }, 60_000);
+
+  it.skipIf(!hasScript())(
+    'on a terminal, log lines print above the progress bar, never inside it',
+    () => {
+      const cwd = workdir('tty');
+      // `script` runs the command on a pseudo-terminal, so the bar is drawn; its output is the screen's.
+      const command = `CXSTREAM_LOG_LEVEL=info '${process.execPath}' '${bin}' replay --file '${history}' --dry-run`;
+      const tty = execFileSync('script', ['-qec', command, '/dev/null'], {
+        cwd,
+        env: cleanEnv(),
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      const lines = visibleLines(tty);
+      expect(lines.some((l) => l.startsWith('replay ['))).toBe(true);
+      const logged = lines.filter((l) => l.includes('"msg":"engine started"'));
+      expect(logged).toHaveLength(1);
+      // The whole line is the JSON log line: nothing of the bar before or after it.
+      expect(logged[0]).toMatch(/^\{.*\}$/);
+      expect(lines.some((l) => l.startsWith('events applied'))).toBe(true);
+    },
+    60_000,
+  );
+});
