@@ -16,6 +16,7 @@ import { runEngine } from '../runtime/runEngine.js';
 import type { EventSource, RawEvent } from '../source/eventSource.js';
 import { iterableSource } from '../source/fileSource.js';
 import { jetstreamSource } from '../source/jetstreamSource.js';
+import { DEMO_DIR, funnelCommandFor } from './demoStore.js';
 import { replaySummary } from './progress.js';
 
 /** Options of `cxstream demo`. */
@@ -26,7 +27,7 @@ export interface DemoOptions {
   seed?: number;
   /** Use a private nats-server when one is installed. @default true */
   useNats?: boolean;
-  /** Working directory of the demo (wiped at start). @default './.cxstream/demo' */
+  /** Working directory of the demo (wiped at start). @default {@link DEMO_DIR} */
   dir?: string;
   /** Where the report goes. @default process.stdout */
   out?: NodeJS.WritableStream;
@@ -41,7 +42,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const out = options.out ?? process.stdout;
   const say = (s = '') => out.write(`${s}\n`);
   const started = performance.now();
-  const dir = resolve(options.dir ?? '.cxstream/demo');
+  const dir = resolve(options.dir ?? DEMO_DIR);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
 
@@ -111,7 +112,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     say(
       `done in ${((performance.now() - started) / 1000).toFixed(1)} s; ClickHouse data in ${dir}/clickhouse`,
     );
-    say(`query it: CXSTREAM_CLICKHOUSE_URL=embedded:${dir}/clickhouse npx cxstream funnel --by variant`);
+    say(`query it: ${funnelCommandFor(`${dir}/clickhouse`)}`);
   } finally {
     await nc?.close();
     await server?.stop();

@@ -1,10 +1,11 @@
 /**
  * The `cxstream` binary as a user runs it (bin/cxstream.js on the build in dist/: `npm run build`
  * first), each run in a fresh working directory: --version, human output on stdout with only
- * warnings logged, log lines above the replay progress bar.
+ * warnings logged, log lines above the replay progress bar, `funnel` right after `demo` and on a
+ * store nothing has written to.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,4 +130,42 @@ describe('human output and log lines', () => {
     },
     60_000,
   );
+});
+
+describe('cxstream funnel', () => {
+  it('on a store nothing has written to: says how to fill one, and creates nothing', async () => {
+    const cwd = workdir('empty');
+    const run = await cxstream(['funnel'], cwd);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('no data in the embedded ClickHouse store ./.cxstream/clickhouse');
+    expect(run.stderr).toContain('`cxstream demo` makes a sample one');
+    expect(existsSync(join(cwd, '.cxstream'))).toBe(false);
+  }, 60_000);
+
+  describe('after the demo', () => {
+    let cwd: string;
+    let demo: Run;
+
+    beforeAll(async () => {
+      cwd = workdir('demo');
+      demo = await cxstream(['demo', '--no-nats', '--customers', '40', '--seed', '5'], cwd);
+    }, 120_000);
+
+    it('the demo says to run plain `npx cxstream funnel`', () => {
+      expect(demo.code).toBe(0);
+      expect(demo.stdout).toContain('query it: npx cxstream funnel --by variant\n');
+    });
+
+    it("reads the demo's store and says so", async () => {
+      const run = await cxstream(['funnel', '--by', 'variant'], cwd);
+      expect(run.stderr).toBe(
+        'cxstream: nothing in ./.cxstream/clickhouse yet; reading the data of `cxstream demo` in ./.cxstream/demo/clickhouse\n',
+      );
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/^variant\s+consulted/);
+      expect(run.stdout).toMatch(/\ntotal\s+[1-9]\d*\s/);
+      // The default store was only looked at, not created.
+      expect(existsSync(join(cwd, '.cxstream/clickhouse'))).toBe(false);
+    }, 60_000);
+  });
 });
