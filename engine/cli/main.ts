@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
+import { isEmbeddedStoreInUseError } from '../../sinks/embeddedStore.js';
 import { formatProblem, isConfigError, UsageError } from '../config/errors.js';
 import { log } from '../runtime/log.js';
 import { runDemo } from './demo.js';
@@ -128,13 +129,16 @@ function exitCodeOf(e: unknown): number {
     process.stderr.write(`cxstream: ${e.message}\n`);
     return EXIT_USAGE;
   }
+  if (isEmbeddedStoreInUseError(e)) {
+    process.stderr.write(
+      `cxstream: ${e.message}: one process at a time can open it; stop that process first, or give` +
+        ' the engine a ClickHouse server (CXSTREAM_CLICKHOUSE_URL=http://...) to query while it runs\n',
+    );
+    log.debug({ err: e }, 'failed');
+    return EXIT_FAILURE;
+  }
   const err = e as Error;
   process.stderr.write(`cxstream: ${err?.message ?? String(e)}\n`);
-  if (/Cannot lock file/.test(err?.message ?? '')) {
-    process.stderr.write(
-      'cxstream: the embedded ClickHouse directory is in use by a running engine; stop it first\n',
-    );
-  }
   log.debug({ err }, 'failed');
   return EXIT_FAILURE;
 }

@@ -2,14 +2,15 @@
  * The `cxstream` binary as a user runs it (bin/cxstream.js on the build in dist/: `npm run build`
  * first), each run in a fresh working directory: --version, human output on stdout with only
  * warnings logged, log lines above the replay progress bar, `funnel` right after `demo` and on a
- * store nothing has written to.
+ * store nothing has written to, and the hint when another process holds the embedded store.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTraffic } from '../../engine/demo/traffic.js';
+import { check } from '../harness/check.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/cxstream.js');
@@ -167,5 +168,40 @@ describe('cxstream funnel', () => {
       // The default store was only looked at, not created.
       expect(existsSync(join(cwd, '.cxstream/clickhouse'))).toBe(false);
     }, 60_000);
+
+    it('while another process holds the store, says which one instead of failing obscurely', async () => {
+      const store = join(cwd, '.cxstream/demo/clickhouse');
+      const holder = holdStore(store);
+      try {
+        await check(() => holder.output.includes('holding'), 30_000);
+        const run = await cxstream(['funnel'], cwd, { CXSTREAM_CLICKHOUSE_URL: `embedded:${store}` });
+        expect(run.code).toBe(1);
+        expect(run.stderr).toContain(
+          `cxstream: the embedded ClickHouse directory ${store} is in use by process ${holder.child.pid}: `,
+        );
+        expect(run.stderr).toContain('stop that process first');
+      } finally {
+        holder.child.kill('SIGKILL');
+      }
+    }, 60_000);
   });
 });
+
+/** Another process with `store` open (as a running engine has), until killed. */
+function holdStore(store: string): { child: ChildProcess; output: string } {
+  const script = `
+    const { openClickHouse } = await import(${JSON.stringify(join(root, 'dist/sinks/clickhouse.js'))});
+    const client = openClickHouse(${JSON.stringify(`embedded:${store}`)});
+    await (await client.query({ query: 'SELECT 1' })).text();
+    console.log('holding');
+    setInterval(() => {}, 60_000);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const held = { child, output: '' };
+  child.stdout!.on('data', (d: Buffer) => {
+    held.output += d;
+  });
+  return held;
+}
