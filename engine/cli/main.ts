@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--dry-run', 'publish and write nothing; print what would have fired')
     .option(
       '--until <date>',
-      'at the end, move event time to DATE (YYYY-MM-DD in engine.defaultTz, or ISO 8601)',
+      "at the end, move event time to DATE (YYYY-MM-DD in engine.defaultTz, or ISO 8601; default: the file's last event time)",
     )
     .option('--sample <n>', 'triggers shown in the sample', (v) => positiveInt(v, '--sample'), 10)
     .option(
@@ -92,7 +92,10 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('-f, --file <events.ndjson>', 'one JSON event per line (other customers are skipped)')
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
     .option('--rules <files...>', "rule files instead of the config's")
-    .option('--until <date>', 'at the end, move event time to DATE so due timers fire')
+    .option(
+      '--until <date>',
+      "at the end, move event time to DATE so due timers fire (default: the file's last event time, as replay)",
+    )
     .action(
       async (customer: string, opts: { file: string; config?: string; rules?: string[]; until?: string }) => {
         await runExplain({ customer, ...opts });
