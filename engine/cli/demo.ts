@@ -16,6 +16,7 @@ import { runEngine } from '../runtime/runEngine.js';
 import type { EventSource, RawEvent } from '../source/eventSource.js';
 import { iterableSource } from '../source/fileSource.js';
 import { jetstreamSource } from '../source/jetstreamSource.js';
+import { formatSample, pickSamples } from './demoSamples.js';
 import { DEMO_DIR, funnelCommandFor } from './demoStore.js';
 import { replaySummary } from './progress.js';
 
@@ -97,10 +98,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       `trigger messages ${server ? 'received on cx.triggers.>' : 'collected in memory'}: ${triggers.length}`,
     );
     say();
-    say('three sample triggers:');
-    // As a subscriber receives them: the contract's fields (the subject is the message's, not the body's).
-    for (const { subject: _subject, ...body } of sampleTriggers(triggers, 3))
-      say(JSON.stringify(body, null, 2));
+    // Every generated customer has one zone; aggregate triggers (customer `region:...`) use the default.
+    const zones = new Map(events.map((e) => [e.customer, e.tz ?? config.engine.defaultTz]));
+    const zoneOf = (customer: string) => zones.get(customer) ?? config.engine.defaultTz;
+    say("sample triggers (times in the customer's zone; below each, the message a subscriber receives):");
+    for (const t of pickSamples(triggers, rules, zoneOf)) {
+      say();
+      say(
+        formatSample(
+          t,
+          zoneOf(t.customer),
+          rules.find((r) => r.id === t.rule),
+        ),
+      );
+    }
     say();
     say('funnel consult → add to cart → order (7-day window), by channel:');
     say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'channel' }), 'channel').trimEnd());
@@ -142,12 +153,4 @@ async function publishAll(nc: NatsConnection, raw: RawEvent[], idOf: (i: number)
 async function stopWhenAcked(source: EventSource, total: number): Promise<void> {
   while (source.stats().acked < total) await new Promise((r) => setTimeout(r, 50));
   await source.stop();
-}
-
-/** Up to `n` triggers of different rules, in a stable order. */
-function sampleTriggers(triggers: Trigger[], n: number): Trigger[] {
-  const byRule = new Map<string, Trigger>();
-  for (const t of [...triggers].sort((a, b) => a.id.localeCompare(b.id)))
-    if (!byRule.has(t.rule)) byRule.set(t.rule, t);
-  return [...byRule.values()].slice(0, n);
 }

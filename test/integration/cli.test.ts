@@ -157,6 +157,14 @@ describe('cxstream funnel', () => {
       expect(demo.stdout).toContain('query it: npx cxstream funnel --by variant\n');
     });
 
+    it('the sample triggers show readable times in the customer zone', () => {
+      expect(demo.stdout).toContain("sample triggers (times in the customer's zone;");
+      const when = demo.stdout.match(
+        /^ {2}(on .+ at|due) \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \([A-Za-z_]+\/[A-Za-z_]+\)/gm,
+      );
+      expect(when?.length).toBe(3);
+    });
+
     it("reads the demo's store and says so", async () => {
       const run = await cxstream(['funnel', '--by', 'variant'], cwd);
       expect(run.stderr).toBe(
