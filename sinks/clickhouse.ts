@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
+import { EmbeddedStoreInUseError, embeddedStoreHolder } from './embeddedStore.js';
 
 /** Database used when the URL names none. */
 export const DEFAULT_DATABASE = 'cxstream';
@@ -53,7 +54,7 @@ export function openClickHouse(url: string): ClickHouseClient {
     mkdirSync(path, { recursive: true });
     // chdb types its connection against @clickhouse/client-common while @clickhouse/client bundles
     // its own copy of the same types; they differ only in identity, the runtime contract is the same.
-    const chdb = createChdbConnection({ path });
+    const chdb = openChdb(path);
     const client = createClient({ connection: chdb as unknown as ClientConnection });
     rawInserts.set(client, async ({ table, columns, format, values }) => {
       await chdb.chdb.rawInsert({ table, columns: [...columns], format, values });
@@ -70,6 +71,17 @@ export function openClickHouse(url: string): ClickHouseClient {
     // the client's own stderr lines would only repeat them outside the engine's log.
     log: { level: ClickHouseLogLevel.OFF },
   });
+}
+
+/** chDB on `path`; {@link EmbeddedStoreInUseError} when another process has the directory open. */
+function openChdb(path: string): ReturnType<typeof createChdbConnection> {
+  try {
+    return createChdbConnection({ path });
+  } catch (e) {
+    const pid = embeddedStoreHolder(path);
+    if (pid !== undefined) throw new EmbeddedStoreInUseError(path, pid, { cause: e });
+    throw e;
+  }
 }
 
 /** The database a ClickHouse URL names (`/db` path of a server URL), else `cxstream`. */

@@ -5,7 +5,6 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import type { Trigger } from '../../operators/types.js';
 import { formatFunnel, queryFunnel } from '../../sinks/funnel.js';
-import { triggerBody } from '../../sinks/natsTriggers.js';
 import { loadConfig } from '../config/config.js';
 import { loadRules } from '../config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../demo/traffic.js';
@@ -17,6 +16,8 @@ import { runEngine } from '../runtime/runEngine.js';
 import type { EventSource, RawEvent } from '../source/eventSource.js';
 import { iterableSource } from '../source/fileSource.js';
 import { jetstreamSource } from '../source/jetstreamSource.js';
+import { formatSample, pickSamples } from './demoSamples.js';
+import { DEMO_DIR, funnelCommandFor } from './demoStore.js';
 import { replaySummary } from './progress.js';
 
 /** Options of `cxstream demo`. */
@@ -27,7 +28,7 @@ export interface DemoOptions {
   seed?: number;
   /** Use a private nats-server when one is installed. @default true */
   useNats?: boolean;
-  /** Working directory of the demo (wiped at start). @default './.cxstream/demo' */
+  /** Working directory of the demo (wiped at start). @default {@link DEMO_DIR} */
   dir?: string;
   /** Where the report goes. @default process.stdout */
   out?: NodeJS.WritableStream;
@@ -42,7 +43,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   const out = options.out ?? process.stdout;
   const say = (s = '') => out.write(`${s}\n`);
   const started = performance.now();
-  const dir = resolve(options.dir ?? '.cxstream/demo');
+  const dir = resolve(options.dir ?? DEMO_DIR);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
 
@@ -97,9 +98,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
       `trigger messages ${server ? 'received on cx.triggers.>' : 'collected in memory'}: ${triggers.length}`,
     );
     say();
-    say('three sample triggers:');
-    // As a subscriber receives them: the body of each trigger message.
-    for (const t of sampleTriggers(triggers, 3)) say(JSON.stringify(JSON.parse(triggerBody(t)), null, 2));
+    // Every generated customer has one zone; aggregate triggers (customer `region:...`) use the default.
+    const zones = new Map(events.map((e) => [e.customer, e.tz ?? config.engine.defaultTz]));
+    const zoneOf = (customer: string) => zones.get(customer) ?? config.engine.defaultTz;
+    say("sample triggers (times in the customer's zone; below each, the message a subscriber receives):");
+    for (const t of pickSamples(triggers, rules, zoneOf)) {
+      say();
+      say(
+        formatSample(
+          t,
+          zoneOf(t.customer),
+          rules.find((r) => r.id === t.rule),
+        ),
+      );
+    }
     say();
     say('funnel consult → add to cart → order (7-day window), by channel:');
     say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'channel' }), 'channel').trimEnd());
@@ -111,7 +123,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     say(
       `done in ${((performance.now() - started) / 1000).toFixed(1)} s; ClickHouse data in ${dir}/clickhouse`,
     );
-    say(`query it: CXSTREAM_CLICKHOUSE_URL=embedded:${dir}/clickhouse npx cxstream funnel --by variant`);
+    say(`query it: ${funnelCommandFor(`${dir}/clickhouse`)}`);
   } finally {
     await nc?.close();
     await server?.stop();
@@ -141,12 +153,4 @@ async function publishAll(nc: NatsConnection, raw: RawEvent[], idOf: (i: number)
 async function stopWhenAcked(source: EventSource, total: number): Promise<void> {
   while (source.stats().acked < total) await new Promise((r) => setTimeout(r, 50));
   await source.stop();
-}
-
-/** Up to `n` triggers of different rules, in a stable order. */
-function sampleTriggers(triggers: Trigger[], n: number): Trigger[] {
-  const byRule = new Map<string, Trigger>();
-  for (const t of [...triggers].sort((a, b) => a.id.localeCompare(b.id)))
-    if (!byRule.has(t.rule)) byRule.set(t.rule, t);
-  return [...byRule.values()].slice(0, n);
 }

@@ -6,8 +6,10 @@ import { profileOf } from '../../operators/profile.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { loadConfig, minEventTs } from '../config/config.js';
+import { UsageError } from '../config/errors.js';
 import { loadRules } from '../config/rulesFile.js';
 import { ndjsonEvents } from '../source/fileSource.js';
+import { endOfEventTime, eventTimeFormat, lastEventTime } from './eventTime.js';
 import { parseUntil } from './replay.js';
 
 /** Options of `cxstream explain`. */
@@ -19,7 +21,10 @@ export interface ExplainOptions {
   config?: string;
   /** Rule files instead of the config's. @default the config's `rules` */
   rules?: string[];
-  /** At the end, move event time to this date so due timers fire (as `replay --until`). */
+  /**
+   * At the end, move event time to this date so due timers fire (as `replay --until`).
+   * @default the file's last event time (of any customer), as `replay`
+   */
   until?: string;
   /** Where the text goes. @default process.stdout */
   out?: NodeJS.WritableStream;
@@ -56,7 +61,12 @@ export interface ExplainReport {
   customer: string;
   events: number;
   rejected: string[];
+  /** Zone of the printed times (the config's `engine.defaultTz`, as `replay`). */
   tz: string;
+  /** Event time at the end, where timers due by then fired (`--until`, else the file's last event time). */
+  end?: number;
+  /** Whether {@link end} is the file's last event time (no `--until`). */
+  endIsLastEvent: boolean;
   rules: RuleExplanation[];
 }
 
@@ -76,6 +86,7 @@ export async function runExplain(options: ExplainOptions): Promise<ExplainReport
   const config = loadConfig(options.config);
   const specs = loadRules(options.rules && options.rules.length > 0 ? options.rules : config.rules);
   const tz = config.engine.defaultTz;
+  const time = eventTimeFormat(tz);
   const processor = new PartitionProcessor({
     partition: 0,
     rules: specs,
@@ -127,13 +138,30 @@ export async function runExplain(options: ExplainOptions): Promise<ExplainReport
       const look: RuleLook = { event: event.id, type: event.type, ts: event.ts, when: result, fired };
       const firedSessions = sessions.get(spec.id)!;
       if (!fired && (result === 'true' || result === 'none') && kindOf(spec) === 'event')
-        look.held = heldBy(spec, seen, byRule.get(spec.id)!.fired, firedSessions, out, firedHere, specs);
+        look.held = heldBy(
+          spec,
+          seen,
+          byRule.get(spec.id)!.fired,
+          firedSessions,
+          out,
+          firedHere,
+          specs,
+          time,
+        );
       if (fired && event.session !== undefined) firedSessions.add(event.session);
       byRule.get(spec.id)!.looks.push(look);
     }
   }
-  // Patterns see events once event time has passed them: at the end, event time reaches the last event.
-  record(processor.advanceTo(options.until !== undefined ? parseUntil(options.until, tz) : lastTs).triggers);
+  if (events === 0 && rejected.length === 0)
+    throw new UsageError(`customer ${options.customer} not in file ${options.file}`);
+  // Patterns see events once event time has passed them, and timers fire once it reaches their due
+  // time. The same end as `replay`: the file's last event time, not only this customer's (which
+  // would stop short of timers that a replay of the whole file fires).
+  const end =
+    options.until === undefined
+      ? Math.max(lastTs, (await lastEventTime(options.file, config.engine.maxFutureSkewMs)) ?? lastTs)
+      : parseUntil(options.until, tz);
+  record(processor.advanceTo(end).triggers);
   const entry = processor.customer(options.customer);
   for (const timer of Object.values(entry?.timers ?? {}))
     byRule.get(timer.rule)?.pending.push({ kind: timer.kind, key: timer.key, due: timer.due });
@@ -142,6 +170,8 @@ export async function runExplain(options: ExplainOptions): Promise<ExplainReport
     events,
     rejected,
     tz,
+    end,
+    endIsLastEvent: options.until === undefined,
     rules: [...byRule.values()],
   };
   (options.out ?? process.stdout).write(formatExplain(report));
@@ -157,6 +187,7 @@ function heldBy(
   out: { droppedByCap: number; droppedByQuietHours: number; deferred: number; triggers: Trigger[] },
   firedHere: Set<string>,
   specs: RuleSpec[],
+  time: (ts: number) => string,
 ): string {
   if (spec.crosses !== undefined) return `crosses: ${spec.crosses} did not become true on this event`;
   const last = earlier.filter((t) => t.id !== `${spec.id}:${event.customer}:${event.id}`).at(-1);
@@ -167,7 +198,7 @@ function heldBy(
   if (spec.oncePer === 'session' && event.session !== undefined && firedSessions.has(event.session))
     return `once per session: already fired in session ${event.session}`;
   if (last !== undefined && spec.cooldown !== undefined)
-    return `cooldown ${spec.cooldown}${spec.per ? ` per ${spec.per}` : ''}: last fired at ${iso(last.eventTime)} (${last.id})`;
+    return `cooldown ${spec.cooldown}${spec.per ? ` per ${spec.per}` : ''}: last fired at ${time(last.eventTime)} (${last.id})`;
   if (spec.quietHours && (out.deferred > 0 || out.droppedByQuietHours > 0))
     return `quiet hours ${spec.quietHours.from}-${spec.quietHours.to}: ${spec.quietHours.action ?? 'defer'}`;
   if (spec.cap && out.droppedByCap > 0)
@@ -213,13 +244,11 @@ function looksAt(spec: RuleSpec, type: string): boolean {
   return types.size === 0 || types.has(type);
 }
 
-function iso(ts: number): string {
-  return new Date(ts).toISOString().replace('.000Z', 'Z');
-}
-
 /** The report as text, one block per rule (rules that fired first). */
 export function formatExplain(r: ExplainReport): string {
-  const lines = [`customer ${r.customer}: ${r.events} events replayed (times UTC)`];
+  const time = eventTimeFormat(r.tz);
+  const lines = [`customer ${r.customer}: ${r.events} events replayed (times in ${r.tz})`];
+  if (r.end !== undefined) lines.push(endOfEventTime(r.end, r.tz, r.endIsLastEvent));
   for (const x of r.rejected) lines.push(`  rejected ${x}`);
   const rules = [...r.rules].sort((a, b) => Number(b.fired.length > 0) - Number(a.fired.length > 0));
   for (const rule of rules) {
@@ -230,16 +259,16 @@ export function formatExplain(r: ExplainReport): string {
       `${rule.id} (${rule.kind}): ${rule.fired.length > 0 ? `fired ${rule.fired.length}×` : 'never fired'}` +
         `; looked at ${rule.looks.length} events (when true ${counts.true}, false ${counts.false}, error ${counts.error}${counts.none ? `, no when ${counts.none}` : ''})`,
     );
-    for (const t of rule.fired) lines.push(`  fired   ${iso(t.eventTime)}  ${t.id}`);
+    for (const t of rule.fired) lines.push(`  fired   ${time(t.eventTime)}  ${t.id}`);
     for (const l of rule.looks) {
       if (l.fired) continue;
       if (rule.fired.length > 0 && l.held === undefined) continue;
       lines.push(
-        `  ${l.held ? 'held ' : 'not  '}   ${iso(l.ts)}  ${l.event} ${l.type}: when ${l.when}${l.held ? ` — ${l.held}` : ''}`,
+        `  ${l.held ? 'held ' : 'not  '}   ${time(l.ts)}  ${l.event} ${l.type}: when ${l.when}${l.held ? ` — ${l.held}` : ''}`,
       );
     }
     for (const p of rule.pending)
-      lines.push(`  pending ${p.kind} timer due ${iso(p.due)}${p.key ? ` (key ${p.key})` : ''}`);
+      lines.push(`  pending ${p.kind} timer due ${time(p.due)}${p.key ? ` (key ${p.key})` : ''}`);
     if (rule.looks.length === 0 && rule.fired.length === 0 && rule.pending.length === 0)
       lines.push('  no event of the types it looks at');
   }

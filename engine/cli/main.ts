@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { isEmbeddedStoreInUseError } from '../../sinks/embeddedStore.js';
 import { checkEnvironment, cxstreamVersion } from '../config/config.js';
 import { formatProblem, isConfigError, isSettingError, UsageError } from '../config/errors.js';
 import { hideSecrets, log } from '../runtime/log.js';
@@ -27,7 +28,11 @@ export async function main(argv: string[]): Promise<void> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     // Before any command (not --help or --version): a bad CXSTREAM_* value is a config error (exit
     // 2) and a misspelled variable, which would silently leave its setting at the default, a warning.
-    .hook('preAction', () => {
+    .hook('preAction', (_program, command) => {
+      // The one-shot commands print their results for a person on stdout; the engine's info lines
+      // ("engine started", "state recovered") are noise there, so only warnings and errors are
+      // logged unless CXSTREAM_LOG_LEVEL asks for more. `run` is a service: its log is its output.
+      if (command.name() !== 'run' && process.env.CXSTREAM_LOG_LEVEL === undefined) log.level = 'warn';
       for (const { name, suggestion } of checkEnvironment(process.env)) {
         log.warn(
           { variable: name, ...(suggestion && { suggestion }) },
@@ -88,7 +93,7 @@ export async function main(argv: string[]): Promise<void> {
     .option('--dry-run', 'publish and write nothing; print what would have fired')
     .option(
       '--until <date>',
-      'at the end, move event time to DATE (YYYY-MM-DD in engine.defaultTz, or ISO 8601)',
+      "at the end, move event time to DATE (YYYY-MM-DD in engine.defaultTz, or ISO 8601; default: the file's last event time)",
     )
     .option('--sample <n>', 'triggers shown in the sample', (v) => positiveInt(v, '--sample'), 10)
     .option(
@@ -116,7 +121,10 @@ export async function main(argv: string[]): Promise<void> {
     .requiredOption('-f, --file <events.ndjson>', 'one JSON event per line (other customers are skipped)')
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
     .option('--rules <files...>', "rule files instead of the config's")
-    .option('--until <date>', 'at the end, move event time to DATE so due timers fire')
+    .option(
+      '--until <date>',
+      "at the end, move event time to DATE so due timers fire (default: the file's last event time, as replay)",
+    )
     .action(
       async (customer: string, opts: { file: string; config?: string; rules?: string[]; until?: string }) => {
         await runExplain({ customer, ...opts });
@@ -159,13 +167,16 @@ function exitCodeOf(e: unknown): number {
     log.debug({ err: e }, 'failed');
     return e.retryable ? EXIT_FAILURE : EXIT_USAGE;
   }
+  if (isEmbeddedStoreInUseError(e)) {
+    process.stderr.write(
+      `cxstream: ${e.message}: one process at a time can open it; stop that process first, or give` +
+        ' the engine a ClickHouse server (CXSTREAM_CLICKHOUSE_URL=http://...) to query while it runs\n',
+    );
+    log.debug({ err: e }, 'failed');
+    return EXIT_FAILURE;
+  }
   const err = e as Error;
   process.stderr.write(`cxstream: ${hideSecrets(err?.message ?? String(e))}\n`);
-  if (/Cannot lock file/.test(err?.message ?? '')) {
-    process.stderr.write(
-      'cxstream: the embedded ClickHouse directory is in use by a running engine; stop it first\n',
-    );
-  }
   log.debug({ err }, 'failed');
   return EXIT_FAILURE;
 }

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { SingleBar } from 'cli-progress';
+import { MultiBar } from 'cli-progress';
+import { divertLogLines } from '../runtime/log.js';
 import type { BatchOutput } from '../runtime/workerProtocol.js';
 import type { EventSource } from '../source/eventSource.js';
 
@@ -77,7 +78,8 @@ export async function countLines(file: string): Promise<number> {
 
 /**
  * Runs `work` with a progress bar of events handled out of the lines of `file` on stderr
- * (only when stderr is a terminal; logs stay clean in CI and pipes).
+ * (only when stderr is a terminal; logs stay clean in CI and pipes). Log lines written meanwhile
+ * are printed above the bar, which is drawn again below them.
  */
 export async function withProgress(
   file: string,
@@ -85,19 +87,26 @@ export async function withProgress(
   work: (onOutput: (o: BatchOutput) => void) => Promise<void>,
 ): Promise<void> {
   if (!process.stderr.isTTY) return work(() => {});
-  const bar = new SingleBar({
+  // A MultiBar of one: unlike SingleBar (which returns to the cursor position saved at its start,
+  // wrong once lines were printed), it moves relative to what it drew and can print lines above itself.
+  const bars = new MultiBar({
     format: 'replay [{bar}] {percentage}% | {value}/{total} events | {rate} ev/s | eta {eta}s',
     stream: process.stderr,
     hideCursor: true,
+    // Redraw even when the text did not change: printed lines have taken the bar's line.
+    forceRedraw: true,
   });
   const started = performance.now();
-  bar.start(await countLines(file), 0, { rate: 0 });
+  const bar = bars.create(await countLines(file), 0, { rate: 0 });
+  divertLogLines((line) => bars.log(line));
   try {
     await work(() => {
       const done = source.stats().acked;
       bar.update(done, { rate: Math.round(done / ((performance.now() - started) / 1000)) });
     });
   } finally {
-    bar.stop();
+    divertLogLines(null);
+    bars.update(); // prints the lines logged since the last redraw
+    bars.stop();
   }
 }

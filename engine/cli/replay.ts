@@ -10,6 +10,7 @@ import { openSinks } from '../runtime/openSinks.js';
 import type { PipelineSinks } from '../runtime/pipeline.js';
 import { runEngine } from '../runtime/runEngine.js';
 import { iterableSource, ndjsonEvents } from '../source/fileSource.js';
+import { endOfEventTime, eventTimeFormat, lastEventTime } from './eventTime.js';
 import { replaySummary, withProgress } from './progress.js';
 
 /** Options of `cxstream replay`. */
@@ -24,7 +25,8 @@ export interface ReplayOptions {
   dryRun?: boolean;
   /**
    * At the end, move event time to this date (`YYYY-MM-DD` = 00:00 in `engine.defaultTz`, or ISO 8601
-   * with a zone), so timers of customers silent since then come due. @default none
+   * with a zone), so timers of customers silent since then come due.
+   * @default the file's last event time ({@link lastEventTime})
    */
   until?: string;
   /** Also publish to NATS (not with `dryRun`). @default false */
@@ -39,6 +41,10 @@ export interface ReplayOptions {
 export interface WhatIfReport {
   /** Time zone of the days (the config's `engine.defaultTz`). */
   tz: string;
+  /** Event time at the end, where timers due by then fired (`--until`, else the file's last event time). */
+  end?: number;
+  /** Whether {@link end} is the file's last event time (no `--until`). */
+  endIsLastEvent: boolean;
   total: number;
   byRule: Map<string, number>;
   /** `YYYY-MM-DD` (in `tz`, by trigger event time) → rule → count. */
@@ -57,8 +63,16 @@ export async function runReplay(options: ReplayOptions): Promise<WhatIfReport> {
   const out = options.out ?? process.stdout;
   const config = loadConfig(options.config);
   const rules = loadRules(options.rules && options.rules.length > 0 ? options.rules : config.rules);
-  const until = options.until === undefined ? undefined : parseUntil(options.until, config.engine.defaultTz);
-  const report = whatIfCollector(config.engine.defaultTz, options.sample ?? 10);
+  const until =
+    options.until === undefined
+      ? await lastEventTime(options.file, config.engine.maxFutureSkewMs)
+      : parseUntil(options.until, config.engine.defaultTz);
+  const report = whatIfCollector(
+    config.engine.defaultTz,
+    options.sample ?? 10,
+    until,
+    options.until === undefined,
+  );
   const summary = replaySummary();
   const source = iterableSource(ndjsonEvents(options.file));
   const nc = options.publish ? await connectNats(config) : null;
@@ -124,7 +138,7 @@ export function parseUntil(text: string, tz: string): number {
 }
 
 /** Collects counts and a bounded, deterministic sample of the triggers of a run. */
-function whatIfCollector(tz: string, sampleSize: number) {
+function whatIfCollector(tz: string, sampleSize: number, end: number | undefined, endIsLastEvent: boolean) {
   const byRule = new Map<string, number>();
   const byDay = new Map<string, Map<string, number>>();
   const days = new Intl.DateTimeFormat('en-CA', {
@@ -159,7 +173,7 @@ function whatIfCollector(tz: string, sampleSize: number) {
       }
     },
     result(): WhatIfReport {
-      return { tz, total, byRule, byDay, sample };
+      return { tz, end, endIsLastEvent, total, byRule, byDay, sample };
     },
   };
 }
@@ -172,6 +186,8 @@ export function formatWhatIf(r: WhatIfReport, dryRun: boolean): string {
       ? `dry run: nothing was published or written; ${r.total} triggers would have fired`
       : `${r.total} triggers fired`,
   );
+  const time = eventTimeFormat(r.tz);
+  if (r.end !== undefined) lines.push(endOfEventTime(r.end, r.tz, r.endIsLastEvent));
   const rules = [...r.byRule.entries()]
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .map(([k]) => k);
@@ -187,13 +203,8 @@ export function formatWhatIf(r: WhatIfReport, dryRun: boolean): string {
       lines.push(`  ${rule.padEnd(width)}  ${String(r.byRule.get(rule)).padStart(7)}  ${cells.join('  ')}`);
     }
     lines.push(`sample (earliest ${r.sample.length} by event time):`);
-    const time = new Intl.DateTimeFormat('sv-SE', {
-      timeZone: r.tz,
-      dateStyle: 'short',
-      timeStyle: 'medium',
-    });
     for (const t of r.sample) {
-      lines.push(`  ${time.format(t.eventTime)}  ${t.rule}  ${t.customer}  priority ${t.priority}  ${t.id}`);
+      lines.push(`  ${time(t.eventTime)}  ${t.rule}  ${t.customer}  priority ${t.priority}  ${t.id}`);
     }
   }
   return `${lines.join('\n')}\n`;

@@ -68,7 +68,8 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
     ...urlSecrets(config.nats.url),
     ...urlSecrets(config.clickhouse.url),
   );
-  log.level = config.log.level;
+  // set on purpose (file or CXSTREAM_LOG_LEVEL): else the command's own level stays
+  if (config.log.level !== '') log.level = config.log.level;
   config.rules = config.rules.map((r) => resolveShipped(r));
   if (config.engine.partitions === 0) config.engine.partitions = Math.max(1, availableParallelism() - 1);
   return deepFreeze(config);
@@ -168,7 +169,9 @@ function detailOf(err: ErrorObject, value: unknown): string {
     case 'enum': {
       const allowed = (err.params.allowedValues as unknown[]).map(String);
       const { suggestion } = typeof value === 'string' ? suggest(value, allowed) : {};
-      return `must be one of ${allowed.join(', ')}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
+      // '' stands for "not set" (the default chosen elsewhere): named apart, not as an empty item
+      const named = allowed.filter((v) => v !== '').join(', ');
+      return `must be one of ${named}${allowed.includes('') ? ' (or "" for the default)' : ''}${suggestion ? ` (did you mean ${suggestion}?)` : ''}`;
     }
     case 'pattern': {
       const hint = schemaAt(path)?.hint;

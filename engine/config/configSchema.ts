@@ -281,9 +281,10 @@ export const configSchema = Type.Object(
     ),
     log: section(
       {
-        level: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
-          default: 'info',
-          description: 'Log level of the JSON log lines on stderr.',
+        level: oneOf(['', 'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+          default: '',
+          description:
+            "Log level of the JSON log lines on stderr; '' = the command's: info for `run`, warn for the other commands (their report is on stdout).",
         }),
       },
       'Logging.',

@@ -1,6 +1,20 @@
 import { pino } from 'pino';
 import { withoutSecrets } from '../config/redact.js';
 
+const stderr = pino.destination({ fd: 2, sync: true });
+
+/** Receives the log lines instead of stderr while set (see {@link divertLogLines}). */
+let diverted: ((line: string) => void) | null = null;
+
+/**
+ * Hands every log line to `write` instead of stderr, until called with null. The replay progress
+ * bar redraws its line on stderr: a log line written straight there would land in the middle of
+ * it, so while the bar shows it prints them above itself.
+ */
+export function divertLogLines(write: ((line: string) => void) | null): void {
+  diverted = write;
+}
+
 /** Passwords, tokens and seeds of the running config: never written to a log line. */
 const secrets: string[] = [];
 
@@ -38,5 +52,10 @@ export const log = pino(
     level: isLogLevel(process.env.CXSTREAM_LOG_LEVEL ?? '') ? process.env.CXSTREAM_LOG_LEVEL : 'info',
     hooks: { streamWrite: (line) => hideSecrets(line) },
   },
-  pino.destination({ fd: 2, sync: true }),
+  {
+    write(line: string) {
+      if (diverted) diverted(line);
+      else stderr.write(line);
+    },
+  },
 );

@@ -33,7 +33,7 @@ describe('cxstream start-up errors', () => {
     const r = await runCli(['validate', 'config/default.yaml'], { CXSTREAM_LOG_LEVEL: 'wrn' });
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
-      'environment: CXSTREAM_LOG_LEVEL=wrn must be one of fatal, error, warn, info, debug, trace, silent (did you mean warn?) (log.level)\n',
+      'environment: CXSTREAM_LOG_LEVEL=wrn must be one of fatal, error, warn, info, debug, trace, silent (or "" for the default) (did you mean warn?) (log.level)\n',
     );
   });
 

@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExplain } from '../../engine/cli/explain.js';
 import { parseUntil, runReplay } from '../../engine/cli/replay.js';
+import { partitionOf } from '../../operators/route.js';
 import type { CxEvent } from '../../operators/types.js';
 
 /** Epoch ms of a wall time in Asia/Shanghai (UTC+8, no DST). */
@@ -198,7 +199,7 @@ describe('cxstream explain', () => {
     ]);
     expect(looks('invoice')).toEqual([
       ['m1', 'true', true, null],
-      ['m2', 'true', false, 'cooldown 24h: last fired at 2026-11-20T02:00:00Z (invoice:c1:m1)'],
+      ['m2', 'true', false, 'cooldown 24h: last fired at 2026-11-20 10:00:00 (invoice:c1:m1)'],
       ['m3', 'error', false, null],
     ]);
     expect(rule('cart').kind).toBe('absence');
@@ -208,7 +209,9 @@ describe('cxstream explain', () => {
     expect(text).toContain(
       'handoff (event): never fired; looked at 3 events (when true 1, false 2, error 0)',
     );
-    expect(text).toContain('pending absence timer due 2026-11-20T02:13:00Z');
+    // Times in the zone of replay's report; event time ended at the file's last event (a1, 10:03).
+    expect(text).toContain('customer c1: 4 events replayed (times in Asia/Shanghai)');
+    expect(text).toContain('pending absence timer due 2026-11-20 10:13:00');
 
     // With --until past the timer's due time, the absence fires.
     const later = await runExplain({
@@ -221,5 +224,116 @@ describe('cxstream explain', () => {
     const cart = later.rules.find((r) => r.id === 'cart')!;
     expect(cart.fired.map((x) => x.eventTime)).toEqual([t(13)]);
     expect(cart.pending).toEqual([]);
+  });
+});
+
+describe('the end of event time: replay and explain agree', () => {
+  let dir: string;
+  const saved = { ...process.env };
+  // cart1's add_to_cart arms a 10-minute absence; the file goes on for an hour with another
+  // customer, in another of three partitions, so cart1's partition has no later event.
+  const other = Array.from({ length: 50 }, (_, i) => `o${i}`).find(
+    (c) => partitionOf(c, 3) !== partitionOf('cart1', 3),
+  )!;
+  const lines = [
+    ev('cart1', 'add_to_cart', sh(22, 10), { sku: 'S1' }),
+    ev(other, 'page_view', sh(22, 10, 30)),
+    ev(other, 'page_view', sh(22, 11)),
+    // Years ahead of the clock: dead-lettered by replay, so it does not move event time either.
+    ev('future', 'page_view', Date.UTC(2100, 0, 1)),
+  ];
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cxstream-end-'));
+    writeFileSync(join(dir, 'events.ndjson'), `${lines.map((e) => JSON.stringify(e)).join('\n')}\n`);
+    writeFileSync(
+      join(dir, 'cart.yaml'),
+      'rules:\n  - id: cart\n    absence: { after: add_to_cart, missing: order, within: 10m }\n',
+    );
+    process.env.CXSTREAM_ENGINE_PARTITIONS = '3';
+    process.env.CXSTREAM_AGGREGATES = '';
+  });
+
+  afterAll(() => {
+    process.env = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const capture = () => {
+    const sink = { text: '' };
+    const out = new Writable({
+      write(chunk, _e, cb) {
+        sink.text += chunk;
+        cb();
+      },
+    });
+    return { sink, out };
+  };
+
+  it("replay without --until ends at the file's last event time: the cart timer fires", async () => {
+    const { sink, out } = capture();
+    const report = await runReplay({
+      file: join(dir, 'events.ndjson'),
+      rules: [join(dir, 'cart.yaml')],
+      dryRun: true,
+      out,
+    });
+    expect(report.end).toBe(sh(22, 11));
+    expect(report.endIsLastEvent).toBe(true);
+    expect(report.sample.map((t) => [t.id, t.eventTime])).toEqual([
+      [`cart:cart1:t${sh(22, 10, 10)}`, sh(22, 10, 10)],
+    ]);
+    expect(sink.text).toMatch(/dead letters\s+1\n/);
+    expect(sink.text).toContain(
+      "event time at the end: 2026-11-22 11:00:00 (Asia/Shanghai), the file's last event; --until DATE goes further",
+    );
+  }, 60_000);
+
+  it('explain of that customer fires the same trigger, and names the same end', async () => {
+    const { sink, out } = capture();
+    const report = await runExplain({
+      customer: 'cart1',
+      file: join(dir, 'events.ndjson'),
+      rules: [join(dir, 'cart.yaml')],
+      out,
+    });
+    const cart = report.rules.find((r) => r.id === 'cart')!;
+    expect(cart.fired.map((t) => [t.id, t.eventTime])).toEqual([
+      [`cart:cart1:t${sh(22, 10, 10)}`, sh(22, 10, 10)],
+    ]);
+    expect(cart.pending).toEqual([]);
+    expect(sink.text).toContain('customer cart1: 1 events replayed (times in Asia/Shanghai)');
+    expect(sink.text).toContain(
+      "event time at the end: 2026-11-22 11:00:00 (Asia/Shanghai), the file's last event",
+    );
+    expect(sink.text).toContain(`  fired   2026-11-22 10:10:00  cart:cart1:t${sh(22, 10, 10)}`);
+  });
+
+  it('--until before the timer is due keeps it pending, in both', async () => {
+    const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+    const until = '2026-11-22T02:05:00Z'; // 10:05 in Shanghai
+    const replay = await runReplay({
+      file: join(dir, 'events.ndjson'),
+      rules: [join(dir, 'cart.yaml')],
+      dryRun: true,
+      until,
+      out: quiet,
+    });
+    expect(replay.total).toBe(0);
+    expect(replay.endIsLastEvent).toBe(false);
+    const explain = await runExplain({
+      customer: 'cart1',
+      file: join(dir, 'events.ndjson'),
+      rules: [join(dir, 'cart.yaml')],
+      until,
+      out: quiet,
+    });
+    expect(explain.rules[0]!.pending.map((p) => p.due)).toEqual([sh(22, 10, 10)]);
+  }, 60_000);
+
+  it('explain of a customer the file does not have says so', async () => {
+    await expect(
+      runExplain({ customer: 'nobody', file: join(dir, 'events.ndjson'), out: new Writable() }),
+    ).rejects.toThrow(`customer nobody not in file ${join(dir, 'events.ndjson')}`);
   });
 });

@@ -62,7 +62,7 @@ describe('config defaults', () => {
     });
     expect(c.streams.deadLetters.maxAgeMs).toBe(30 * 86_400_000);
     expect(c.metrics).toEqual({ port: 9464, host: '127.0.0.1', token: '', tokenFile: '' });
-    expect(c.log.level).toBe('info');
+    expect(c.log.level).toBe(''); // the command's own: info for run, warn for the others
     expect(c.engine.minEventTime).toBe('2000-01-01');
     expect(minEventTs(c)).toBe(Date.UTC(2000, 0, 1));
   });
@@ -106,7 +106,7 @@ describe('config file errors', () => {
       `${path}:3: nats.ackWaitMs must be integer`,
       `${path}:5: clickhouse.url must be embedded:DIR or http(s)://user:pass@host:port/db (got "localhost:8123")`,
       `${path}:7: engine.partitions must be <= 256`,
-      `${path}:9: log.level must be one of fatal, error, warn, info, debug, trace, silent (did you mean warn?) (got "wrn")`,
+      `${path}:9: log.level must be one of fatal, error, warn, info, debug, trace, silent (or "" for the default) (did you mean warn?) (got "wrn")`,
       `${path}:10: metrik is not a known key (did you mean metrics?)`,
     ]);
   });
@@ -178,7 +178,7 @@ describe('environment overrides', () => {
     ).toEqual([
       'environment: CXSTREAM_CLICKHOUSE_URL=localhost:8123 must be embedded:DIR or http(s)://user:pass@host:port/db (clickhouse.url)',
       'environment: CXSTREAM_METRICS_PORT=abc is not an integer (metrics.port)',
-      'environment: CXSTREAM_LOG_LEVEL=wrn must be one of fatal, error, warn, info, debug, trace, silent (did you mean warn?) (log.level)',
+      'environment: CXSTREAM_LOG_LEVEL=wrn must be one of fatal, error, warn, info, debug, trace, silent (or "" for the default) (did you mean warn?) (log.level)',
     ]);
     const secret = problems(() => loadConfig(undefined, { CXSTREAM_NATS_PASSWORD: 'hunter2-secret' })).join(
       '\n',
