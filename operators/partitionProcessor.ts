@@ -594,6 +594,7 @@ function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
     status: e.status ?? '',
     score: e.score ?? null,
     text: e.text === undefined ? '' : maskPii(e.text),
+    local_hour: e.localHour as number, // set by applyEvent before the row is built
     partition,
     seq,
   };

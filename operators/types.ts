@@ -145,6 +145,11 @@ export interface EventRow extends SourcePosition {
   status: string;
   score: number | null;
   text: string;
+  /**
+   * Customer-local hour (0–23) of `ts` in the event's `tz` (else the default zone): ClickHouse's
+   * `toHour` takes one constant zone per call, so a per-event local hour must be stored.
+   */
+  local_hour: number;
 }
 
 /** One row of `cxstream.profiles`: a published profile snapshot. */

@@ -47,6 +47,7 @@ export const EVENT_COLUMNS = [
   'status',
   'score',
   'text',
+  'local_hour',
 ] as const satisfies ReadonlyArray<keyof EventRow>;
 
 /** Columns of `cxstream.triggers`. */
@@ -133,6 +134,7 @@ export function encodeEventRows(rows: readonly EventRow[], format: RowFormat): E
         r.status,
         r.score,
         r.text,
+        r.local_hour,
       ]),
     );
   }

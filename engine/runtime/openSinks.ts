@@ -28,7 +28,7 @@ export interface EngineSinks extends PipelineSinks {
 export async function openSinks(config: Readonly<Config>, nc: NatsConnection | null): Promise<EngineSinks> {
   const client: ClickHouseClient = openClickHouse(config.clickhouse.url);
   const database = clickHouseDatabase(config.clickhouse.url);
-  await ensureSchema(client, database);
+  await ensureSchema(client, database, { defaultTz: config.engine.defaultTz });
   const clickhouse = new ClickHouseWriter(client, {
     database,
     rawInsert: rawInsertOf(client),

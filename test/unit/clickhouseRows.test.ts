@@ -24,6 +24,7 @@ const base: EventRow = {
   status: '',
   score: null,
   text: 'quote " backslash \\ newline \n tab \t 发票 \u0001',
+  local_hour: 6,
   partition: 1,
   seq: 42,
 };

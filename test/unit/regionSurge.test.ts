@@ -484,6 +484,7 @@ function row(e: { ts: number; type: string; region: string }): EventRow {
     status: '',
     score: null,
     text: '',
+    local_hour: 0,
   };
 }
 
