@@ -106,8 +106,8 @@ export async function ensureSchema(
 }
 
 /**
- * `events.local_hour`, last in the table because that is where `ADD COLUMN` puts it on tables of
- * earlier versions. Rows stored before it existed read the DEFAULT (the hour in the default zone,
+ * `events.local_hour`, after the columns of the first version because that is where `ADD COLUMN`
+ * puts it on tables of earlier versions. Rows stored before it existed read the DEFAULT (the hour in the default zone,
  * the best guess without the event's own zone); the writer sends the value for every new row.
  */
 function localHourColumn(defaultTz: string): string {
@@ -116,7 +116,10 @@ function localHourColumn(defaultTz: string): string {
 
 /** Changes to tables created by earlier versions; each is a no-op on a current table. */
 function migrations(db: string, defaultTz: string): string[] {
-  return [`ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${localHourColumn(defaultTz)}`];
+  return [
+    `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${localHourColumn(defaultTz)}`,
+    `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ticket_id String AFTER local_hour`,
+  ];
 }
 
 /** A time zone name as an SQL string literal, after checking it looks like an IANA name. */
@@ -161,7 +164,8 @@ function schemaStatements(db: string, defaultTz: string): string[] {
       status LowCardinality(String),
       score Nullable(Float64),
       text String,
-      ${localHourColumn(defaultTz)}
+      ${localHourColumn(defaultTz)},
+      ticket_id String
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY (customer, ts, id)`,

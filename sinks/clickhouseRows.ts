@@ -48,6 +48,7 @@ export const EVENT_COLUMNS = [
   'score',
   'text',
   'local_hour',
+  'ticket_id',
 ] as const satisfies ReadonlyArray<keyof EventRow>;
 
 /** Columns of `cxstream.triggers`. */
@@ -135,6 +136,7 @@ export function encodeEventRows(rows: readonly EventRow[], format: RowFormat): E
         r.score,
         r.text,
         r.local_hour,
+        r.ticket_id,
       ]),
     );
   }

@@ -77,6 +77,7 @@ function ev(customer: string, type: string, ts: number, fields: Partial<EventRow
     score: null,
     text: '',
     local_hour: 17,
+    ticket_id: '',
     ...fields,
   };
 }
@@ -252,27 +253,29 @@ describe('openClickHouse / ensureSchema', () => {
     await expect(ensureSchema(client, db, { defaultTz: "UTC'; DROP" })).rejects.toThrow(/IANA name/);
   });
 
-  it('adds local_hour to an events table of an earlier version: old rows read the hour in the default zone', async () => {
+  it('adds local_hour and ticket_id to an events table of an earlier version: old rows read the hour in the default zone', async () => {
     const db = `cxtest_${process.pid}_${++dbCounter}`;
     await client.command({ query: `CREATE DATABASE ${db}` });
     // The events table as versions before local_hour created it (every other column as today).
     await client.command({ query: `CREATE TABLE ${db}.events AS ${await freshDatabase()}.events` });
-    await client.command({ query: `ALTER TABLE ${db}.events DROP COLUMN local_hour` });
+    await client.command({ query: `ALTER TABLE ${db}.events DROP COLUMN local_hour, DROP COLUMN ticket_id` });
     const old = ev('old', 'message', Date.UTC(2024, 0, 10, 2, 30)); // 21:30 the day before in New York
-    const { local_hour: _none, ...oldRow } = old;
+    const { local_hour: _hour, ticket_id: _ticket, ...oldRow } = old;
     await client.insert({ table: `${db}.events`, values: [oldRow], format: 'JSONEachRow' });
     await ensureSchema(client, db, { defaultTz: 'America/New_York' });
     await ensureSchema(client, db, { defaultTz: 'America/New_York' });
     const writer = new ClickHouseWriter(client, { database: db, flushIntervalMs: 20 });
-    await writer.writeEvents([ev('new', 'message', Date.UTC(2024, 0, 10, 2, 30), { local_hour: 10 })]);
+    await writer.writeEvents([
+      ev('new', 'message', Date.UTC(2024, 0, 10, 2, 30), { local_hour: 10, ticket_id: 'T-1' }),
+    ]);
     await writer.close();
     expect(
-      await rows<{ customer: string; local_hour: number }>(
-        `SELECT customer, local_hour FROM ${db}.events FINAL ORDER BY customer`,
+      await rows<{ customer: string; local_hour: number; ticket_id: string }>(
+        `SELECT customer, local_hour, ticket_id FROM ${db}.events FINAL ORDER BY customer`,
       ),
     ).toEqual([
-      { customer: 'new', local_hour: 10 },
-      { customer: 'old', local_hour: 21 },
+      { customer: 'new', local_hour: 10, ticket_id: 'T-1' },
+      { customer: 'old', local_hour: 21, ticket_id: '' },
     ]);
   });
 });

@@ -200,6 +200,7 @@ function row(seq: number): EventRow {
     score: null,
     text: `消息 ${seq}`,
     local_hour: 17,
+    ticket_id: '',
   };
 }
 

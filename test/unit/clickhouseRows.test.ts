@@ -25,6 +25,7 @@ const base: EventRow = {
   score: null,
   text: 'quote " backslash \\ newline \n tab \t 发票 \u0001',
   local_hour: 6,
+  ticket_id: 't-1',
   partition: 1,
   seq: 42,
 };

@@ -485,6 +485,7 @@ function row(e: { ts: number; type: string; region: string }): EventRow {
     score: null,
     text: '',
     local_hour: 0,
+    ticket_id: '',
   };
 }
 
