@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
+import { viewStatements } from './views.js';
 
 /** Database used when the URL names none. */
 export const DEFAULT_DATABASE = 'cxstream';
@@ -103,6 +104,7 @@ export async function ensureSchema(
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
   for (const ddl of schemaStatements(db, defaultTz)) await client.command({ query: ddl });
   for (const ddl of migrations(db, defaultTz)) await client.command({ query: ddl });
+  for (const ddl of viewStatements(db)) await client.command({ query: ddl });
 }
 
 /**

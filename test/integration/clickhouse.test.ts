@@ -13,7 +13,9 @@ import { clickHouseDatabase, ensureSchema, openClickHouse, rawInsertOf } from '.
 import { EVENT_COLUMNS, encodeRows } from '../../sinks/clickhouseRows.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
 import { type FunnelRow, formatFunnel, queryFunnel } from '../../sinks/funnel.js';
+import { VIEW_NAMES } from '../../sinks/views.js';
 import { check } from '../harness/check.js';
+import { eventRow } from '../harness/eventRows.js';
 
 let dir: string;
 let client: ClickHouseClient;
@@ -49,38 +51,7 @@ const D = 24 * H;
 /** 2024-01-10 09:00:00 UTC. */
 const T0 = Date.UTC(2024, 0, 10, 9);
 
-let seq = 0;
-function ev(customer: string, type: string, ts: number, fields: Partial<EventRow> = {}): EventRow {
-  seq++;
-  return {
-    partition: seq % 4,
-    seq,
-    id: `${customer}-${seq}`,
-    ts,
-    customer,
-    type,
-    channel: 'web',
-    from: '',
-    region: '',
-    tz: '',
-    session: '',
-    agent: '',
-    variant: '',
-    source: '',
-    amount: null,
-    sku: '',
-    category: '',
-    intent: '',
-    sentiment: null,
-    recognized: null,
-    status: '',
-    score: null,
-    text: '',
-    local_hour: 17,
-    ticket_id: '',
-    ...fields,
-  };
-}
+const ev = eventRow;
 
 /**
  * Twelve customers. Level = funnel steps reached (contact → add_to_cart → order within 7 days):
@@ -201,18 +172,19 @@ describe('openClickHouse / ensureSchema', () => {
     expect(() => openClickHouse('embedded:')).toThrow(/needs a directory/);
   });
 
-  it('is idempotent and creates the tables of the contract', async () => {
+  it('is idempotent and creates the tables of the contract and the views', async () => {
     const db = await freshDatabase();
     await ensureSchema(client, db);
     await ensureSchema(client, db);
     const tables = await rows<{ name: string; engine: string }>(
       `SELECT name, engine FROM system.tables WHERE database = '${db}' ORDER BY name`,
     );
-    expect(tables).toEqual([
+    expect(tables.filter((t) => t.engine !== 'View')).toEqual([
       { name: 'events', engine: 'ReplacingMergeTree' },
       { name: 'profiles', engine: 'ReplacingMergeTree' },
       { name: 'triggers', engine: 'ReplacingMergeTree' },
     ]);
+    expect(tables.filter((t) => t.engine === 'View').map((t) => t.name)).toEqual([...VIEW_NAMES].sort());
     const columns = await rows<{ table: string; name: string; type: string }>(
       `SELECT table, name, type FROM system.columns WHERE database = '${db}' ORDER BY table, position`,
     );
