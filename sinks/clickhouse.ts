@@ -73,6 +73,11 @@ export function openClickHouse(url: string): ClickHouseClient {
   });
 }
 
+/** The data directory of an `embedded:DIR` URL (absolute), else null (a server). */
+export function embeddedDir(url: string): string | null {
+  return url.startsWith(EMBEDDED_PREFIX) ? resolve(url.slice(EMBEDDED_PREFIX.length)) : null;
+}
+
 /** The database a ClickHouse URL names (`/db` path of a server URL), else `cxstream`. */
 export function clickHouseDatabase(url: string): string {
   if (url.startsWith(EMBEDDED_PREFIX)) return DEFAULT_DATABASE;

@@ -1,8 +1,8 @@
 /** `cxstream funnel`: the consult → add to cart → order funnel from ClickHouse. */
-import { clickHouseDatabase, openClickHouse } from '../../sinks/clickhouse.js';
 import { formatFunnel, queryFunnel } from '../../sinks/funnel.js';
 import { loadConfig } from '../config/config.js';
 import { UsageError } from '../config/errors.js';
+import { openAnalyticsStore } from '../query/analyticsStore.js';
 
 /** Options of `cxstream funnel`. */
 export interface FunnelOptions {
@@ -14,23 +14,26 @@ export interface FunnelOptions {
   config?: string;
 }
 
-/** Prints the funnel of the config's ClickHouse. */
+/**
+ * Prints the funnel of the config's ClickHouse (through the engine holding an embedded store, when
+ * one does: engine/query/analyticsStore.ts); says on stderr where the numbers come from.
+ */
 export async function runFunnel(opts: FunnelOptions): Promise<void> {
   for (const d of [opts.from, opts.to]) {
     if (d !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(d))
       throw new UsageError(`dates are YYYY-MM-DD, got "${d}"`);
   }
-  const config = loadConfig(opts.config);
-  const client = openClickHouse(config.clickhouse.url);
+  const store = await openAnalyticsStore(loadConfig(opts.config));
   try {
-    const rows = await queryFunnel(client, {
+    process.stderr.write(`cxstream: reading ${store.source}\n`);
+    const rows = await queryFunnel(store.client, {
       by: opts.by,
       from: opts.from,
       to: opts.to,
-      database: clickHouseDatabase(config.clickhouse.url),
+      database: store.database,
     });
     process.stdout.write(formatFunnel(rows, opts.by));
   } finally {
-    await client.close();
+    await store.close();
   }
 }

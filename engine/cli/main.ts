@@ -1,6 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { formatProblem, isConfigError, UsageError } from '../config/errors.js';
+import { heldStoreMessage } from '../query/queryEndpoint.js';
 import { log } from '../runtime/log.js';
+import { runClickHouseServe } from './clickhouse.js';
 import { runDemo } from './demo.js';
 import { runExplain } from './explain.js';
 import { type FunnelOptions, runFunnel } from './funnel.js';
@@ -97,6 +99,20 @@ export async function main(argv: string[]): Promise<void> {
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
     .action((opts: FunnelOptions) => runFunnel(opts));
 
+  program
+    .command('clickhouse')
+    .description('the embedded ClickHouse store')
+    .command('serve')
+    .description("serve an embedded store over ClickHouse's HTTP interface while no engine holds it")
+    .option('--dir <dir>', "store directory (default: the config's embedded: directory)")
+    .option('--port <n>', 'TCP port (default: clickhouse.serve.port)', (v) => port(v, '--port'))
+    .option('--host <address>', 'address to bind (default: clickhouse.serve.host)')
+    .option('--readonly', 'refuse writes and DDL')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .action((opts: { dir?: string; port?: number; host?: string; readonly?: boolean; config?: string }) =>
+      runClickHouseServe(opts),
+    );
+
   try {
     await program.parseAsync(argv);
     process.exitCode = EXIT_OK;
@@ -120,13 +136,17 @@ function exitCodeOf(e: unknown): number {
   }
   const err = e as Error;
   process.stderr.write(`cxstream: ${err?.message ?? String(e)}\n`);
-  if (/Cannot lock file/.test(err?.message ?? '')) {
-    process.stderr.write(
-      'cxstream: the embedded ClickHouse directory is in use by a running engine; stop it first\n',
-    );
-  }
+  const held = heldStoreMessage(e);
+  if (held !== null) process.stderr.write(`cxstream: ${held}\n`);
   log.debug({ err }, 'failed');
   return EXIT_FAILURE;
+}
+
+function port(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`${name} must be a port 0..65535, got "${value}"`);
+  return n;
 }
 
 function positiveInt(value: string, name: string): number {

@@ -16,6 +16,32 @@ export const packageRoot = (() => {
 /** The config file used when none is given. */
 export const defaultConfigFile = resolve(packageRoot, 'config/default.yaml');
 
+/**
+ * `clickhouse.serve`: the HTTP endpoint (ClickHouse's HTTP interface) over the embedded store that
+ * an engine holding it serves read-only (engine/query/queryServer.ts).
+ */
+export interface QueryServeConfig {
+  /** TCP port; 0 turns the endpoint off. When taken, any free port is used instead (logged). @default 8123 */
+  port: number;
+  /** Address to bind; anything but a loopback address needs `password`. @default '127.0.0.1' */
+  host: string;
+  /** User name required with `password`. @default 'default' */
+  user: string;
+  /** When set, every request must authenticate as `user` with it. @default '' */
+  password: string;
+  /** Most rows in one result (ClickHouse `max_result_rows`; a request may only lower it). @default 1000000 */
+  maxResultRows: number;
+  /** Most bytes in one result (`max_result_bytes`). @default 100000000 */
+  maxResultBytes: number;
+  /** Longest a query may run, seconds (`max_execution_time`). @default 60 */
+  maxExecutionTimeSec: number;
+  /**
+   * Queries run at once; more wait in line. The queries share the process (and libuv's four
+   * threads) with the engine's own inserts, which must not starve. @default 2
+   */
+  maxConcurrentQueries: number;
+}
+
 /** The engine's configuration, as in `config/default.yaml` (every key documented there). */
 export interface Config {
   nats: {
@@ -35,6 +61,8 @@ export interface Config {
     flushIntervalMs: number;
     /** @default 500000 */
     maxBufferedRows: number;
+    /** ClickHouse's HTTP interface for the embedded store, served while this process holds it. */
+    serve: QueryServeConfig;
   };
   state: {
     /** Local directory for embedded checkpoints. @default './.cxstream/state' */
@@ -105,6 +133,20 @@ const schema = {
         url: { type: 'string', pattern: '^(embedded:.+|https?://.+)$' },
         flushIntervalMs: { type: 'integer', minimum: 10 },
         maxBufferedRows: { type: 'integer', minimum: 1000 },
+        serve: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            port: { type: 'integer', minimum: 0, maximum: 65535 },
+            host: { type: 'string', minLength: 1 },
+            user: { type: 'string', minLength: 1 },
+            password: { type: 'string' },
+            maxResultRows: { type: 'integer', minimum: 1 },
+            maxResultBytes: { type: 'integer', minimum: 1 },
+            maxExecutionTimeSec: { type: 'number', exclusiveMinimum: 0 },
+            maxConcurrentQueries: { type: 'integer', minimum: 1, maximum: 64 },
+          },
+        },
       },
     },
     state: {
@@ -147,7 +189,21 @@ const schema = {
 
 const defaults: Config = {
   nats: { url: 'nats://127.0.0.1:4222', durable: 'cxstream', ackWaitMs: 30_000, maxInFlight: 100_000 },
-  clickhouse: { url: 'embedded:./.cxstream/clickhouse', flushIntervalMs: 1000, maxBufferedRows: 500_000 },
+  clickhouse: {
+    url: 'embedded:./.cxstream/clickhouse',
+    flushIntervalMs: 1000,
+    maxBufferedRows: 500_000,
+    serve: {
+      port: 8123,
+      host: '127.0.0.1',
+      user: 'default',
+      password: '',
+      maxResultRows: 1_000_000,
+      maxResultBytes: 100_000_000,
+      maxExecutionTimeSec: 60,
+      maxConcurrentQueries: 2,
+    },
+  },
   state: { dir: './.cxstream/state' },
   checkpoint: { intervalMs: 2000, store: 'local', replicas: 1, maxDeltas: 100 },
   rules: ['config/rules.yaml'],
@@ -203,9 +259,25 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
       })),
     );
   }
+  const serve = merged.clickhouse.serve;
+  if (serve.port > 0 && serve.password === '' && !isLoopback(serve.host)) {
+    const where = ['clickhouse', 'serve', 'host'];
+    const fromEnv = Boolean(env[envName(where)]);
+    throw new ConfigError([
+      {
+        ...(fromEnv ? { file: 'environment', line: 0 } : yaml.problem(where, '')),
+        message: `clickhouse.serve.host ${serve.host} is not a loopback address: set clickhouse.serve.password (${envName(['clickhouse', 'serve', 'password'])}), or serve on 127.0.0.1`,
+      },
+    ]);
+  }
   merged.rules = merged.rules.map((r) => resolveShipped(r));
   if (merged.engine.partitions === 0) merged.engine.partitions = Math.max(1, availableParallelism() - 1);
   return deepFreeze(merged);
+}
+
+/** Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** `CXSTREAM_` + path in upper snake case, e.g. engine.batchMaxEvents → CXSTREAM_ENGINE_BATCH_MAX_EVENTS. */
@@ -222,22 +294,35 @@ function applyEnv(config: Config, env: NodeJS.ProcessEnv): ConfigProblem[] {
       .map((s) => s.trim())
       .filter(Boolean);
   for (const [section, values] of Object.entries(config)) {
-    if (typeof values !== 'object' || Array.isArray(values)) continue;
-    for (const [key, current] of Object.entries(values as Record<string, unknown>)) {
-      const name = envName([section, key]);
-      const raw = env[name];
-      if (raw === undefined || raw === '') continue;
-      if (typeof current === 'number') {
-        const n = Number(raw);
-        if (!Number.isFinite(n))
-          problems.push({ file: 'environment', line: 0, message: `${name}=${raw} is not a number` });
-        else (values as Record<string, unknown>)[key] = n;
-      } else {
-        (values as Record<string, unknown>)[key] = raw;
-      }
-    }
+    if (typeof values === 'object' && !Array.isArray(values)) applyEnvTo(values, [section], env, problems);
   }
   return problems;
+}
+
+/** Overrides the scalar keys of `values` (the config object at `path`) and of its nested objects. */
+function applyEnvTo(
+  values: Record<string, unknown>,
+  path: string[],
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+): void {
+  for (const [key, current] of Object.entries(values)) {
+    if (current !== null && typeof current === 'object' && !Array.isArray(current)) {
+      applyEnvTo(current as Record<string, unknown>, [...path, key], env, problems);
+      continue;
+    }
+    const name = envName([...path, key]);
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    if (typeof current === 'number') {
+      const n = Number(raw);
+      if (!Number.isFinite(n))
+        problems.push({ file: 'environment', line: 0, message: `${name}=${raw} is not a number` });
+      else values[key] = n;
+    } else {
+      values[key] = raw;
+    }
+  }
 }
 
 function resolveShipped(path: string): string {

@@ -1,6 +1,12 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { clickHouseDatabase, ensureSchema, openClickHouse, rawInsertOf } from '../../sinks/clickhouse.js';
+import {
+  clickHouseDatabase,
+  embeddedDir,
+  ensureSchema,
+  openClickHouse,
+  rawInsertOf,
+} from '../../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
 import { DeadLetterSink, MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
 import { MemoryTriggerSink, NatsTriggerSink } from '../../sinks/natsTriggers.js';
@@ -8,6 +14,7 @@ import { MemoryProfileStore, ProfileStore } from '../../sinks/profileStore.js';
 import { LedgeredTriggerSink, TriggerLedger } from '../../sinks/triggerLedger.js';
 import type { Config } from '../config/config.js';
 import { ensureStreams } from '../nats/streams.js';
+import { QueryServer } from '../query/queryServer.js';
 import { log } from './log.js';
 import type { PipelineSinks } from './pipeline.js';
 
@@ -18,12 +25,16 @@ export interface EngineSinks extends PipelineSinks {
   clickhouseClient: ClickHouseClient;
   /** Triggers kept in memory when they are not published to NATS (demo without NATS, replays). */
   memoryTriggers: MemoryTriggerSink | null;
+  /** ClickHouse's HTTP interface over the embedded store (read-only), null for a server or `serve.port` 0. */
+  queryServer: QueryServer | null;
   close(): Promise<void>;
 }
 
 /**
  * Opens the sinks. With `nc`, triggers, dead letters and profiles go to NATS (streams and KV bucket
  * created when missing); without, they are kept in memory. ClickHouse schema is created when missing.
+ * An embedded store is served read-only over ClickHouse's HTTP interface (`clickhouse.serve`) while
+ * the sinks are open: the process locks the store, so that is the way in for analysts' tools.
  */
 export async function openSinks(config: Readonly<Config>, nc: NatsConnection | null): Promise<EngineSinks> {
   const client: ClickHouseClient = openClickHouse(config.clickhouse.url);
@@ -52,6 +63,12 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
     deadLetters = new MemoryDeadLetterSink();
     profiles = new MemoryProfileStore();
   }
+  const store = embeddedDir(config.clickhouse.url);
+  const serve = config.clickhouse.serve;
+  const queryServer =
+    store !== null && serve.port > 0
+      ? await QueryServer.start({ ...serve, dir: store, readonly: true, fallbackToFreePort: true })
+      : null;
   return {
     triggers,
     deadLetters,
@@ -59,8 +76,10 @@ export async function openSinks(config: Readonly<Config>, nc: NatsConnection | n
     clickhouse,
     clickhouseClient: client,
     memoryTriggers,
+    queryServer,
     async close() {
       await clickhouse.close();
+      await queryServer?.close();
       await client.close();
     },
   };

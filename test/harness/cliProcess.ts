@@ -1,0 +1,102 @@
+/**
+ * The `cxstream` command line as a child process (the compiled CLI: `npm run build` first):
+ * one-shot commands with their output, and `cxstream clickhouse serve` as a server a test can
+ * SIGKILL and start again on the same directory and port.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { check } from './check.js';
+
+const root = resolve(import.meta.dirname, '../..');
+
+/** Runs `cxstream ARGS` to its end; the env adds to this process's. */
+export async function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = root,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [join(root, 'bin/cxstream.js'), ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  return { code, stdout, stderr };
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked; tests start their server on it at once). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** A running `cxstream clickhouse serve --dir DIR --port PORT`. */
+export class ServeProcess {
+  readonly url: string;
+  readonly exited: Promise<number | null>;
+  private output = '';
+  private readonly child: ChildProcess;
+
+  private constructor(dir: string, port: number, extra: string[]) {
+    this.url = `http://127.0.0.1:${port}`;
+    this.child = spawn(
+      process.execPath,
+      [join(root, 'bin/cxstream.js'), 'clickhouse', 'serve', '--dir', dir, '--port', String(port), ...extra],
+      { cwd: root, env: { ...process.env, CXSTREAM_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const keep = (d: Buffer) => {
+      this.output = `${this.output}${d.toString()}`.slice(-20_000);
+    };
+    this.child.stdout!.on('data', keep);
+    this.child.stderr!.on('data', keep);
+    this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
+  }
+
+  /** Starts the server and resolves once it answers /ping. */
+  static async start(dir: string, port: number, extra: string[] = []): Promise<ServeProcess> {
+    const p = new ServeProcess(dir, port, extra);
+    await check(
+      async () => {
+        if (!p.running) throw new Error(`exited: ${p.output}`);
+        return (await fetch(`${p.url}/ping`)).ok;
+      },
+      30_000,
+      () => p.output,
+      100,
+    );
+    return p;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** What it printed (stdout and stderr), last 20 kB. */
+  get log(): string {
+    return this.output;
+  }
+
+  /** SIGKILL: an outage. Resolves when the process is gone. */
+  async kill(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  /** SIGTERM: a clean stop. */
+  async stop(): Promise<number | null> {
+    if (this.running) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}
