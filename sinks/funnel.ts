@@ -56,8 +56,8 @@ export async function queryFunnel(
     query,
     format: 'JSONEachRow',
     query_params: {
-      from: options.from === undefined ? ALL_TIME.from : checkDate('from', options.from),
-      to: options.to === undefined ? ALL_TIME.to : checkDate('to', options.to),
+      from: options.from === undefined ? ALL_TIME.from : checkDate('funnel from', options.from),
+      to: options.to === undefined ? ALL_TIME.to : checkDate('funnel to', options.to),
       dimension: by ?? 'all',
     },
   });
@@ -143,11 +143,12 @@ function displayWidth(s: string): number {
   return w;
 }
 
-function checkDate(name: string, value: string): string {
+/** `value` if it is a real calendar day written YYYY-MM-DD; else a RangeError naming `what`. */
+export function checkDate(what: string, value: string): string {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
   const date = m ? new Date(`${value}T00:00:00Z`) : null;
   if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== value) {
-    throw new RangeError(`funnel ${name} must be a date like 2024-01-31 (got "${value}")`);
+    throw new RangeError(`${what} must be a date like 2024-01-31 (got "${value}")`);
   }
   return value;
 }

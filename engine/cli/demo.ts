@@ -1,9 +1,10 @@
-import { mkdirSync, rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import type { Trigger } from '../../operators/types.js';
+import { embeddedDir } from '../../sinks/clickhouse.js';
 import { formatFunnel, queryFunnel } from '../../sinks/funnel.js';
 import { loadConfig } from '../config/config.js';
 import { loadRules } from '../config/rulesFile.js';
@@ -11,12 +12,14 @@ import { generateTraffic, subjectOf } from '../demo/traffic.js';
 import { connectNats } from '../nats/connect.js';
 import { findNatsServer, NatsServer } from '../nats/natsServer.js';
 import { ensureStreams } from '../nats/streams.js';
+import { DEMO_STORE } from '../query/analyticsStore.js';
 import { openSinks } from '../runtime/openSinks.js';
 import { runEngine } from '../runtime/runEngine.js';
 import type { EventSource, RawEvent } from '../source/eventSource.js';
 import { iterableSource } from '../source/fileSource.js';
 import { jetstreamSource } from '../source/jetstreamSource.js';
 import { replaySummary } from './progress.js';
+import { reportSummary, writeReport } from './report.js';
 
 /** Options of `cxstream demo`. */
 export interface DemoOptions {
@@ -30,6 +33,11 @@ export interface DemoOptions {
   dir?: string;
   /** Where the report goes. @default process.stdout */
   out?: NodeJS.WritableStream;
+  /**
+   * After the run, keep the store open and served (ClickHouse's HTTP interface) until SIGINT or
+   * SIGTERM, or until this promise settles. @default false
+   */
+  serve?: boolean | Promise<unknown>;
 }
 
 /**
@@ -106,16 +114,60 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     say();
     say('by A/B script variant:');
     say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'variant' }), 'variant').trimEnd());
+    const report = await writeReport(
+      sinks.clickhouseClient,
+      { tz: config.engine.defaultTz, source: `the demo's store ${dir}/clickhouse` },
+      join(dir, 'report.html'),
+    );
+    say();
+    say(reportSummary(report));
+    if (options.serve && sinks.queryServer) {
+      const url = sinks.queryServer.url;
+      const query = `SELECT dimension, key, consulted, added_to_cart, ordered FROM cxstream.funnel(from_date = '${report.data.from}', to_date = '${report.data.to}') FORMAT PrettyCompact`;
+      say();
+      say(`serving the demo's store over ClickHouse's HTTP interface at ${url} until Ctrl-C; for example:`);
+      // Quotes and parentheses encoded too: the command is pasted into a shell inside '...'.
+      const encoded = encodeURIComponent(query).replace(
+        /['()]/g,
+        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+      );
+      say(`  curl '${url}/?query=${encoded}'`);
+      say('  npx cxstream funnel --by source      (in another terminal: reads through this process)');
+      await untilStopped(options.serve);
+    }
     await sinks.close();
     say();
     say(
       `done in ${((performance.now() - started) / 1000).toFixed(1)} s; ClickHouse data in ${dir}/clickhouse`,
     );
-    say(`query it: CXSTREAM_CLICKHOUSE_URL=embedded:${dir}/clickhouse npx cxstream funnel --by variant`);
+    say(
+      `query it: ${demoStoreIsFound(dir) ? '' : `CXSTREAM_CLICKHOUSE_URL=embedded:${dir}/clickhouse `}npx cxstream funnel --by variant`,
+    );
   } finally {
     await nc?.close();
     await server?.stop();
   }
+}
+
+/** Resolves on SIGINT or SIGTERM, or when `until` (a promise) settles. */
+async function untilStopped(until: boolean | Promise<unknown>): Promise<void> {
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  if (until instanceof Promise) void until.finally(stop);
+  await stopped;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+}
+
+/** Whether `cxstream funnel` (no CXSTREAM_CLICKHOUSE_URL) reads the demo's store in `dir` (engine/query/analyticsStore.ts). */
+function demoStoreIsFound(dir: string): boolean {
+  if (process.env.CXSTREAM_CLICKHOUSE_URL || resolve(dir, 'clickhouse') !== resolve(DEMO_STORE)) return false;
+  const configured = embeddedDir(loadConfig().clickhouse.url);
+  return configured !== null && !existsSync(configured);
 }
 
 /** Bulk-loads the stream with core publishes and periodic flushes (PITFALLS: ~10× faster than awaiting acks). */

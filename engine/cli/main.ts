@@ -7,6 +7,7 @@ import { runDemo } from './demo.js';
 import { runExplain } from './explain.js';
 import { type FunnelOptions, runFunnel } from './funnel.js';
 import { runReplay } from './replay.js';
+import { type ReportCliOptions, runReport } from './report.js';
 import { runLive } from './run.js';
 import { runValidate } from './validate.js';
 
@@ -32,12 +33,20 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('demo')
-    .description('the whole pipeline on a generated day of events; prints triggers and a funnel')
+    .description(
+      'the whole pipeline on a generated day of events; prints triggers and a funnel, writes a report',
+    )
     .option('--customers <n>', 'customers to simulate', (v) => positiveInt(v, '--customers'), 3000)
     .option('--seed <n>', 'random seed of the generated traffic', (v) => positiveInt(v, '--seed'), 42)
     .option('--no-nats', 'feed the pipeline in-process even when nats-server is installed')
-    .action(async (opts: { customers: number; seed: number; nats: boolean }) => {
-      await runDemo({ customers: opts.customers, seed: opts.seed, useNats: opts.nats });
+    .option('--serve', "then keep serving the demo's store over ClickHouse's HTTP interface until Ctrl-C")
+    .action(async (opts: { customers: number; seed: number; nats: boolean; serve?: boolean }) => {
+      await runDemo({
+        customers: opts.customers,
+        seed: opts.seed,
+        useNats: opts.nats,
+        serve: opts.serve === true,
+      });
     });
 
   program
@@ -98,6 +107,15 @@ export async function main(argv: string[]): Promise<void> {
     .option('--to <date>', 'last day (YYYY-MM-DD, UTC)')
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
     .action((opts: FunnelOptions) => runFunnel(opts));
+
+  program
+    .command('report')
+    .description("write one self-contained HTML file with the analysts' charts and tables")
+    .option('--from <date>', 'first day (YYYY-MM-DD, UTC; default: the first stored day)')
+    .option('--to <date>', 'last day (YYYY-MM-DD, UTC; default: the last stored day)')
+    .option('-o, --out <file>', 'where to write it', 'report.html')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .action((opts: ReportCliOptions) => runReport(opts));
 
   program
     .command('clickhouse')

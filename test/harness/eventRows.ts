@@ -1,8 +1,9 @@
 /**
- * `cxstream.events` rows for ClickHouse tests: every column filled with the value an event without
- * that field gets, ids and source positions unique within the test process.
+ * Rows for ClickHouse tests: `cxstream.events` rows with every column filled with the value an
+ * event without that field gets (ids and source positions unique within the test process), and
+ * triggers as the engine writes them.
  */
-import type { EventRow } from '../../operators/types.js';
+import type { EventRow, Trigger } from '../../operators/types.js';
 
 let seq = 0;
 
@@ -41,5 +42,21 @@ export function eventRow(
     local_hour: 17,
     ticket_id: '',
     ...fields,
+  };
+}
+
+/** A trigger of `rule` for `customer` fired by an event at `eventTime` (ms), fired a second later. */
+export function triggerRow(rule: string, customer: string, eventTime: number): Trigger {
+  return {
+    id: `${rule}:${customer}:${eventTime}`,
+    rule,
+    customer,
+    firedAt: eventTime + 1000,
+    eventTime,
+    reason: 'test',
+    priority: 1,
+    payload: {},
+    profile: {},
+    subject: `cx.triggers.${rule}`,
   };
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRow, Trigger } from '../../operators/types.js';
 import { ensureSchema, openClickHouse } from '../../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
-import { eventRow as ev } from '../harness/eventRows.js';
+import { eventRow as ev, triggerRow as trigger } from '../harness/eventRows.js';
 
 let dir: string;
 let client: ClickHouseClient;
@@ -192,21 +192,6 @@ describe('script_ranking view', () => {
 });
 
 describe('trigger_response view', () => {
-  function trigger(rule: string, customer: string, eventTime: number): Trigger {
-    return {
-      id: `${rule}:${customer}:${eventTime}`,
-      rule,
-      customer,
-      firedAt: eventTime + 1000,
-      eventTime,
-      reason: 'test',
-      priority: 1,
-      payload: {},
-      profile: {},
-      subject: `cx.triggers.${rule}`,
-    };
-  }
-
   /**
    * r1: u1 (order 2 days after), u2 (fired twice; orders 3 days before and 8 days after the first),
    *     u3 (orders exactly 7 days before and exactly 7 days after), u4 (no order).
