@@ -114,6 +114,17 @@ describe('query endpoint over the embedded store', () => {
     expect(tsv).toBe('s\tn\na\\tb\t2\n');
   });
 
+  it("answers in Native, the format of clickhouse-go's HTTP protocol (Grafana's data source)", async () => {
+    const res = await fetch(`${server.url}/?default_format=Native`, {
+      method: 'POST',
+      body: 'SELECT 1 AS x',
+    });
+    expect([res.status, res.headers.get('content-type')]).toEqual([200, 'application/octet-stream']);
+    // One column, one row: "x" of type "UInt8", value 1.
+    const bytes = [...new Uint8Array(await res.arrayBuffer())];
+    expect(bytes).toEqual([1, 1, 1, ...Buffer.from('x'), 5, ...Buffer.from('UInt8'), 1]);
+  });
+
   it('binds query parameters, in the URL and as a multipart form', async () => {
     const tricky = "tab\there, quote ' back\\slash, 发票";
     const query = 'SELECT {s:String} AS s, {n:UInt32} * 2 AS n, {a:Array(String)} AS a, {d:Date} AS d';
