@@ -111,6 +111,12 @@ describe('cxstream clickhouse serve', () => {
     ).toBe(400);
     expect(await count(client, 'SELECT count() AS n FROM cxstream.triggers FINAL')).toBe(2);
     expect(await count(client, 'SELECT count() AS n FROM cxstream.profiles FINAL')).toBe(1);
+    // GET only reads, as in ClickHouse; the same INSERT as a POST is taken.
+    const insert = `INSERT INTO cxstream.profiles (customer, updated_at) VALUES ('g', 1)`;
+    const get = await fetch(`http://127.0.0.1:${port}/?query=${encodeURIComponent(insert)}`);
+    expect([get.status, get.headers.get('x-clickhouse-exception-code')]).toEqual([403, '164']);
+    expect((await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: insert })).status).toBe(200);
+    expect(await count(client, 'SELECT count() AS n FROM cxstream.profiles FINAL')).toBe(2);
   });
 
   it('loses nothing when killed and started again on the same directory and port while rows flow', async () => {
