@@ -69,7 +69,8 @@ export class QueryServer {
   private constructor(options: Resolved, holder: Session) {
     this.#options = options;
     this.#holder = holder;
-    this.#limit = pLimit(options.maxConcurrentQueries);
+    // Queries still waiting when the server closes are refused (rejectOnClear), not left hanging.
+    this.#limit = pLimit({ concurrency: options.maxConcurrentQueries, rejectOnClear: true });
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
 
@@ -119,12 +120,19 @@ export class QueryServer {
     return `http://${local.includes(':') ? `[${local}]` : local}:${this.#port}`;
   }
 
-  /** Stops taking requests, waits for the running ones, and releases the store. */
+  /**
+   * Stops taking requests, refuses the waiting ones, lets the running ones answer (up to a second
+   * for their responses to leave), and releases the store.
+   */
   async close(): Promise<void> {
     removeEndpoint(this.#options.dir);
     this.#limit.clearQueue();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // Clients keep connections alive between queries: idle ones would hold close() for their timeout.
     this.#server.closeIdleConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const force = setTimeout(() => this.#server.closeAllConnections(), 1000);
+    await closed;
+    clearTimeout(force);
     this.#holder.close();
   }
 
