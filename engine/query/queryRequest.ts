@@ -12,6 +12,12 @@ import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { ErrorCode, QueryError } from './queryErrors.js';
 
+/** Who a request says it is. */
+export interface Credentials {
+  user: string;
+  password: string;
+}
+
 /** What one HTTP request asks ClickHouse to do. */
 export interface QueryRequest {
   /** The SQL, with an INSERT's data after it. */
@@ -25,8 +31,6 @@ export interface QueryRequest {
   settings: Map<string, string>;
   /** Query parameters `{name:Type}` (name → value as sent, in ClickHouse's escaped text form). */
   params: Map<string, string>;
-  /** Credentials sent, if any. */
-  credentials: { user: string; password: string } | null;
   /** GET requests only read, as in ClickHouse. */
   readOnlyMethod: boolean;
   /** Encoding of the response: asked for with `enable_http_compression=1` and accepted by the client. */
@@ -126,7 +130,6 @@ export async function readQueryRequest(req: IncomingMessage, maxBodyBytes: numbe
     queryId: fields.get('query_id') || randomUUID(),
     settings,
     params,
-    credentials: credentialsOf(req, fields),
     readOnlyMethod,
     responseEncoding: fields.get('enable_http_compression') === '1' ? acceptedEncoding(req) : null,
     cors: fields.get('add_http_cors_header') === '1',
@@ -153,7 +156,13 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function credentialsOf(req: IncomingMessage, fields: Map<string, string>): QueryRequest['credentials'] {
+/**
+ * The credentials a request sends (Basic auth, `X-ClickHouse-User`/`X-ClickHouse-Key`, or the
+ * `user`/`password` URL parameters), read before its body so that a refused request is refused
+ * without reading it.
+ */
+export function credentialsOf(req: IncomingMessage): Credentials | null {
+  const fields = new URL(req.url ?? '/', 'http://localhost').searchParams;
   const auth = header(req, 'authorization');
   if (auth?.startsWith('Basic ')) {
     const text = Buffer.from(auth.slice(6), 'base64').toString('utf8');
@@ -162,8 +171,8 @@ function credentialsOf(req: IncomingMessage, fields: Map<string, string>): Query
       ? { user: text, password: '' }
       : { user: text.slice(0, colon), password: text.slice(colon + 1) };
   }
-  const user = header(req, 'x-clickhouse-user') ?? fields.get('user');
-  const password = header(req, 'x-clickhouse-key') ?? fields.get('password');
+  const user = header(req, 'x-clickhouse-user') ?? fields.get('user') ?? undefined;
+  const password = header(req, 'x-clickhouse-key') ?? fields.get('password') ?? undefined;
   return user === undefined && password === undefined
     ? null
     : { user: user ?? 'default', password: password ?? '' };

@@ -21,7 +21,13 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { log } from '../runtime/log.js';
 import { removeEndpoint, storeHolder, writeEndpoint } from './queryEndpoint.js';
 import { ErrorCode, QueryError, toQueryError } from './queryErrors.js';
-import { outputFormatOf, type QueryRequest, readQueryRequest } from './queryRequest.js';
+import {
+  type Credentials,
+  credentialsOf,
+  outputFormatOf,
+  type QueryRequest,
+  readQueryRequest,
+} from './queryRequest.js';
 
 /** Options of {@link QueryServer.start}. */
 export interface QueryServerOptions {
@@ -177,8 +183,8 @@ export class QueryServer {
     let request: QueryRequest | null = null;
     const started = performance.now();
     try {
+      this.#authenticate(credentialsOf(req));
       request = await readQueryRequest(req, this.#options.maxRequestBytes);
-      this.#authenticate(request);
       if (this.#limit.pendingCount >= this.#options.maxQueuedQueries) {
         throw new QueryError(
           ErrorCode.TOO_MANY_SIMULTANEOUS_QUERIES,
@@ -202,24 +208,26 @@ export class QueryServer {
           'x-clickhouse-exception-code': String(error.code),
           ...(request ? { 'x-clickhouse-query-id': request.queryId } : {}),
           ...(request?.cors ? { 'access-control-allow-origin': '*' } : {}),
+          // Lets curl and browsers ask for the password.
+          ...(error.status === 401 ? { 'www-authenticate': 'Basic realm="ClickHouse"' } : {}),
         })
         .end(`${error.message}\n`);
     }
   }
 
-  #authenticate(request: QueryRequest): void {
+  #authenticate(credentials: Credentials | null): void {
     const { user, password } = this.#options;
     if (password === '') return;
-    if (request.credentials === null) {
+    if (credentials === null) {
       throw new QueryError(
         ErrorCode.REQUIRED_PASSWORD,
         'a password is required (clickhouse.serve.password is set)',
       );
     }
-    if (request.credentials.user !== user || !sameSecret(request.credentials.password, password)) {
+    if (credentials.user !== user || !sameSecret(credentials.password, password)) {
       throw new QueryError(
         ErrorCode.AUTHENTICATION_FAILED,
-        `${request.credentials.user}: Authentication failed: password is incorrect, or there is no user with such name`,
+        `${credentials.user}: Authentication failed: password is incorrect, or there is no user with such name`,
       );
     }
   }
