@@ -607,6 +607,8 @@ function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
     status: e.status ?? '',
     score: e.score ?? null,
     text: e.text === undefined ? '' : maskPii(e.text),
+    local_hour: e.localHour as number, // set by applyEvent before the row is built
+    ticket_id: typeof e.ticketId === 'string' ? e.ticketId : '', // not validated by decodeEvent
     partition,
     seq,
   };

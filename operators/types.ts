@@ -41,6 +41,8 @@ export interface CxEvent {
   recognized?: boolean;
   /** Ticket status (type `ticket`), e.g. `open`, `resolved`. */
   status?: string;
+  /** Ticket id (type `ticket`): links a ticket opened in a session to its later resolution. */
+  ticketId?: string;
   /** Rating score (type `rating`), 1..5. */
   score?: number;
   /** Other identifiers of the same customer (phone hash, wechat openid, cookie, app user id). */
@@ -145,6 +147,13 @@ export interface EventRow extends SourcePosition {
   status: string;
   score: number | null;
   text: string;
+  /**
+   * Customer-local hour (0–23) of `ts` in the event's `tz` (else the default zone): ClickHouse's
+   * `toHour` takes one constant zone per call, so a per-event local hour must be stored.
+   */
+  local_hour: number;
+  /** The event's `ticketId` (type `ticket`), '' without one. */
+  ticket_id: string;
 }
 
 /** One row of `cxstream.profiles`: a published profile snapshot. */

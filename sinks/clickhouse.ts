@@ -10,6 +10,10 @@ import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickh
 import { createChdbConnection } from 'chdb/connection';
 import { EmbeddedStoreInUseError, embeddedStoreHolder } from './embeddedStore.js';
 
+export { embeddedDir } from './embeddedStore.js';
+
+import { viewStatements } from './views.js';
+
 /** Database used when the URL names none. */
 export const DEFAULT_DATABASE = 'cxstream';
 
@@ -90,14 +94,57 @@ export function clickHouseDatabase(url: string): string {
   return parseServerUrl(url).database;
 }
 
+/** Options of {@link ensureSchema}. */
+export interface SchemaOptions {
+  /**
+   * Zone of `events.local_hour` for rows stored before that column existed: their hour is computed
+   * on read from `ts` in this zone, while rows written since carry the hour in their own `tz`.
+   * @default 'Asia/Shanghai'
+   */
+  defaultTz?: string;
+}
+
 /**
- * Creates the database and the tables if they do not exist; safe to call on every start.
+ * Creates the database, the tables and the analyst views if they do not exist, and brings tables
+ * of earlier versions up to date; safe to call on every start.
  * @param database @default 'cxstream'
  */
-export async function ensureSchema(client: ClickHouseClient, database = DEFAULT_DATABASE): Promise<void> {
+export async function ensureSchema(
+  client: ClickHouseClient,
+  database = DEFAULT_DATABASE,
+  options: SchemaOptions = {},
+): Promise<void> {
   const db = quoteIdentifier(database);
+  const defaultTz = quoteTimeZone(options.defaultTz ?? 'Asia/Shanghai');
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
-  for (const ddl of schemaStatements(db)) await client.command({ query: ddl });
+  for (const ddl of schemaStatements(db, defaultTz)) await client.command({ query: ddl });
+  for (const ddl of migrations(db, defaultTz)) await client.command({ query: ddl });
+  for (const ddl of viewStatements(db)) await client.command({ query: ddl });
+}
+
+/**
+ * `events.local_hour`, after the columns of the first version because that is where `ADD COLUMN`
+ * puts it on tables of earlier versions. Rows stored before it existed read the DEFAULT (the hour in the default zone,
+ * the best guess without the event's own zone); the writer sends the value for every new row.
+ */
+function localHourColumn(defaultTz: string): string {
+  return `local_hour UInt8 DEFAULT toHour(ts, ${defaultTz})`;
+}
+
+/** Changes to tables created by earlier versions; each is a no-op on a current table. */
+function migrations(db: string, defaultTz: string): string[] {
+  return [
+    `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${localHourColumn(defaultTz)}`,
+    `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ticket_id String AFTER local_hour`,
+  ];
+}
+
+/** A time zone name as an SQL string literal, after checking it looks like an IANA name. */
+function quoteTimeZone(tz: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9_+\-/]*$/.test(tz)) {
+    throw new Error(`time zone "${tz}" must be an IANA name like Asia/Shanghai`);
+  }
+  return `'${tz}'`;
 }
 
 /**
@@ -108,7 +155,7 @@ export async function ensureSchema(client: ClickHouseClient, database = DEFAULT_
  * retried insert collapse; readers use FINAL. The partition expression uses a column of the
  * sorting key, so duplicates always sit in the same partition and do collapse on merge.
  */
-function schemaStatements(db: string): string[] {
+function schemaStatements(db: string, defaultTz: string): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${db}.events (
       partition UInt32,
@@ -133,7 +180,9 @@ function schemaStatements(db: string): string[] {
       recognized Nullable(Bool),
       status LowCardinality(String),
       score Nullable(Float64),
-      text String
+      text String,
+      ${localHourColumn(defaultTz)},
+      ticket_id String
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY (customer, ts, id)`,

@@ -47,6 +47,8 @@ export const EVENT_COLUMNS = [
   'status',
   'score',
   'text',
+  'local_hour',
+  'ticket_id',
 ] as const satisfies ReadonlyArray<keyof EventRow>;
 
 /** Columns of `cxstream.triggers`. */
@@ -133,6 +135,8 @@ export function encodeEventRows(rows: readonly EventRow[], format: RowFormat): E
         r.status,
         r.score,
         r.text,
+        r.local_hour,
+        r.ticket_id,
       ]),
     );
   }

@@ -56,11 +56,15 @@ export function embeddedStoreHolder(dir: string): number | undefined {
   }
   const pid = Number(/^PID:\s*(\d+)\s*$/m.exec(text)?.[1]);
   if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  return isAlive(pid) ? pid : undefined;
+}
+
+/** Whether a process of this PID exists (EPERM: it does, as another user's, e.g. a service account's engine). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return pid;
+    return true;
   } catch (e) {
-    // EPERM: it exists but belongs to another user (a service account's engine).
-    return (e as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

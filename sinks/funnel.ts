@@ -1,12 +1,15 @@
 /**
- * The consult → add to cart → order funnel (SCENARIOS.md "Analytics") and its text table.
+ * The consult → add to cart → order funnel, read from the `funnel` view, and its text table.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { DEFAULT_DATABASE, quoteIdentifier } from './clickhouse.js';
 
 /** What to split the funnel by, and the time range. */
 export interface FunnelOptions {
-  /** Attribute each customer to this field of their first contact event in the range; without it one row `all`. */
+  /**
+   * Split by the channel or script variant of each customer's first contact event in the range, or
+   * by their first traffic source in the range; without it one row `all`.
+   */
   by?: 'channel' | 'variant' | 'source';
   /** First day (UTC, inclusive), `YYYY-MM-DD`. */
   from?: string;
@@ -24,15 +27,16 @@ export interface FunnelRow {
   ordered: number;
 }
 
-const BY_COLUMNS = { channel: 'channel', variant: 'variant', source: 'source' } as const;
+const DIMENSIONS = ['channel', 'variant', 'source'] as const;
 
-/** Funnel steps are chained within this window from the contact event (7 days, in ms). */
-const WINDOW_MS = 7 * 24 * 3600 * 1000;
+/** First and last day the `funnel` view is asked for when a bound is not given (Date's range). */
+const ALL_TIME = { from: '1970-01-01', to: '2149-06-05' } as const;
 
 /**
- * Counts customers per step: a contact event (`session_start`, `call`, or a `message` from the
- * customer), then `add_to_cart`, then `order`, each after the previous and within 7 days of the
- * contact (ClickHouse `windowFunnel`). Reads `events FINAL`, so rows inserted twice count once.
+ * Counts customers per step from the `funnel` view (sinks/views.ts): a contact event
+ * (`session_start`, `call`, or a `message` from the customer), then `add_to_cart`, then `order`,
+ * each after the previous and within 7 days of the contact (ClickHouse `windowFunnel`). The view
+ * reads `events FINAL`, so rows inserted twice count once.
  */
 export async function queryFunnel(
   client: ClickHouseClient,
@@ -40,48 +44,23 @@ export async function queryFunnel(
 ): Promise<FunnelRow[]> {
   const db = quoteIdentifier(options.database ?? DEFAULT_DATABASE);
   const by = options.by;
-  if (by !== undefined && !(by in BY_COLUMNS)) {
-    throw new RangeError(`funnel by must be one of ${Object.keys(BY_COLUMNS).join(', ')} (got "${by}")`);
+  if (by !== undefined && !DIMENSIONS.includes(by)) {
+    throw new RangeError(`funnel by must be one of ${DIMENSIONS.join(', ')} (got "${by}")`);
   }
-  const where: string[] = [];
-  const params: Record<string, string> = {};
-  if (options.from !== undefined) {
-    params.from = checkDate('from', options.from);
-    where.push(`ts >= toDateTime64({from:Date}, 3, 'UTC')`);
-  }
-  if (options.to !== undefined) {
-    params.to = checkDate('to', options.to);
-    where.push(`ts < toDateTime64({to:Date} + 1, 3, 'UTC')`);
-  }
-  // The key is the value on the customer's first contact event in the range; argMinIf ignores
-  // the other events, and customers without a contact event are dropped (level 0) below.
-  const key = by === undefined ? `'all'` : `argMinIf(${BY_COLUMNS[by]}, ts, is_contact)`;
-  // Milliseconds rather than DateTime seconds: steps within one second keep their order.
   const query = `
-    SELECT
-      if(k = '', '(none)', k) AS key,
-      countIf(level >= 1) AS consulted,
-      countIf(level >= 2) AS addedToCart,
-      countIf(level >= 3) AS ordered
-    FROM (
-      SELECT
-        customer,
-        ${key} AS k,
-        windowFunnel(${WINDOW_MS})(
-          toUInt64(toUnixTimestamp64Milli(ts)), is_contact, type = 'add_to_cart', type = 'order'
-        ) AS level
-      FROM (
-        SELECT customer, ts, type, channel, variant, source,
-          type IN ('session_start', 'call') OR (type = 'message' AND \`from\` IN ('', 'customer')) AS is_contact
-        FROM ${db}.events FINAL
-        ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-      )
-      GROUP BY customer
-    )
-    WHERE level >= 1
-    GROUP BY key
+    SELECT key, consulted, added_to_cart AS addedToCart, ordered
+    FROM ${db}.funnel(from_date = {from:Date}, to_date = {to:Date})
+    WHERE dimension = {dimension:String}
     ORDER BY consulted DESC, key ASC`;
-  const result = await client.query({ query, format: 'JSONEachRow', query_params: params });
+  const result = await client.query({
+    query,
+    format: 'JSONEachRow',
+    query_params: {
+      from: options.from === undefined ? ALL_TIME.from : checkDate('funnel from', options.from),
+      to: options.to === undefined ? ALL_TIME.to : checkDate('funnel to', options.to),
+      dimension: by ?? 'all',
+    },
+  });
   const rows = await result.json<{ key: string; consulted: string; addedToCart: string; ordered: string }>();
   return rows.map((r) => ({
     key: r.key,
@@ -164,11 +143,12 @@ function displayWidth(s: string): number {
   return w;
 }
 
-function checkDate(name: string, value: string): string {
+/** `value` if it is a real calendar day written YYYY-MM-DD; else a RangeError naming `what`. */
+export function checkDate(what: string, value: string): string {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
   const date = m ? new Date(`${value}T00:00:00Z`) : null;
   if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== value) {
-    throw new RangeError(`funnel ${name} must be a date like 2024-01-31 (got "${value}")`);
+    throw new RangeError(`${what} must be a date like 2024-01-31 (got "${value}")`);
   }
   return value;
 }

@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
@@ -19,6 +19,7 @@ import { jetstreamSource } from '../source/jetstreamSource.js';
 import { formatSample, pickSamples } from './demoSamples.js';
 import { DEMO_DIR, funnelCommandFor } from './demoStore.js';
 import { replaySummary } from './progress.js';
+import { reportSummary, writeReport } from './report.js';
 
 /** Options of `cxstream demo`. */
 export interface DemoOptions {
@@ -32,6 +33,11 @@ export interface DemoOptions {
   dir?: string;
   /** Where the report goes. @default process.stdout */
   out?: NodeJS.WritableStream;
+  /**
+   * After the run, keep the store open and served (ClickHouse's HTTP interface) until SIGINT or
+   * SIGTERM, or until this promise settles. @default false
+   */
+  serve?: boolean | Promise<unknown>;
 }
 
 /**
@@ -118,6 +124,27 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
     say();
     say('by A/B script variant:');
     say(formatFunnel(await queryFunnel(sinks.clickhouseClient, { by: 'variant' }), 'variant').trimEnd());
+    const report = await writeReport(
+      sinks.clickhouseClient,
+      { tz: config.engine.defaultTz, source: `the demo's store ${dir}/clickhouse` },
+      join(dir, 'report.html'),
+    );
+    say();
+    say(reportSummary(report));
+    if (options.serve && sinks.queryServer) {
+      const url = sinks.queryServer.url;
+      const query = `SELECT dimension, key, consulted, added_to_cart, ordered FROM cxstream.funnel(from_date = '${report.data.from}', to_date = '${report.data.to}') FORMAT PrettyCompact`;
+      say();
+      say(`serving the demo's store over ClickHouse's HTTP interface at ${url} until Ctrl-C; for example:`);
+      // Quotes and parentheses encoded too: the command is pasted into a shell inside '...'.
+      const encoded = encodeURIComponent(query).replace(
+        /['()]/g,
+        (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+      );
+      say(`  curl '${url}/?query=${encoded}'`);
+      say('  npx cxstream funnel --by source      (in another terminal: reads through this process)');
+      await untilStopped(options.serve);
+    }
     await sinks.close();
     say();
     say(
@@ -130,7 +157,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<void> {
   }
 }
 
-/** Bulk-loads the stream with core publishes and periodic flushes (PITFALLS: ~10× faster than awaiting acks). */
+/** Resolves on SIGINT or SIGTERM, or when `until` (a promise) settles. */
+async function untilStopped(until: boolean | Promise<unknown>): Promise<void> {
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  if (until instanceof Promise) void until.finally(stop);
+  await stopped;
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+}
+
+/** Bulk-loads the stream with core publishes and periodic flushes (about 10× faster than awaiting each ack). */
 async function publishAll(nc: NatsConnection, raw: RawEvent[], idOf: (i: number) => string): Promise<void> {
   for (let i = 0; i < raw.length; i++) {
     const e = raw[i]!;

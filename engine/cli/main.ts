@@ -2,12 +2,15 @@ import { Command, CommanderError, Option } from 'commander';
 import { isEmbeddedStoreInUseError } from '../../sinks/embeddedStore.js';
 import { checkEnvironment, cxstreamVersion } from '../config/config.js';
 import { formatProblem, isConfigError, isSettingError, UsageError } from '../config/errors.js';
+import { heldStoreMessage } from '../query/queryEndpoint.js';
 import { hideSecrets, log } from '../runtime/log.js';
+import { runClickHouseServe } from './clickhouse.js';
 import { runDemo } from './demo.js';
 import { runExplain } from './explain.js';
 import { type FunnelOptions, runFunnel } from './funnel.js';
 import { runProfile } from './profile.js';
 import { runReplay } from './replay.js';
+import { type ReportCliOptions, runReport } from './report.js';
 import { runLive } from './run.js';
 import { runSetup } from './setup.js';
 import { runValidate } from './validate.js';
@@ -70,12 +73,20 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('demo')
-    .description('the whole pipeline on a generated day of events; prints triggers and a funnel')
+    .description(
+      'the whole pipeline on a generated day of events; prints triggers and a funnel, writes a report',
+    )
     .option('--customers <n>', 'customers to simulate', (v) => positiveInt(v, '--customers'), 3000)
     .option('--seed <n>', 'random seed of the generated traffic', (v) => positiveInt(v, '--seed'), 42)
     .option('--no-nats', 'feed the pipeline in-process even when nats-server is installed')
-    .action(async (opts: { customers: number; seed: number; nats: boolean }) => {
-      await runDemo({ customers: opts.customers, seed: opts.seed, useNats: opts.nats });
+    .option('--serve', "then keep serving the demo's store over ClickHouse's HTTP interface until Ctrl-C")
+    .action(async (opts: { customers: number; seed: number; nats: boolean; serve?: boolean }) => {
+      await runDemo({
+        customers: opts.customers,
+        seed: opts.seed,
+        useNats: opts.nats,
+        serve: opts.serve === true,
+      });
     });
 
   program
@@ -140,6 +151,29 @@ export async function main(argv: string[]): Promise<void> {
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
     .action((opts: FunnelOptions) => runFunnel(opts));
 
+  program
+    .command('report')
+    .description("write one self-contained HTML file with the analysts' charts and tables")
+    .option('--from <date>', 'first day (YYYY-MM-DD, UTC; default: the first stored day)')
+    .option('--to <date>', 'last day (YYYY-MM-DD, UTC; default: the last stored day)')
+    .option('-o, --out <file>', 'where to write it', 'report.html')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .action((opts: ReportCliOptions) => runReport(opts));
+
+  program
+    .command('clickhouse')
+    .description('the embedded ClickHouse store')
+    .command('serve')
+    .description("serve an embedded store over ClickHouse's HTTP interface while no engine holds it")
+    .option('--dir <dir>', "store directory (default: the config's embedded: directory)")
+    .option('--port <n>', 'TCP port (default: clickhouse.serve.port)', (v) => port(v, '--port'))
+    .option('--host <address>', 'address to bind (default: clickhouse.serve.host)')
+    .option('--readonly', 'refuse writes and DDL')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .action((opts: { dir?: string; port?: number; host?: string; readonly?: boolean; config?: string }) =>
+      runClickHouseServe(opts),
+    );
+
   try {
     await program.parseAsync(argv);
     process.exitCode = EXIT_OK;
@@ -168,10 +202,8 @@ function exitCodeOf(e: unknown): number {
     return e.retryable ? EXIT_FAILURE : EXIT_USAGE;
   }
   if (isEmbeddedStoreInUseError(e)) {
-    process.stderr.write(
-      `cxstream: ${e.message}: one process at a time can open it; stop that process first, or give` +
-        ' the engine a ClickHouse server (CXSTREAM_CLICKHOUSE_URL=http://...) to query while it runs\n',
-    );
+    // the store is locked by its process: say where it serves queries, if it does
+    process.stderr.write(`cxstream: ${heldStoreMessage(e)}\n`);
     log.debug({ err: e }, 'failed');
     return EXIT_FAILURE;
   }
@@ -179,6 +211,13 @@ function exitCodeOf(e: unknown): number {
   process.stderr.write(`cxstream: ${hideSecrets(err?.message ?? String(e))}\n`);
   log.debug({ err }, 'failed');
   return EXIT_FAILURE;
+}
+
+function port(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`${name} must be a port 0..65535, got "${value}"`);
+  return n;
 }
 
 function positiveInt(value: string, name: string): number {

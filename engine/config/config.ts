@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +74,13 @@ export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env):
   config.rules = config.rules.map((r) => resolveShipped(r));
   if (config.engine.partitions === 0) config.engine.partitions = Math.max(1, availableParallelism() - 1);
   return deepFreeze(config);
+}
+
+/** Whether `host` names this machine only (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '::ffff:127.0.0.1') return true;
+  return isIP(h) === 4 && h.startsWith('127.');
 }
 
 /**
@@ -251,6 +259,14 @@ function crossChecks(config: Config, fromEnv: Map<string, EnvSetting>, yaml: Yam
       ? { file: 'environment', line: 0, message: `${setting.name}: ${message}` }
       : yaml.problem(path, message);
   };
+  const serve = config.clickhouse.serve;
+  if (serve.port > 0 && serve.password === '' && !isLoopback(serve.host))
+    problems.push(
+      at(
+        ['clickhouse', 'serve', 'host'],
+        `clickhouse.serve.host ${serve.host} is not a loopback address: set clickhouse.serve.password (CXSTREAM_CLICKHOUSE_SERVE_PASSWORD), or serve on 127.0.0.1`,
+      ),
+    );
   const { nats } = config;
   const pairs: Array<[string, string]> = [
     ['password', 'passwordFile'],

@@ -152,6 +152,54 @@ export const configSchema = Type.Object(
           default: 500_000,
           description: 'Beyond this the engine stops pulling (back-pressure).',
         }),
+        serve: section(
+          {
+            port: Type.Integer({
+              minimum: 0,
+              maximum: 65535,
+              default: 8123,
+              description:
+                'TCP port of the HTTP endpoint over the embedded store; 0 turns it off. When taken, any free port is used instead (logged, and written to cxstream-endpoint.json in the store).',
+            }),
+            host: Type.String({
+              minLength: 1,
+              default: '127.0.0.1',
+              description: 'Address to bind; anything but a loopback address needs `password`.',
+            }),
+            user: Type.String({
+              minLength: 1,
+              default: 'default',
+              description: 'User name required with `password`.',
+            }),
+            password: optionalString('When set, every request must authenticate as `user` with it.', {
+              secret: true,
+            }),
+            maxResultRows: Type.Integer({
+              minimum: 1,
+              default: 1_000_000,
+              description:
+                'Most rows in one result (ClickHouse max_result_rows; a request may only lower it).',
+            }),
+            maxResultBytes: Type.Integer({
+              minimum: 1,
+              default: 100_000_000,
+              description: 'Most bytes in one result (max_result_bytes).',
+            }),
+            maxExecutionTimeSec: Type.Number({
+              exclusiveMinimum: 0,
+              default: 60,
+              description: 'Longest a query may run, seconds (max_execution_time).',
+            }),
+            maxConcurrentQueries: Type.Integer({
+              minimum: 1,
+              maximum: 64,
+              default: 2,
+              description:
+                "Queries run at once; more wait in line (they share the process with the engine's own inserts).",
+            }),
+          },
+          "ClickHouse's HTTP interface over the embedded store, served read-only while this process holds it.",
+        ),
       },
       'ClickHouse.',
     ),

@@ -1,8 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { isIP } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { cxstreamVersion } from '../config/config.js';
+import { cxstreamVersion, isLoopback } from '../config/config.js';
 import { log } from './log.js';
 
 /** The engine's Prometheus metrics, on their own registry. */
@@ -130,13 +129,6 @@ export interface HttpOptions {
   actions?: Readonly<Record<string, () => Promise<unknown>>>;
   /** Where the start-up warning about an open address goes. @default the engine's log (warn) */
   warn?: (fields: object, message: string) => void;
-}
-
-/** Whether `host` names this machine only (127.0.0.0/8, ::1, localhost). */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === '::1' || h === '::ffff:127.0.0.1') return true;
-  return isIP(h) === 4 && h.startsWith('127.');
 }
 
 /**

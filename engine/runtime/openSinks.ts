@@ -1,7 +1,13 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { clickHouseDatabase, ensureSchema, openClickHouse, rawInsertOf } from '../../sinks/clickhouse.js';
+import {
+  clickHouseDatabase,
+  embeddedDir,
+  ensureSchema,
+  openClickHouse,
+  rawInsertOf,
+} from '../../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
 import { DeadLetterSink, MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
 import { MemoryTriggerSink, NatsTriggerSink } from '../../sinks/natsTriggers.js';
@@ -12,6 +18,7 @@ import { settingName } from '../config/environment.js';
 import { SettingError } from '../config/errors.js';
 import { redactUrl, urlSecrets, withoutSecrets } from '../config/redact.js';
 import { ensureStreams } from '../nats/streams.js';
+import { QueryServer } from '../query/queryServer.js';
 import { hideSecrets, log } from './log.js';
 import type { PipelineSinks } from './pipeline.js';
 
@@ -22,6 +29,8 @@ export interface EngineSinks extends PipelineSinks {
   clickhouseClient: ClickHouseClient;
   /** Triggers kept in memory when they are not published to NATS (demo without NATS, replays). */
   memoryTriggers: MemoryTriggerSink | null;
+  /** ClickHouse's HTTP interface over the embedded store (read-only), null for a server or `serve.port` 0. */
+  queryServer: QueryServer | null;
   close(): Promise<void>;
 }
 
@@ -37,7 +46,9 @@ export interface OpenSinksOptions {
 /**
  * Opens the sinks. With `nc`, triggers, dead letters and profiles go to NATS (streams and KV bucket
  * created when missing, with the configured limits); without, they are kept in memory. ClickHouse
- * schema is created when missing.
+ * schema is created when missing. An embedded store is served read-only over ClickHouse's HTTP
+ * interface (`clickhouse.serve`) while the sinks are open: the process locks the store, so that is
+ * the way in for analysts' tools.
  * @throws SettingError naming ClickHouse and its URL (without password) when it cannot be reached
  */
 export async function openSinks(
@@ -48,7 +59,7 @@ export async function openSinks(
   const client: ClickHouseClient = openClickHouse(config.clickhouse.url);
   const database = clickHouseDatabase(config.clickhouse.url);
   try {
-    await ensureSchema(client, database);
+    await ensureSchema(client, database, { defaultTz: config.engine.defaultTz });
   } catch (e) {
     await client.close().catch(() => {});
     throw clickHouseStartError(e, config.clickhouse.url);
@@ -79,6 +90,12 @@ export async function openSinks(
     profiles = new MemoryProfileStore();
   }
   const jsm = nc ? await jetstreamManager(nc) : null;
+  const store = embeddedDir(config.clickhouse.url);
+  const serve = config.clickhouse.serve;
+  const queryServer =
+    store !== null && serve.port > 0
+      ? await QueryServer.start({ ...serve, dir: store, readonly: true, fallbackToFreePort: true })
+      : null;
   return {
     triggers,
     deadLetters,
@@ -96,9 +113,11 @@ export async function openSinks(
     clickhouse,
     clickhouseClient: client,
     memoryTriggers,
+    queryServer,
     async close() {
       ledgered?.close();
       await clickhouse.close();
+      await queryServer?.close();
       await client.close();
     },
   };

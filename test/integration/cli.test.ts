@@ -11,38 +11,14 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTraffic } from '../../engine/demo/traffic.js';
 import { check } from '../harness/check.js';
+import { cleanEnv, type Finished, runCli } from '../harness/cli.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const bin = join(root, 'bin/cxstream.js');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** This process's environment without the CXSTREAM_* settings a developer may have exported. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('CXSTREAM_')) env[k] = v;
-  return { ...env, ...extra };
-}
-
 /** Runs `node bin/cxstream.js ...args` in `cwd` to its end. */
-function cxstream(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd, env: cleanEnv(env) });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d;
-    });
-    child.once('error', fail);
-    child.once('close', (code) => done({ code, stdout, stderr }));
-  });
+function cxstream(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Finished> {
+  return runCli(args, env, { cwd, timeoutMs: 300_000 });
 }
 
 /** Whether util-linux `script` (a pseudo-terminal for a command) is installed. */
@@ -145,7 +121,7 @@ describe('cxstream funnel', () => {
 
   describe('after the demo', () => {
     let cwd: string;
-    let demo: Run;
+    let demo: Finished;
 
     beforeAll(async () => {
       cwd = workdir('demo');
@@ -168,7 +144,7 @@ describe('cxstream funnel', () => {
     it("reads the demo's store and says so", async () => {
       const run = await cxstream(['funnel', '--by', 'variant'], cwd);
       expect(run.stderr).toBe(
-        'cxstream: nothing in ./.cxstream/clickhouse yet; reading the data of `cxstream demo` in ./.cxstream/demo/clickhouse\n',
+        'cxstream: reading embedded store ./.cxstream/demo/clickhouse (the data of `cxstream demo`: nothing in ./.cxstream/clickhouse yet)\n',
       );
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(/^variant\s+consulted/);

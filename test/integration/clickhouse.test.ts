@@ -13,7 +13,9 @@ import { clickHouseDatabase, ensureSchema, openClickHouse, rawInsertOf } from '.
 import { EVENT_COLUMNS, encodeRows } from '../../sinks/clickhouseRows.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
 import { type FunnelRow, formatFunnel, queryFunnel } from '../../sinks/funnel.js';
+import { VIEW_NAMES } from '../../sinks/views.js';
 import { check } from '../harness/check.js';
+import { eventRow } from '../harness/eventRows.js';
 
 let dir: string;
 let client: ClickHouseClient;
@@ -49,36 +51,7 @@ const D = 24 * H;
 /** 2024-01-10 09:00:00 UTC. */
 const T0 = Date.UTC(2024, 0, 10, 9);
 
-let seq = 0;
-function ev(customer: string, type: string, ts: number, fields: Partial<EventRow> = {}): EventRow {
-  seq++;
-  return {
-    partition: seq % 4,
-    seq,
-    id: `${customer}-${seq}`,
-    ts,
-    customer,
-    type,
-    channel: 'web',
-    from: '',
-    region: '',
-    tz: '',
-    session: '',
-    agent: '',
-    variant: '',
-    source: '',
-    amount: null,
-    sku: '',
-    category: '',
-    intent: '',
-    sentiment: null,
-    recognized: null,
-    status: '',
-    score: null,
-    text: '',
-    ...fields,
-  };
-}
+const ev = eventRow;
 
 /**
  * Twelve customers. Level = funnel steps reached (contact → add_to_cart → order within 7 days):
@@ -199,18 +172,19 @@ describe('openClickHouse / ensureSchema', () => {
     expect(() => openClickHouse('embedded:')).toThrow(/needs a directory/);
   });
 
-  it('is idempotent and creates the tables of the contract', async () => {
+  it('is idempotent and creates the tables of the contract and the views', async () => {
     const db = await freshDatabase();
     await ensureSchema(client, db);
     await ensureSchema(client, db);
     const tables = await rows<{ name: string; engine: string }>(
       `SELECT name, engine FROM system.tables WHERE database = '${db}' ORDER BY name`,
     );
-    expect(tables).toEqual([
+    expect(tables.filter((t) => t.engine !== 'View')).toEqual([
       { name: 'events', engine: 'ReplacingMergeTree' },
       { name: 'profiles', engine: 'ReplacingMergeTree' },
       { name: 'triggers', engine: 'ReplacingMergeTree' },
     ]);
+    expect(tables.filter((t) => t.engine === 'View').map((t) => t.name)).toEqual([...VIEW_NAMES].sort());
     const columns = await rows<{ table: string; name: string; type: string }>(
       `SELECT table, name, type FROM system.columns WHERE database = '${db}' ORDER BY table, position`,
     );
@@ -248,6 +222,33 @@ describe('openClickHouse / ensureSchema', () => {
       ]),
     );
     await expect(ensureSchema(client, 'bad-name; DROP')).rejects.toThrow(/letters, digits/);
+    await expect(ensureSchema(client, db, { defaultTz: "UTC'; DROP" })).rejects.toThrow(/IANA name/);
+  });
+
+  it('adds local_hour and ticket_id to an events table of an earlier version: old rows read the hour in the default zone', async () => {
+    const db = `cxtest_${process.pid}_${++dbCounter}`;
+    await client.command({ query: `CREATE DATABASE ${db}` });
+    // The events table as versions before local_hour created it (every other column as today).
+    await client.command({ query: `CREATE TABLE ${db}.events AS ${await freshDatabase()}.events` });
+    await client.command({ query: `ALTER TABLE ${db}.events DROP COLUMN local_hour, DROP COLUMN ticket_id` });
+    const old = ev('old', 'message', Date.UTC(2024, 0, 10, 2, 30)); // 21:30 the day before in New York
+    const { local_hour: _hour, ticket_id: _ticket, ...oldRow } = old;
+    await client.insert({ table: `${db}.events`, values: [oldRow], format: 'JSONEachRow' });
+    await ensureSchema(client, db, { defaultTz: 'America/New_York' });
+    await ensureSchema(client, db, { defaultTz: 'America/New_York' });
+    const writer = new ClickHouseWriter(client, { database: db, flushIntervalMs: 20 });
+    await writer.writeEvents([
+      ev('new', 'message', Date.UTC(2024, 0, 10, 2, 30), { local_hour: 10, ticket_id: 'T-1' }),
+    ]);
+    await writer.close();
+    expect(
+      await rows<{ customer: string; local_hour: number; ticket_id: string }>(
+        `SELECT customer, local_hour, ticket_id FROM ${db}.events FINAL ORDER BY customer`,
+      ),
+    ).toEqual([
+      { customer: 'new', local_hour: 10, ticket_id: 'T-1' },
+      { customer: 'old', local_hour: 21, ticket_id: '' },
+    ]);
   });
 });
 

@@ -199,6 +199,8 @@ function row(seq: number): EventRow {
     status: '',
     score: null,
     text: `消息 ${seq}`,
+    local_hour: 17,
+    ticket_id: '',
   };
 }
 

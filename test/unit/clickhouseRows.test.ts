@@ -24,6 +24,8 @@ const base: EventRow = {
   status: '',
   score: null,
   text: 'quote " backslash \\ newline \n tab \t 发票 \u0001',
+  local_hour: 6,
+  ticket_id: 't-1',
   partition: 1,
   seq: 42,
 };

@@ -5,8 +5,9 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isLoopback } from '../../engine/config/config.js';
 import { EngineHealth } from '../../engine/runtime/health.js';
-import { isLoopback, Metrics, serveHttp } from '../../engine/runtime/metrics.js';
+import { Metrics, serveHttp } from '../../engine/runtime/metrics.js';
 
 const servers: Server[] = [];
 afterEach(async () => {

@@ -14,6 +14,7 @@ import {
   selectCounted,
 } from '../../operators/regionSurge.js';
 import type { EventRow, Trigger } from '../../operators/types.js';
+import { eventRow } from '../harness/eventRows.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -460,31 +461,14 @@ function reference(
 }
 
 function row(e: { ts: number; type: string; region: string }): EventRow {
-  return {
+  return eventRow('', e.type, e.ts, {
     partition: 0,
     seq: 0,
     id: '',
-    ts: e.ts,
-    customer: '',
-    type: e.type,
     channel: 'app',
     from: 'customer',
     region: e.region,
-    tz: '',
-    session: '',
-    agent: '',
-    variant: '',
-    source: '',
-    amount: null,
-    sku: '',
-    category: '',
-    intent: '',
-    sentiment: null,
-    recognized: null,
-    status: '',
-    score: null,
-    text: '',
-  };
+  });
 }
 
 /** Small seeded PRNG: the same seed gives the same sequence. */
