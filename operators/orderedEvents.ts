@@ -3,12 +3,19 @@
  * sequence) until the watermark passes them. Events arrive nearly in time order, so an insert is
  * almost always an append; the front is taken with a moving head (no shifting per event).
  */
+import type { Profile } from './profile.js';
 import type { CxEvent } from './types.js';
 
 /** An event waiting for the ordered lane, and its stream sequence (the tie-break at one time). */
 export interface PendingEvent {
   seq: number;
   event: CxEvent;
+  /**
+   * The customer's profile as of the event's arrival, kept once a later event of the customer has
+   * changed the state (until then the live state is that profile): what the ordered lane's rules
+   * read, whenever the watermark lets them see the event.
+   */
+  profile?: Profile;
 }
 
 /** Sorted queue of pending events (parallel arrays; `head` is the first live slot). */

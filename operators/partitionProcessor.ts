@@ -372,6 +372,7 @@ export class PartitionProcessor {
     out: PartitionOutput,
   ): void {
     this.touch(entry);
+    this.beforeStateChange(entry, event.ts, out);
     updateProfile(entry.state, event, this.defaultTz);
     // Rules read the customer-local hour: the event's zone, else the customer's last known, else the default.
     event.localHour = localHour(event.ts, event.tz ?? entry.state.tz ?? this.defaultTz, this.defaultTz);
@@ -408,6 +409,27 @@ export class PartitionProcessor {
       });
     }
     this.currentProfile = undefined;
+  }
+
+  /**
+   * An event at `ts` is about to change the customer's state. What is due to see the state as it is
+   * now sees it now, so that when it happens does not depend on when the watermark (which other
+   * customers move) gets there: a dirty profile whose publication is due before `ts` is published,
+   * and the ordered lane's pending events of the customer keep the profile as of their arrival.
+   */
+  private beforeStateChange(entry: CustomerEntry, ts: number, out: PartitionOutput): void {
+    if (entry.dirty && ts > entry.publishedAt + this.profileIntervalMs) {
+      const due = entry.publishedAt + this.profileIntervalMs;
+      delete entry.timers[PUBLISH_TIMER];
+      this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), due, out);
+    }
+    const last = entry.pending.at(-1);
+    if (last !== undefined && last.profile === undefined) {
+      // Only the latest pending event can still be without one: each later event froze those before it.
+      const profile = profileOf(entry.state, entry.state.lastSeen!);
+      for (let i = entry.pending.length - 1; i >= 0 && entry.pending[i]!.profile === undefined; i--)
+        entry.pending[i]!.profile = profile;
+    }
   }
 
   /**
@@ -457,7 +479,7 @@ export class PartitionProcessor {
     const i = entry.pending.indexOf(p);
     if (i >= 0) entry.pending.splice(i, 1);
     this.current = entry.state;
-    this.currentProfile = undefined;
+    this.currentProfile = p.profile;
     const run = this.prepareRun(out, now ?? p.event.ts);
     this.rules.evaluateOrdered(p.event, this.profileOfCurrent, this.scopeOf(entry), run);
     this.currentProfile = undefined;
