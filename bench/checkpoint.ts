@@ -136,7 +136,7 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
     restoreMs: Math.round(restoreMs),
     restoredCustomers: restored.size,
     deltaEvents: DELTA_EVENTS,
-    deltaCustomers: delta.customers.length,
+    deltaCustomers: delta.groups.reduce((n, g) => n + g.customers.length, 0),
     deltaBytes: deltaState.byteLength,
     deltaEncodeMs: Math.round(deltaEncodeMs),
     deltaWriteMs: Math.round(deltaWriteMs),

@@ -18,9 +18,10 @@ import { loadRules } from '../engine/config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
 import { packEvents } from '../engine/runtime/workerPool.js';
 import { decodeEvent } from '../operators/decodeEvent.js';
+import { customerOfSubject, keyGroupOf } from '../operators/keyGroups.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
 import { newCustomerState, profileOf, updateProfile } from '../operators/profile.js';
-import { customerOfSubject, partitionOf, routeByPartition } from '../operators/route.js';
+import { routeByPartition } from '../operators/route.js';
 import { type CustomerScope, type RuleRun, ruleSetOf } from '../operators/rules.js';
 import { TimerQueue } from '../operators/timers.js';
 import type { CxEvent } from '../operators/types.js';
@@ -70,7 +71,7 @@ const chunk = Array.from({ length: 1000 }, (_, seq) => ({
   subject: `cx.events.web.page_view.${customers[seq % customers.length]}`,
   data: msgpackBytes,
 }));
-const route4 = routeByPartition<(typeof chunk)[number]>(4);
+const route4 = routeByPartition<(typeof chunk)[number]>(4, 128);
 
 let sink: unknown;
 const cases: Case[] = [
@@ -79,8 +80,8 @@ const cases: Case[] = [
   // The two msgpackr entry points decodeEvent could use (it reuses one Unpackr for int64AsType).
   { name: `msgpackr unpack() ${msgpackBytes.length}B`, fn: () => unpack(msgpackView) },
   { name: `msgpackr reused Unpackr ${msgpackBytes.length}B`, fn: () => reusedUnpackr.unpack(msgpackView) },
-  { name: 'partitionOf P=4', fn: () => partitionOf(customers[next++ & 1023]!, 4) },
-  { name: 'customerOfSubject+partitionOf P=4', fn: () => partitionOf(customerOfSubject(subject), 4) },
+  { name: 'keyGroupOf K=128', fn: () => keyGroupOf(customers[next++ & 1023]!, 128) },
+  { name: 'customerOfSubject+keyGroupOf K=128', fn: () => keyGroupOf(customerOfSubject(subject), 128) },
   {
     name: 'routeByPartition P=4 (1000-event chunk)',
     perOp: chunk.length,

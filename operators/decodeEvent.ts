@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Unpackr, type Options as UnpackrOptions } from 'msgpackr';
-import { customerOfSubject } from './route.js';
+import { customerOfSubject } from './keyGroups.js';
 import type { CxEvent } from './types.js';
 
 /*

@@ -1,8 +1,20 @@
 import { type DecodeOptions, decodeEvent } from './decodeEvent.js';
+import {
+  checkKeyGroups,
+  customerOfSubject,
+  DEFAULT_KEY_GROUPS,
+  keyGroupOf,
+  keyGroupsOf,
+} from './keyGroups.js';
 import { localHour } from './localTime.js';
 import { maskPii } from './mask.js';
 import { OrderedEvents, type PendingEvent } from './orderedEvents.js';
-import { type CustomerEntry, type PartitionSnapshot, SNAPSHOT_VERSION } from './partitionState.js';
+import {
+  type CustomerEntry,
+  type KeyGroupSnapshot,
+  type PartitionSnapshot,
+  SNAPSHOT_VERSION,
+} from './partitionState.js';
 import { type CustomerState, newCustomerState, type Profile, profileOf, updateProfile } from './profile.js';
 import type { TimerRecord } from './ruleModel.js';
 import {
@@ -17,12 +29,18 @@ import {
 import { upgradeSnapshot } from './snapshotUpgrade.js';
 import { TimerQueue } from './timers.js';
 import type { CxEvent, EventRow, ProfileRow, Reject, Trigger } from './types.js';
-import { Watermark } from './watermark.js';
+import { Watermark, type WatermarkState } from './watermark.js';
 
 /** How a partition processes its events. */
 export interface PartitionOptions {
-  /** This partition's number (stamped on every row as its source). */
-  partition: number;
+  /** This worker's number among `partitions`. @default 0 */
+  partition?: number;
+  /** Workers of the deployment: this one owns the key groups of its range; absent: it owns them all. */
+  partitions?: number;
+  /** Key groups of the deployment (operators/keyGroups.ts). @default 128 */
+  keyGroups?: number;
+  /** The key groups this processor owns, when not its range of `keyGroups` among `partitions`. */
+  owns?: readonly number[];
   rules: RuleSpec[];
   /** Time zone for customer-local time when neither the event nor the customer has a `tz`. @default 'Asia/Shanghai' */
   defaultTz?: string;
@@ -57,56 +75,83 @@ export interface PartitionOutput extends DeliveryCounters {
   lastSeq: number;
   /** Events that arrived behind the watermark (beyond the allowed lateness). */
   lateEvents: number;
-  /** The partition's watermark after the call (main-thread aggregates follow it). */
+  /** The lowest watermark of the owned key groups after the call. */
   watermark: number;
+  /** Per owned key group with something to tell: its watermark after the call (aggregates follow them). */
+  watermarks: Map<number, number>;
+}
+
+/**
+ * One key group's live state: its customers, timers, ordered lane and watermark. Nothing in it
+ * depends on another key group, so where it runs does not change what it produces.
+ */
+class KeyGroup {
+  readonly customers = new Map<string, CustomerEntry>();
+  /** Customers changed since the last snapshot: what the next delta holds. */
+  changed = new Set<CustomerEntry>();
+  /** Highest stream sequence applied. */
+  lastSeq = 0;
+  /**
+   * Highest sequence of the restored checkpoint: a sequence at or below it is a redelivery of an
+   * event the state already holds, and is skipped. Any other sequence at or below `lastSeq` means
+   * events reached the key group out of order, which would lose one of them: an error.
+   */
+  restoredSeq = 0;
+  /** `lastSeq` and watermark value at the last snapshot: a delta leaves out a key group where nothing moved. */
+  snapshotAt = { lastSeq: -1, watermark: Number.NaN, maxEventTime: Number.NaN };
+  readonly queue = new TimerQueue();
+  readonly ordered = new OrderedEvents();
+  readonly resolveTimers = (customer: string) => this.customers.get(customer)?.timers;
+
+  constructor(
+    readonly kg: number,
+    readonly watermark: Watermark,
+  ) {}
+}
+
+/** A checkpoint chain to restore: a full snapshot and its deltas, and which of its key groups to take. */
+export interface RestoreChain {
+  snapshots: readonly PartitionSnapshot[];
+  /** The key groups to take from it (the owned ones among them); absent: every owned one it holds. */
+  keyGroups?: ReadonlySet<number>;
 }
 
 /** Timer id of a customer's profile publication: after every other timer of the same millisecond. */
 const PUBLISH_TIMER = '~publish';
 
 /**
- * The keyed state and per-event logic of one partition: decode → profile → rules → rows.
+ * The keyed state and per-event logic of one worker: decode → profile → rules → rows, for the key
+ * groups it owns (each with its own customers, timers, ordered lane and watermark).
  *
  * Two lanes: on arrival an event updates the profile and runs the on-event rules (routing answers
  * at once); the patterns that depend on time order (absence, sequence, count, streak, inactivity,
- * purchase cycle) see events in event-time order once the watermark has passed them, interleaved
- * with their timers (an event before a timer due at the same millisecond). So an event never
- * cancels or restarts a timer due before it, and arrival order within the allowed lateness does
- * not change what fires.
+ * purchase cycle) see events in event-time order once the key group's watermark has passed them,
+ * interleaved with their timers (an event before a timer due at the same millisecond). So an event
+ * never cancels or restarts a timer due before it, and arrival order within the allowed lateness
+ * does not change what fires.
  *
  * Pure with respect to time (the caller passes `now`): the same events in the same order give the
- * same triggers and rows, whatever the batches, checkpoints and restores in between.
+ * same triggers and rows, whatever the batches, checkpoints and restores in between, and whichever
+ * worker owns which key groups.
  */
 export class PartitionProcessor {
   readonly partition: number;
+  readonly keyGroups: number;
   private readonly defaultTz: string;
   private readonly profileIntervalMs: number;
   private readonly maxFutureSkewMs: number;
   private readonly decodeOptions: DecodeOptions;
-  private readonly customers = new Map<string, CustomerEntry>();
-  /** Customers changed since the last snapshot: what the next delta holds. */
-  private changed = new Set<CustomerEntry>();
+  private readonly watermarkOptions: { allowedLatenessMs?: number; idleAfterMs?: number };
+  private readonly groups = new Map<number, KeyGroup>();
   /**
    * Called with a customer's entry just before it changes (an event, a timer, a publication, a rule
    * swap): a snapshot still being encoded in slices encodes the entry first (copy on write).
    */
   beforeChange: ((entry: CustomerEntry) => void) | undefined = undefined;
   private rules: RuleSet;
-  /** Highest stream sequence applied. */
-  private lastSeq = 0;
-  /**
-   * Highest sequence of the restored checkpoint: a sequence at or below it is a redelivery of an
-   * event the state already holds, and is skipped. Any other sequence at or below `lastSeq` means
-   * events reached the partition out of order, which would lose one of them: an error.
-   */
-  private restoredSeq = 0;
-  private readonly watermark: Watermark;
-  private readonly queue = new TimerQueue();
-  private readonly ordered = new OrderedEvents();
   // Reused per event and per timer: the hot path allocates no context objects.
   private readonly scope: CustomerScope;
   private readonly run: RuleRun;
-  private readonly resolveTimers = (customer: string) => this.customers.get(customer)?.timers;
   // The profile of the customer being evaluated, built on first use (rules that read it, publishing):
   // most events neither fire a rule that reads it nor publish. Reused, so no closure per event.
   private current: CustomerState = newCustomerState('');
@@ -114,19 +159,31 @@ export class PartitionProcessor {
   private readonly profileOfCurrent = () => this.currentProfileOf() as unknown as Record<string, unknown>;
 
   constructor(options: PartitionOptions) {
-    this.partition = options.partition;
+    this.partition = options.partition ?? 0;
+    this.keyGroups = options.keyGroups ?? DEFAULT_KEY_GROUPS;
+    checkKeyGroups(this.keyGroups);
     this.defaultTz = options.defaultTz ?? 'Asia/Shanghai';
     this.profileIntervalMs = options.profileIntervalMs ?? 60_000;
     this.maxFutureSkewMs = options.maxFutureSkewMs ?? Number.POSITIVE_INFINITY;
     this.decodeOptions = { minTs: options.minEventTs ?? 1 };
-    this.watermark = new Watermark({
+    this.watermarkOptions = {
       allowedLatenessMs: options.allowedLatenessMs,
       idleAfterMs: options.idleAfterMs,
-    });
+    };
+    const owns =
+      options.owns ??
+      (options.partitions === undefined
+        ? Array.from({ length: this.keyGroups }, (_, kg) => kg)
+        : keyGroupsOf(this.partition, options.partitions, this.keyGroups));
+    for (const kg of owns) {
+      if (!Number.isInteger(kg) || kg < 0 || kg >= this.keyGroups)
+        throw new RangeError(`key group ${kg} out of range 0..${this.keyGroups - 1}`);
+      this.groups.set(kg, new KeyGroup(kg, new Watermark(this.watermarkOptions)));
+    }
     this.rules = new RuleSet(compileRules(options.rules));
     this.scope = { customer: '', state: newCustomerState(''), memory: {}, fired: {}, caps: {}, timers: {} };
     this.run = {
-      queue: this.queue,
+      queue: new TimerQueue(),
       watermark: Number.NEGATIVE_INFINITY,
       firedAt: 0,
       defaultTz: this.defaultTz,
@@ -135,31 +192,53 @@ export class PartitionProcessor {
     };
   }
 
-  /** The event-time watermark (items before it are final). */
+  /** The key groups this processor owns, ascending. */
+  get ownedKeyGroups(): number[] {
+    return [...this.groups.keys()].sort((a, b) => a - b);
+  }
+
+  /** The lowest watermark of the owned key groups (items before it are final everywhere here). */
   get currentWatermark(): number {
-    return this.watermark.value;
+    let min = Number.POSITIVE_INFINITY;
+    for (const g of this.groups.values()) if (g.watermark.value < min) min = g.watermark.value;
+    return this.groups.size === 0 ? Number.NEGATIVE_INFINITY : min;
+  }
+
+  /** Highest event time applied in a key group (−Infinity before its first). */
+  maxEventTimeOf(kg: number): number {
+    return this.groups.get(kg)?.watermark.maxSeen ?? Number.NEGATIVE_INFINITY;
+  }
+
+  /** Highest stream sequence applied in a key group (0 before its first). */
+  lastSeqOf(kg: number): number {
+    return this.groups.get(kg)?.lastSeq ?? 0;
   }
 
   /** Highest event time applied (−Infinity before the first). */
   get maxEventTime(): number {
-    return this.watermark.maxSeen;
+    let max = Number.NEGATIVE_INFINITY;
+    for (const g of this.groups.values()) if (g.watermark.maxSeen > max) max = g.watermark.maxSeen;
+    return max;
   }
 
   /** Pending timers of all customers (heap entries may be more: stale ones are dropped lazily). */
   get pendingTimers(): number {
     let n = 0;
-    for (const entry of this.customers.values()) for (const _ in entry.timers) n++;
+    for (const g of this.groups.values())
+      for (const entry of g.customers.values()) for (const _ in entry.timers) n++;
     return n;
   }
 
   /** One customer's entry (read-only use: explain, tests); undefined when not held. */
   customer(customer: string): Readonly<CustomerEntry> | undefined {
-    return this.customers.get(customer);
+    return this.groups.get(keyGroupOf(customer, this.keyGroups))?.customers.get(customer);
   }
 
   /** Number of customers held. */
   get size(): number {
-    return this.customers.size;
+    let n = 0;
+    for (const g of this.groups.values()) n += g.customers.size;
+    return n;
   }
 
   /** The rule set (explain listens to its decisions). */
@@ -173,59 +252,111 @@ export class PartitionProcessor {
   }
 
   /**
-   * The partition's state as plain data, for a checkpoint: every customer, or with `delta` only those
-   * changed since the previous snapshot. Either way the next delta starts from here, so a snapshot
-   * that is not stored must be followed by a full one. Shares objects with the live state: encode it
-   * before the next call.
+   * The state as plain data, for a checkpoint: a section per owned key group with every customer,
+   * or with `delta` only those changed since the previous snapshot (and no section for a key group
+   * whose customers, last sequence and watermark did not move). Either way the next delta starts
+   * from here, so a snapshot that is not stored must be followed by a full one. Shares objects with
+   * the live state: encode it before the next call.
    */
   snapshot(delta = false): PartitionSnapshot {
-    const customers: Array<[string, CustomerEntry]> = [];
-    if (delta) for (const entry of this.changed) customers.push([entry.state.customer, entry]);
-    else for (const item of this.customers) customers.push(item);
-    this.changed = new Set();
-    return {
-      version: SNAPSHOT_VERSION,
-      partition: this.partition,
-      delta,
-      lastSeq: this.lastSeq,
-      watermark: this.watermark.state(),
-      customers,
-    };
+    const groups: KeyGroupSnapshot[] = [];
+    for (const kg of this.ownedKeyGroups) {
+      const g = this.groups.get(kg)!;
+      const watermark = g.watermark.state();
+      const moved =
+        g.changed.size > 0 ||
+        g.lastSeq !== g.snapshotAt.lastSeq ||
+        watermark.value !== g.snapshotAt.watermark ||
+        watermark.maxEventTime !== g.snapshotAt.maxEventTime;
+      if (delta && !moved) continue; // the chain's earlier section still holds all of it
+      const customers: Array<[string, CustomerEntry]> = [];
+      if (delta) for (const entry of g.changed) customers.push([entry.state.customer, entry]);
+      else for (const item of g.customers) customers.push(item);
+      g.changed = new Set();
+      g.snapshotAt = { lastSeq: g.lastSeq, watermark: watermark.value, maxEventTime: watermark.maxEventTime };
+      groups.push({ kg, lastSeq: g.lastSeq, watermark, customers });
+    }
+    return { version: SNAPSHOT_VERSION, keyGroups: this.keyGroups, delta, groups };
   }
 
   /**
    * Replaces the state with a full snapshot's and the deltas taken after it, in order (recovery);
-   * events up to the last one's `lastSeq` count as applied. Snapshots of older formats are upgraded.
+   * events up to each key group's `lastSeq` count as applied. Snapshots of older formats are upgraded.
    */
   restore(full: PartitionSnapshot, ...deltas: PartitionSnapshot[]): void {
-    const chain = [full, ...deltas].map((s) => upgradeSnapshot(s, this.defaultTz));
-    chain.forEach((snapshot, i) => {
-      if (snapshot.partition !== this.partition) {
-        throw new Error(
-          `snapshot of partition ${snapshot.partition} cannot restore partition ${this.partition}`,
-        );
+    this.restoreChains([{ snapshots: [full, ...deltas] }]);
+  }
+
+  /**
+   * Replaces the state with that of several chains (a full snapshot and its deltas each), e.g. the
+   * records of another grouping of key groups: each owned key group is taken from the chains that
+   * hold it (merged when several do, as the partitions of a version without key groups were).
+   * A chain gives only its `keyGroups` when it names them; sections of key groups this processor does
+   * not own are ignored.
+   */
+  restoreChains(chains: ReadonlyArray<RestoreChain>): void {
+    const restored = new Map<number, KeyGroupSnapshot>();
+    for (const chain of chains) {
+      const upgraded = chain.snapshots.map((s) => upgradeSnapshot(s, this.defaultTz, this.keyGroups));
+      upgraded.forEach((snapshot, i) => {
+        if (snapshot.keyGroups !== this.keyGroups) {
+          throw new Error(
+            `snapshot of ${snapshot.keyGroups} key groups cannot restore a processor of ${this.keyGroups}`,
+          );
+        }
+        if ((snapshot.delta === true) !== i > 0) {
+          throw new Error(`restore takes a full snapshot followed by deltas; snapshot ${i} is not one`);
+        }
+      });
+      // This chain's key groups: the full sections, then each delta's customers on top.
+      const own = new Map<
+        number,
+        { lastSeq: number; watermark: WatermarkState; customers: Map<string, CustomerEntry> }
+      >();
+      for (const snapshot of upgraded)
+        for (const section of snapshot.groups) {
+          if (!this.groups.has(section.kg) || chain.keyGroups?.has(section.kg) === false) continue;
+          let g = own.get(section.kg);
+          if (g === undefined) {
+            g = { lastSeq: 0, watermark: section.watermark, customers: new Map() };
+            own.set(section.kg, g);
+          }
+          g.lastSeq = Math.max(g.lastSeq, section.lastSeq);
+          g.watermark = section.watermark;
+          for (const [customer, entry] of section.customers) g.customers.set(customer, entry);
+        }
+      for (const [kg, g] of own) {
+        const before = restored.get(kg);
+        if (before === undefined) {
+          restored.set(kg, { kg, lastSeq: g.lastSeq, watermark: g.watermark, customers: [...g.customers] });
+          continue;
+        }
+        // Several chains of one key group: partitions of a version without key groups.
+        before.lastSeq = Math.max(before.lastSeq, g.lastSeq);
+        before.watermark = {
+          maxEventTime: Math.max(before.watermark.maxEventTime, g.watermark.maxEventTime),
+          value: Math.max(before.watermark.value, g.watermark.value),
+        };
+        for (const item of g.customers) before.customers.push(item);
       }
-      if ((snapshot.delta === true) !== i > 0) {
-        throw new Error(`restore takes a full snapshot followed by deltas; snapshot ${i} is not one`);
-      }
-    });
-    this.customers.clear();
-    this.changed = new Set();
-    this.queue.clear();
-    this.ordered.clear();
-    for (const snapshot of chain)
-      for (const [customer, entry] of snapshot.customers) this.customers.set(customer, entry);
-    const pending: PendingEvent[] = [];
-    for (const [customer, entry] of this.customers) {
-      for (const [id, record] of Object.entries(entry.timers)) this.queue.restore(customer, id, record);
-      for (const p of entry.pending) pending.push(p);
     }
-    pending.sort((a, b) => a.event.ts - b.event.ts || a.seq - b.seq);
-    for (const p of pending) this.ordered.push(p);
-    const last = chain.at(-1)!;
-    this.lastSeq = last.lastSeq;
-    this.restoredSeq = last.lastSeq;
-    this.watermark.restore(last.watermark);
+    for (const kg of this.groups.keys()) {
+      const g = new KeyGroup(kg, new Watermark(this.watermarkOptions));
+      this.groups.set(kg, g);
+      const section = restored.get(kg);
+      if (section === undefined) continue;
+      const pending: PendingEvent[] = [];
+      for (const [customer, entry] of section.customers) {
+        g.customers.set(customer, entry);
+        for (const [id, record] of Object.entries(entry.timers)) g.queue.restore(customer, id, record);
+        for (const p of entry.pending) pending.push(p);
+      }
+      pending.sort((a, b) => a.event.ts - b.event.ts || a.seq - b.seq);
+      for (const p of pending) g.ordered.push(p);
+      g.lastSeq = section.lastSeq;
+      g.restoredSeq = section.lastSeq;
+      g.watermark.restore(section.watermark);
+    }
   }
 
   /**
@@ -236,25 +367,28 @@ export class PartitionProcessor {
     const rules = new RuleSet(compileRules(specs));
     rules.onDecision = this.rules.onDecision;
     this.rules = rules;
-    for (const entry of this.customers.values())
-      for (const id in entry.timers) {
-        const rule = entry.timers[id]!.rule;
-        if (rule === '' || rules.has(rule)) continue;
-        this.touch(entry);
-        delete entry.timers[id];
-      }
+    for (const g of this.groups.values())
+      for (const entry of g.customers.values())
+        for (const id in entry.timers) {
+          const rule = entry.timers[id]!.rule;
+          if (rule === '' || rules.has(rule)) continue;
+          this.touch(g, entry);
+          delete entry.timers[id];
+        }
   }
 
   /**
-   * Event time has reached `eventTime` (never backwards): events and timers at or before it are
-   * processed, e.g. at the end of a replay so that silent customers' timers fire. `now` is stamped as `firedAt`
-   * (null: each trigger's own event time).
+   * Event time has reached `eventTime` (never backwards) in every owned key group: events and timers
+   * at or before it are processed, e.g. at the end of a replay so that silent customers' timers
+   * fire. `now` is stamped as `firedAt` (null: each trigger's own event time).
    */
   advanceTo(eventTime: number, now: number | null = null): PartitionOutput {
     const out = this.emptyOutput();
-    this.watermark.advanceTo(eventTime);
-    this.processDue(out, now);
-    return this.finish(out);
+    for (const g of this.groups.values()) {
+      g.watermark.advanceTo(eventTime);
+      this.processDue(g, out, now);
+    }
+    return this.finish(out, true);
   }
 
   /**
@@ -268,16 +402,29 @@ export class PartitionProcessor {
     now: number,
   ): PartitionOutput {
     const out = this.emptyOutput();
-    if (seqs.length > 0) this.watermark.active(now);
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i]!;
-      if (seq <= this.lastSeq) {
-        if (seq <= this.restoredSeq) continue; // redelivered after a restore: already applied
-        throw new SequenceError(this.partition, seq, this.lastSeq);
-      }
-      this.lastSeq = seq;
-      const bytes = payload(i);
       const subject = subjects[i]!;
+      const customer = customerOfSubject(subject);
+      const kg = keyGroupOf(customer, this.keyGroups);
+      const g = this.groups.get(kg);
+      if (g === undefined) {
+        throw new Error(`an event of key group ${kg} reached the worker of key groups ${this.ownedRange()}`);
+      }
+      if (seq <= g.lastSeq) {
+        if (seq <= g.restoredSeq) continue; // redelivered after a restore: already applied
+        throw new SequenceError(kg, seq, g.lastSeq);
+      }
+      g.lastSeq = seq;
+      g.watermark.active(now);
+      out.watermarks.set(kg, 0);
+      const entry = g.customers.get(customer);
+      if (entry?.appliedThrough !== undefined) {
+        // restored from a version whose sequences were per partition
+        if (seq <= entry.appliedThrough) continue;
+        delete entry.appliedThrough;
+      }
+      const bytes = payload(i);
       const decoded = decodeEvent(bytes, subject, this.decodeOptions);
       if (typeof decoded === 'string') {
         out.rejects.push({ seq, subject, data: bytes.slice(), reason: decoded });
@@ -296,7 +443,7 @@ export class PartitionProcessor {
         continue;
       }
       try {
-        this.applyEvent(decoded, seq, now, out);
+        this.applyEvent(g, decoded, seq, now, out);
       } catch (e) {
         // A bug or a pathological event must not stall the partition: dead-letter it with the error.
         out.rejects.push({
@@ -307,30 +454,37 @@ export class PartitionProcessor {
         });
       }
     }
-    return this.finish(out);
+    return this.finish(out, false);
   }
 
   /**
    * Wall-clock tick: `clock` is the wall clock when the source is connected and caught up (the live
-   * edge), null otherwise; after `idleAfterMs` of quiet at the live edge the watermark follows it.
-   * `flush` (end of a replay) publishes every changed profile.
+   * edge), null otherwise; after `idleAfterMs` of quiet at the live edge a key group's watermark
+   * follows it. `flush` (end of a replay) publishes every changed profile.
    */
   tick(clock: number | null, flush: boolean): PartitionOutput {
     const out = this.emptyOutput();
-    this.watermark.idle(clock);
-    this.processDue(out, clock);
-    if (flush) {
-      for (const entry of this.customers.values()) {
+    for (const g of this.groups.values()) {
+      g.watermark.idle(clock);
+      this.processDue(g, out, clock);
+      if (!flush) continue;
+      for (const entry of g.customers.values()) {
         if (!entry.dirty) continue;
         delete entry.timers[PUBLISH_TIMER];
-        this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), entry.state.lastSeen!, out);
+        this.publishProfile(
+          g,
+          entry,
+          profileOf(entry.state, entry.state.lastSeen!),
+          entry.state.lastSeen!,
+          out,
+        );
       }
     }
-    return this.finish(out);
+    return this.finish(out, true);
   }
 
-  private applyEvent(event: CxEvent, seq: number, now: number, out: PartitionOutput): void {
-    let entry = this.customers.get(event.customer);
+  private applyEvent(g: KeyGroup, event: CxEvent, seq: number, now: number, out: PartitionOutput): void {
+    let entry = g.customers.get(event.customer);
     if (entry === undefined) {
       entry = {
         state: newCustomerState(event.customer),
@@ -343,27 +497,28 @@ export class PartitionProcessor {
         publishedAt: Number.NEGATIVE_INFINITY,
         dirty: false,
       };
-      this.customers.set(event.customer, entry);
+      g.customers.set(event.customer, entry);
     }
     // What the watermark passes now is final before this event is applied: being later, it could
     // not have changed it.
-    const late = this.watermark.isLate(event.ts);
+    const late = g.watermark.isLate(event.ts);
     if (late) out.lateEvents++;
-    this.watermark.observe(event.ts);
-    this.processDue(out, now);
-    this.touch(entry);
+    g.watermark.observe(event.ts);
+    this.processDue(g, out, now);
+    this.touch(g, entry);
     if (event.ts > this.frontierOf(entry)) {
       // Later than one of the customer's pending timers: applied once that timer has fired (or moved),
       // so the timer sees the customer exactly as of its due time.
       entry.held.push({ seq, event });
       return;
     }
-    this.apply(entry, event, seq, late, now, out);
-    if (this.release(entry, now, out)) this.processDue(out, now);
+    this.apply(g, entry, event, seq, late, now, out);
+    if (this.release(g, entry, now, out)) this.processDue(g, out, now);
   }
 
   /** Applies an event to its customer: profile, on-event rules, the ordered lane, rows, publication. */
   private apply(
+    g: KeyGroup,
     entry: CustomerEntry,
     event: CxEvent,
     seq: number,
@@ -371,14 +526,14 @@ export class PartitionProcessor {
     now: number | null,
     out: PartitionOutput,
   ): void {
-    this.touch(entry);
-    this.beforeStateChange(entry, event.ts, out);
+    this.touch(g, entry);
+    this.beforeStateChange(g, entry, event.ts, out);
     updateProfile(entry.state, event, this.defaultTz);
     // Rules read the customer-local hour: the event's zone, else the customer's last known, else the default.
     event.localHour = localHour(event.ts, event.tz ?? entry.state.tz ?? this.defaultTz, this.defaultTz);
     this.current = entry.state;
     this.currentProfile = undefined;
-    const run = this.prepareRun(out, now ?? event.ts);
+    const run = this.prepareRun(g, out, now ?? event.ts);
     const scope = this.scopeOf(entry);
     this.rules.evaluate(event, this.profileOfCurrent, scope, run);
     if (this.rules.wantsOrdered(event.type)) {
@@ -387,20 +542,20 @@ export class PartitionProcessor {
         // On time: the ordered lane sees it once the watermark passes it.
         const pending: PendingEvent = { seq, event };
         entry.pending.push(pending);
-        this.ordered.push(pending);
+        g.ordered.push(pending);
       }
     }
-    out.events.push(eventRow(event, this.partition, seq));
+    out.events.push(eventRow(event, g.kg, seq));
     const asOf = entry.state.lastSeen!;
     if (asOf - entry.publishedAt >= this.profileIntervalMs) {
       delete entry.timers[PUBLISH_TIMER];
       this.current = entry.state;
-      this.publishProfile(entry, this.currentProfileOf(), asOf, out);
+      this.publishProfile(g, entry, this.currentProfileOf(), asOf, out);
     } else if (!entry.dirty) {
       entry.dirty = true;
       // Published once the watermark passes the end of its interval (event time, never the wall clock).
       const due = entry.publishedAt + this.profileIntervalMs;
-      this.queue.arm(entry.timers, event.customer, PUBLISH_TIMER, {
+      g.queue.arm(entry.timers, event.customer, PUBLISH_TIMER, {
         kind: 'publish',
         rule: '',
         key: '',
@@ -413,19 +568,19 @@ export class PartitionProcessor {
 
   /**
    * An event at `ts` is about to change the customer's state. What is due to see the state as it is
-   * now sees it now, so that when it happens does not depend on when the watermark (which other
-   * customers move) gets there: a dirty profile whose publication is due before `ts` is published,
-   * and the ordered lane's pending events of the customer keep the profile as of their arrival.
+   * now sees it now, so that when it happens does not depend on when the watermark gets there: a
+   * dirty profile whose publication is due before `ts` is published, and the ordered lane's pending
+   * events of the customer keep the profile as of their arrival.
    */
-  private beforeStateChange(entry: CustomerEntry, ts: number, out: PartitionOutput): void {
+  private beforeStateChange(g: KeyGroup, entry: CustomerEntry, ts: number, out: PartitionOutput): void {
     if (entry.dirty && ts > entry.publishedAt + this.profileIntervalMs) {
       const due = entry.publishedAt + this.profileIntervalMs;
       delete entry.timers[PUBLISH_TIMER];
-      this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), due, out);
+      this.publishProfile(g, entry, profileOf(entry.state, entry.state.lastSeen!), due, out);
     }
     const last = entry.pending.at(-1);
     if (last !== undefined && last.profile === undefined) {
-      // Only the latest pending event can still be without one: each later event froze those before it.
+      // Only the latest pending events can still be without one: each later event froze those before it.
       const profile = profileOf(entry.state, entry.state.lastSeen!);
       for (let i = entry.pending.length - 1; i >= 0 && entry.pending[i]!.profile === undefined; i--)
         entry.pending[i]!.profile = profile;
@@ -436,66 +591,72 @@ export class PartitionProcessor {
    * Applies the customer's held events that are no longer later than a pending timer (in stream
    * order); true when one was applied.
    */
-  private release(entry: CustomerEntry, now: number | null, out: PartitionOutput): boolean {
+  private release(g: KeyGroup, entry: CustomerEntry, now: number | null, out: PartitionOutput): boolean {
     let released = false;
     while (entry.held.length > 0) {
       const frontier = this.frontierOf(entry);
       const i = entry.held.findIndex((h) => h.event.ts <= frontier);
       if (i < 0) break;
       const [h] = entry.held.splice(i, 1);
-      this.apply(entry, h!.event, h!.seq, false, now, out);
+      this.apply(g, entry, h!.event, h!.seq, false, now, out);
       released = true;
     }
     return released;
   }
 
   /**
-   * Processes, in time order, the ordered-lane events and the timers before the watermark: an event
-   * before a timer due at the same millisecond (it may cancel it), events by stream sequence.
+   * Processes, in time order, the key group's ordered-lane events and timers before its watermark:
+   * an event before a timer due at the same millisecond (it may cancel it), events by stream sequence.
    */
-  private processDue(out: PartitionOutput, now: number | null): void {
-    const wm = this.watermark.value;
+  private processDue(g: KeyGroup, out: PartitionOutput, now: number | null): void {
+    const wm = g.watermark.value;
     for (;;) {
-      const te = this.ordered.peekTime();
-      if (this.queue.peekDue() < Math.min(wm, te)) {
-        const next = this.queue.popDue(Math.min(wm, te), this.resolveTimers);
+      const te = g.ordered.peekTime();
+      if (g.queue.peekDue() < Math.min(wm, te)) {
+        const next = g.queue.popDue(Math.min(wm, te), g.resolveTimers);
         if (next !== undefined) {
-          this.fireTimer(next[0], next[2], out, now);
+          this.fireTimer(g, next[0], next[2], out, now);
           continue;
         }
       }
       if (te < wm) {
-        this.orderedEvent(this.ordered.shift()!, out, now);
+        this.orderedEvent(g, g.ordered.shift()!, out, now);
         continue;
       }
       return;
     }
   }
 
-  private orderedEvent(p: PendingEvent, out: PartitionOutput, now: number | null): void {
-    const entry = this.customers.get(p.event.customer)!;
-    this.touch(entry);
+  private orderedEvent(g: KeyGroup, p: PendingEvent, out: PartitionOutput, now: number | null): void {
+    const entry = g.customers.get(p.event.customer)!;
+    this.touch(g, entry);
     // pending events of a customer leave in the order they were added
     const i = entry.pending.indexOf(p);
     if (i >= 0) entry.pending.splice(i, 1);
     this.current = entry.state;
     this.currentProfile = p.profile;
-    const run = this.prepareRun(out, now ?? p.event.ts);
+    const run = this.prepareRun(g, out, now ?? p.event.ts);
     this.rules.evaluateOrdered(p.event, this.profileOfCurrent, this.scopeOf(entry), run);
     this.currentProfile = undefined;
-    this.release(entry, now, out);
+    this.release(g, entry, now, out);
   }
 
-  private fireTimer(customer: string, record: TimerRecord, out: PartitionOutput, now: number | null): void {
-    const entry = this.customers.get(customer)!;
-    this.touch(entry);
+  private fireTimer(
+    g: KeyGroup,
+    customer: string,
+    record: TimerRecord,
+    out: PartitionOutput,
+    now: number | null,
+  ): void {
+    const entry = g.customers.get(customer)!;
+    this.touch(g, entry);
     if (record.kind === 'publish') {
       if (entry.dirty)
-        this.publishProfile(entry, profileOf(entry.state, entry.state.lastSeen!), record.due, out);
+        this.publishProfile(g, entry, profileOf(entry.state, entry.state.lastSeen!), record.due, out);
       return;
     }
-    this.rules.fireTimer(record, this.scopeOf(entry), this.prepareRun(out, now ?? record.due));
-    this.release(entry, now, out);
+    this.rules.fireTimer(record, this.scopeOf(entry), this.prepareRun(g, out, now ?? record.due));
+    this.release(g, entry, now, out);
   }
 
   /**
@@ -516,9 +677,10 @@ export class PartitionProcessor {
     return f;
   }
 
-  private prepareRun(out: PartitionOutput, firedAt: number): RuleRun {
+  private prepareRun(g: KeyGroup, out: PartitionOutput, firedAt: number): RuleRun {
     const run = this.run;
-    run.watermark = this.watermark.value;
+    run.queue = g.queue;
+    run.watermark = g.watermark.value;
     run.firedAt = firedAt;
     run.triggers = out.triggers;
     run.counters = out;
@@ -526,9 +688,9 @@ export class PartitionProcessor {
   }
 
   /** The entry is about to change: the hook sees it as it was, and the next delta will hold it. */
-  private touch(entry: CustomerEntry): void {
+  private touch(g: KeyGroup, entry: CustomerEntry): void {
     this.beforeChange?.(entry);
-    this.changed.add(entry);
+    g.changed.add(entry);
   }
 
   private currentProfileOf(): Profile {
@@ -537,8 +699,14 @@ export class PartitionProcessor {
   }
 
   /** Publishes the profile (`at`: the event time of the publication, the start of the next interval). */
-  private publishProfile(entry: CustomerEntry, profile: Profile, at: number, out: PartitionOutput): void {
-    this.touch(entry);
+  private publishProfile(
+    g: KeyGroup,
+    entry: CustomerEntry,
+    profile: Profile,
+    at: number,
+    out: PartitionOutput,
+  ): void {
+    this.touch(g, entry);
     entry.publishedAt = at;
     entry.dirty = false;
     out.profiles.push({
@@ -564,48 +732,60 @@ export class PartitionProcessor {
     return scope;
   }
 
+  private ownedRange(): string {
+    const kgs = this.ownedKeyGroups;
+    return kgs.length === 0 ? '(none)' : `${kgs[0]}..${kgs.at(-1)}`;
+  }
+
   private emptyOutput(): PartitionOutput {
     return {
       triggers: [],
       events: [],
       profiles: [],
       rejects: [],
-      lastSeq: this.lastSeq,
+      lastSeq: 0,
       lateEvents: 0,
       droppedByCap: 0,
       droppedByQuietHours: 0,
       deferred: 0,
-      watermark: this.watermark.value,
+      watermark: Number.NEGATIVE_INFINITY,
+      watermarks: new Map(),
     };
   }
 
-  private finish(out: PartitionOutput): PartitionOutput {
-    out.lastSeq = this.lastSeq;
-    out.watermark = this.watermark.value;
+  /** Fills in the positions: the key groups that had events (or, with `all`, every owned one). */
+  private finish(out: PartitionOutput, all: boolean): PartitionOutput {
+    let lastSeq = 0;
+    for (const g of this.groups.values()) {
+      if (g.lastSeq > lastSeq) lastSeq = g.lastSeq;
+      if (all || out.watermarks.has(g.kg)) out.watermarks.set(g.kg, g.watermark.value);
+    }
+    out.lastSeq = lastSeq;
+    out.watermark = this.currentWatermark;
     return out;
   }
 }
 
 /**
- * A partition got a stream sequence at or below one it already applied, and not a redelivery of its
+ * A key group got a stream sequence at or below one it already applied, and not a redelivery of its
  * restored checkpoint: events reached it out of order. Applying or skipping it would both be wrong
  * (skipping loses an event), so the batch fails and the run stops.
  */
 export class SequenceError extends Error {
   override readonly name = 'SequenceError';
   constructor(
-    readonly partition: number,
+    readonly keyGroup: number,
     readonly seq: number,
     readonly lastSeq: number,
   ) {
     super(
-      `partition ${partition} got stream sequence ${seq} after ${lastSeq}: events reached it out of order; ` +
+      `key group ${keyGroup} got stream sequence ${seq} after ${lastSeq}: events reached it out of order; ` +
         'stopping rather than skip an event',
     );
   }
 }
 
-/** The `cxstream.events` row of an event: flat, defaults for missing fields, free text masked. */
+/** The `cxstream.events` row of an event (`partition`: its key group): flat, defaults for missing fields, free text masked. */
 function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
   return {
     id: e.id,

@@ -9,17 +9,26 @@ import type { CustomerScope, RuleMemory } from './ruleSet.js';
 import type { WatermarkState } from './watermark.js';
 
 /**
- * A partition's state as plain data (msgpack-able): what a checkpoint stores. A full snapshot holds
+ * A worker's state as plain data (msgpack-able): what a checkpoint stores, one section per key group
+ * (operators/keyGroups.ts), so a key group restores wherever it is owned next. A full snapshot holds
  * every customer; a delta only those changed since the snapshot before it, and is restored on top of
- * the full one it follows and the deltas in between.
+ * the full one it follows and the deltas in between. A full snapshot has a section for every key group
+ * the worker owns; a delta only for those whose customers, sequence or watermark moved.
  */
 export interface PartitionSnapshot {
   /** Format version; a reader refuses versions it does not know, and upgrades older ones. */
   version: typeof SNAPSHOT_VERSION;
-  partition: number;
+  /** Key-group count of the deployment: customers are in key group hash(customer) mod this. */
+  keyGroups: number;
   /** Only the customers changed since the previous snapshot (full or delta) of this processor. */
   delta: boolean;
-  /** Highest stream sequence applied. */
+  groups: KeyGroupSnapshot[];
+}
+
+/** One key group's part of a snapshot. */
+export interface KeyGroupSnapshot {
+  kg: number;
+  /** Highest stream sequence applied to the key group. */
   lastSeq: number;
   /** Event-time watermark and the highest event time seen. */
   watermark: WatermarkState;
@@ -27,9 +36,9 @@ export interface PartitionSnapshot {
 }
 
 /** Snapshot format this code writes (older ones are upgraded on restore: operators/snapshotUpgrade.ts). */
-export const SNAPSHOT_VERSION = 4;
+export const SNAPSHOT_VERSION = 5;
 /** Snapshot formats this code restores (checkpoints refuse others before a worker sees them). */
-export const READABLE_SNAPSHOT_VERSIONS: readonly number[] = [2, 3, SNAPSHOT_VERSION];
+export const READABLE_SNAPSHOT_VERSIONS: readonly number[] = [2, 3, 4, SNAPSHOT_VERSION];
 
 /** One customer as the partition holds it (plain data). */
 export interface CustomerEntry {
@@ -50,4 +59,9 @@ export interface CustomerEntry {
   publishedAt: number;
   /** Changed since the last published snapshot. */
   dirty: boolean;
+  /**
+   * Restored from a checkpoint of a version without key groups, whose sequences were per partition:
+   * the customer's events up to this sequence are already in the entry (skipped when redelivered).
+   */
+  appliedThrough?: number;
 }

@@ -1,22 +1,37 @@
 /**
- * Partition snapshots written by earlier versions, upgraded to the current format on restore, so a
- * new version picks up where the old one stopped. Formats 2 and 3 kept each rule's state under short
- * field names in one object per rule (pattern memory and cooldown marks together) and the caps in it
- * under `$cap`; format 4 spells the names out and keeps marks, caps and pattern memory apart, and
- * holds the events waiting for the ordered lane. A snapshot of a newer format is refused.
+ * Snapshots written by earlier versions, upgraded to the current format on restore, so a new version
+ * picks up where the old one stopped. Formats 2 and 3 kept each rule's state under short field names
+ * in one object per rule (pattern memory and cooldown marks together) and the caps in it under
+ * `$cap`; format 4 spells the names out and keeps marks, caps and pattern memory apart, and holds the
+ * events waiting for the ordered lane; format 5 splits a worker's state into key groups. A snapshot
+ * of a newer format is refused.
  */
+
+import { keyGroupOf } from './keyGroups.js';
 import { utcOffsetMinutes } from './localTime.js';
-import { type CustomerEntry, type PartitionSnapshot, SNAPSHOT_VERSION } from './partitionState.js';
+import {
+  type CustomerEntry,
+  type KeyGroupSnapshot,
+  type PartitionSnapshot,
+  SNAPSHOT_VERSION,
+} from './partitionState.js';
 import type { CustomerState } from './profile.js';
 import type { FireMark, TimerRecord } from './ruleModel.js';
+import type { WatermarkState } from './watermark.js';
 
 const DAY = 86_400_000;
 const CURRENT = SNAPSHOT_VERSION;
 
-/** A snapshot in the current format (upgraded when older); throws on a format this version cannot read. */
+/**
+ * A snapshot in the current format (upgraded when older); throws on a format this version cannot read.
+ * Formats before 5 held one partition of a deployment without key groups: its customers are spread
+ * over their key groups, each keeping the partition's last sequence as `appliedThrough` (sequences
+ * were per partition then), and the key groups take the partition's watermark.
+ */
 export function upgradeSnapshot(
   snapshot: PartitionSnapshot | Record<string, unknown>,
   defaultTz: string,
+  keyGroups: number,
 ): PartitionSnapshot {
   const s = snapshot as Record<string, unknown>;
   const version = s.version;
@@ -27,22 +42,26 @@ export function upgradeSnapshot(
         'run the newer version, or restore a checkpoint taken before the upgrade',
     );
   }
-  if (version !== 2 && version !== 3) {
+  if (version !== 2 && version !== 3 && version !== 4) {
     throw new Error(
-      `snapshot format ${String(version)} is not supported (this version reads 2, 3 and ${CURRENT})`,
+      `snapshot format ${String(version)} is not supported (this version reads 2, 3, 4 and ${CURRENT})`,
     );
   }
-  const customers = (s.customers as Array<[string, Record<string, unknown>]>).map(
-    ([customer, old]): [string, CustomerEntry] => [customer, upgradeEntry(old, defaultTz)],
-  );
-  return {
-    version: CURRENT,
-    partition: s.partition as number,
-    delta: s.delta === true,
-    lastSeq: s.lastSeq as number,
-    watermark: s.watermark as PartitionSnapshot['watermark'],
-    customers,
-  };
+  const lastSeq = s.lastSeq as number;
+  const watermark = s.watermark as WatermarkState;
+  const groups = new Map<number, KeyGroupSnapshot>();
+  for (const [customer, old] of s.customers as Array<[string, Record<string, unknown>]>) {
+    const entry = version === 4 ? (old as unknown as CustomerEntry) : upgradeEntry(old, defaultTz);
+    entry.appliedThrough = lastSeq;
+    const kg = keyGroupOf(customer, keyGroups);
+    let group = groups.get(kg);
+    if (group === undefined) {
+      group = { kg, lastSeq: 0, watermark, customers: [] };
+      groups.set(kg, group);
+    }
+    group.customers.push([customer, entry]);
+  }
+  return { version: CURRENT, keyGroups, delta: s.delta === true, groups: [...groups.values()] };
 }
 
 /** Old short names of pattern memory → current ones (`a`, `b`: absence bookkeeping no longer needed). */

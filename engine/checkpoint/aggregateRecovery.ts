@@ -1,9 +1,9 @@
 /**
  * Recovery of the main-thread aggregates (complaint_surge) after a crash, from ClickHouse.
  *
- * Checkpoints hold only the partitions' state. The aggregates' state at a checkpoint cut is a pure
- * function of the partitions' events up to the cut, and those events are exactly the rows of
- * `cxstream.events` with `seq <= lastSeq_p` in partition p: a checkpoint is stored only after every
+ * Checkpoints hold only the key groups' state. The aggregates' state at a checkpoint cut is a pure
+ * function of the key groups' events up to the cut, and those events are exactly the rows of
+ * `cxstream.events` with `seq <= lastSeq_k` in key group k (column `partition`): a checkpoint is stored only after every
  * output of the events it holds was delivered, and the ClickHouse writer resolves a delivery once
  * the insert is accepted (engine/checkpoint/checkpointer.ts step 3, sinks/clickhouseWriter.ts). Rows above
  * the cut (delivered before the crash, after the checkpoint) are left out by the same condition;
@@ -15,7 +15,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { CountedRow, RegionSurge } from '../../operators/regionSurge.js';
 import { quoteIdentifier } from '../../sinks/clickhouse.js';
-import type { CheckpointStore } from './checkpointStore.js';
 
 /** The aggregates could not be rebuilt from ClickHouse; the engine must not run on without them. */
 export class AggregateRecoveryError extends Error {
@@ -32,7 +31,7 @@ export class AggregateRecoveryError extends Error {
 
 /** What {@link restoreAggregates} rebuilt. */
 export interface AggregateRecoveryStats {
-  /** Per partition: the highest sequence of the cut (0: no checkpoint, nothing restored). */
+  /** Per key group: the highest sequence of the cut (0: no checkpoint, nothing restored). */
   lastSeqs: number[];
   /** Counted-type rows read back, over all aggregates. */
   rows: number;
@@ -43,20 +42,19 @@ export interface AggregateRecoveryStats {
 
 /**
  * Rebuilds each (fresh) aggregate at the cut of the restored checkpoints: counts from the events of
- * `database`.events up to each partition's `lastSeq`, cooldowns from its triggers in `database`.triggers.
+ * `database`.events up to each key group's `lastSeq`, cooldowns from its triggers in `database`.triggers.
  */
 export async function restoreAggregates(options: {
   aggregates: readonly RegionSurge[];
-  store: CheckpointStore;
-  partitions: number;
+  /** Per key group: the highest sequence its restored state holds. */
+  lastSeqs: number[];
   client: ClickHouseClient;
   database: string;
 }): Promise<AggregateRecoveryStats> {
   const started = performance.now();
-  const { aggregates, store, partitions, client } = options;
+  const { aggregates, lastSeqs, client } = options;
+  const partitions = lastSeqs.length;
   const db = quoteIdentifier(options.database);
-  const lastSeqs: number[] = [];
-  for (let p = 0; p < partitions; p++) lastSeqs.push((await store.load(p))?.lastSeq ?? 0);
   const stats: AggregateRecoveryStats = { lastSeqs, rows: 0, cooldowns: 0, ms: 0 };
   const cut = lastSeqs
     .map((s, p) => (s > 0 ? `(partition = ${p} AND seq <= ${Math.floor(s)})` : ''))

@@ -15,20 +15,31 @@ import { cxstreamVersion } from '../config/config.js';
 import { log } from '../runtime/log.js';
 
 /** Checkpoint envelope format this code writes. */
-export const CHECKPOINT_VERSION = 2;
-/** Envelope formats this code reads: version 1 records are full ones (no `base`, `delta`). */
-const READABLE_VERSIONS: readonly unknown[] = [1, 2];
+export const CHECKPOINT_VERSION = 3;
+/**
+ * Envelope formats this code reads: version 1 records are full ones (no `base`, `delta`); versions 1
+ * and 2 were written by versions without key groups (one partition's state, `lastSeq`).
+ */
+const READABLE_VERSIONS: readonly unknown[] = [1, 2, 3];
 const FORMAT = 'cxstream.checkpoint';
 
-/** One partition's checkpoint: its encoded state and the stream positions it stands for. */
+/** One worker's checkpoint: its encoded state (a section per key group) and the stream positions it stands for. */
 export interface CheckpointRecord {
+  /** The worker that wrote it, among `partitions`. */
   partition: number;
-  /** Partition count of the deployment that wrote it: state is keyed by hash(customer) mod this. */
+  /** Workers of the deployment when it was written. */
   partitions: number;
-  /** Every event of this partition with a stream sequence at or below this is in `state`. */
+  /**
+   * Key-group count of the deployment (customers are in key group hash mod this); absent in records
+   * of versions without key groups, whose state is keyed by hash mod `partitions`.
+   */
+  keyGroups?: number;
+  /** The key groups whose sections `state` holds (absent in records of versions without key groups). */
+  kgs?: number[];
+  /** Every event of these key groups with a stream sequence at or below this is in `state`. */
   coveredSeq: number;
-  /** Highest sequence `state` applied (`PartitionSnapshot.lastSeq`), ≥ coveredSeq's events of this partition. */
-  lastSeq: number;
+  /** Records of versions without key groups: highest sequence the partition's state applied. */
+  lastSeq?: number;
   /**
    * CX_TRIGGERS' last sequence before `state` was taken: every trigger fired after `state` was
    * published above it (0 without NATS). Recovery reads the trigger ids from there on.
@@ -36,7 +47,7 @@ export interface CheckpointRecord {
   triggersSeq: number;
   /** Wall-clock time of the checkpoint (ms), for metrics and logs. */
   createdAt: number;
-  /** Id of the full record the partition's chain starts with (a full record's own id). */
+  /** Id of the full record the worker's chain starts with (a full record's own id). */
   base: string;
   /** 0: `state` is a full snapshot; n ≥ 1: the n-th delta saved after the full record `base`. */
   delta: number;
@@ -81,6 +92,8 @@ export interface CheckpointStore {
   load(partition: number): Promise<LoadedCheckpoint | null>;
   /** Partitions that have a record. */
   partitions(): Promise<number[]>;
+  /** Removes a partition's chain (its records of another grouping, once the current ones are stored). */
+  remove(partition: number): Promise<void>;
 }
 
 /**
@@ -173,6 +186,10 @@ export function decodeCheckpoint(bytes: Uint8Array, where: string): CheckpointRe
       `checkpoints were written by cxstream ${writtenBy}, newer than this ${cxstreamVersion}, in formats this version reads: using them`,
     );
   }
+  const missing = ['partition', 'partitions', 'coveredSeq'].filter((k) => typeof value[k] !== 'number');
+  if (!(value.state instanceof Uint8Array)) missing.push('state');
+  if (missing.length > 0)
+    throw new CheckpointError(`checkpoint ${where} is not readable: no ${missing.join(', ')}`, where);
   const { format: _f, version: _v, snapshotVersion: _s, writtenBy: _w, ...record } = value;
   return { base: '', delta: 0, ...record } as unknown as CheckpointRecord;
 }
@@ -225,6 +242,12 @@ export class LocalCheckpointStore implements CheckpointStore {
       if (delta !== null) deltas.push(delta);
     }
     return chainOf(full, deltas, join(this.dir, fileName(partition, 0)));
+  }
+
+  async remove(partition: number): Promise<void> {
+    for (const k of await this.deltaNumbers(partition))
+      await rm(join(this.dir, fileName(partition, k)), { force: true });
+    await rm(join(this.dir, fileName(partition, 0)), { force: true });
   }
 
   async partitions(): Promise<number[]> {
@@ -322,6 +345,12 @@ export class NatsCheckpointStore implements CheckpointStore {
       if (delta !== null) deltas.push(delta);
     }
     return chainOf(full, deltas, `${this.location}/${objectName(partition, 0)}`);
+  }
+
+  async remove(partition: number): Promise<void> {
+    for (const k of await this.deltaNumbers(partition)) await this.store.delete(objectName(partition, k));
+    if ((await this.names()).includes(objectName(partition, 0)))
+      await this.store.delete(objectName(partition, 0));
   }
 
   async partitions(): Promise<number[]> {

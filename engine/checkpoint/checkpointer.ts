@@ -25,16 +25,19 @@
  * were not stored): the next one is full.
  */
 import { randomUUID } from 'node:crypto';
-import type { SnapshotResult } from '../runtime/workerProtocol.js';
+import { keyGroupRange } from '../../operators/keyGroups.js';
+import type { RestoredSeqs, SnapshotResult } from '../runtime/workerProtocol.js';
 import { AckTracker } from '../source/ackTracker.js';
 import type { EventSource } from '../source/eventSource.js';
-import { CheckpointError, type CheckpointStore, type LoadedCheckpoint } from './checkpointStore.js';
+import type { CheckpointStore, LoadedCheckpoint } from './checkpointStore.js';
+import { planRestore, type WorkerChains } from './restorePlan.js';
 
 /** What a checkpoint needs of the worker pool. */
 export interface CheckpointPool {
   readonly partitions: number;
+  readonly keyGroups: number;
   snapshot(partition: number, delta: boolean): Promise<SnapshotResult>;
-  restore(partition: number, states: readonly Uint8Array[]): Promise<unknown>;
+  restore(partition: number, chains: WorkerChains): Promise<RestoredSeqs>;
   /** The partition's record holding its tasks up to `task` is stored (a restart in place replays from there). */
   checkpointed?(partition: number, task: number): void;
 }
@@ -80,8 +83,13 @@ export interface CheckpointStats {
 
 /** What {@link Checkpointer.recover} found. */
 export interface RecoveryInfo {
-  /** Partitions restored from a checkpoint (the others start empty). */
+  /** Workers restored from a checkpoint (the others start empty). */
   restored: number[];
+  /**
+   * Per key group: the highest stream sequence its restored state holds (0: none). Null when the
+   * records were written by a version without key groups (sequences were per partition then).
+   */
+  keyGroupSeqs: number[] | null;
   /** Lowest coveredSeq (0 when a partition had none): the ack floor must not be above it. */
   coveredSeq: number;
   /** Lowest CX_TRIGGERS sequence of the records (0 when a partition had none): read trigger ids above it. */
@@ -89,25 +97,6 @@ export interface RecoveryInfo {
   /** Bytes of state read. */
   bytes: number;
   ms: number;
-}
-
-/** The partition count changed since the checkpoints were written: state is keyed by hash mod P. */
-export class PartitionCountError extends CheckpointError {
-  constructor(
-    where: string,
-    readonly stored: number,
-    readonly configured: number,
-  ) {
-    super(
-      `checkpoints in ${where} were written with ${stored} partitions, the engine is configured with ` +
-        `${configured}. Run with ${stored} partitions, or re-partition by replaying: stop the engine, ` +
-        'delete the checkpoints and the durable consumer, and start again so state is rebuilt from the ' +
-        'stream (it must still hold the history the rules need; trigger ids already on CX_TRIGGERS are ' +
-        'not published again). See docs/DELIVERY.md.',
-      where,
-    );
-    Object.defineProperty(this, 'name', { value: 'PartitionCountError' });
-  }
 }
 
 /** Coordinates partition checkpoints with the acks of the source (see the file comment). */
@@ -136,6 +125,8 @@ export class Checkpointer {
   private readonly covered: number[];
   /** Per partition: the chain the next delta extends; null = the next record is full. */
   private readonly chains: Array<Chain | null>;
+  /** Records of another grouping found at recovery: removed after the first checkpoint stored. */
+  private stale: number[] = [];
   private readonly maxDeltas: number;
   private running: Promise<CheckpointStats> | null = null;
   private last: CheckpointStats | null = null;
@@ -173,70 +164,78 @@ export class Checkpointer {
   }
 
   /**
-   * Loads every partition's latest record and restores it in its worker. Refuses records of
-   * another partition count or format. Call before the first event reaches the workers.
+   * Loads the stored records and restores each worker's key groups from them, whatever grouping
+   * wrote them (engine/checkpoint/restorePlan.ts). Refuses records of another key-group count or
+   * format. Call before the first event reaches the workers.
    */
   async recover(): Promise<RecoveryInfo> {
     const started = performance.now();
     const P = this.pool.partitions;
     const present = await this.store.partitions();
-    const beyond = present.filter((p) => p >= P);
-    const records: Array<LoadedCheckpoint | null> = [];
-    for (let p = 0; p < P; p++) records.push(present.includes(p) ? await this.store.load(p) : null);
-    const stored = records.find((r) => r !== null)?.partitions ?? (beyond.length > 0 ? beyond[0]! + 1 : P);
-    if (stored !== P || beyond.length > 0 || records.some((r) => r !== null && r.partitions !== P)) {
-      throw new PartitionCountError(this.store.location, Math.max(stored, ...beyond.map((b) => b + 1)), P);
+    const records: LoadedCheckpoint[] = [];
+    for (const p of present) {
+      const r = await this.store.load(p);
+      if (r !== null) records.push(r);
     }
-    const triggersSeq = Math.min(...records.map((r) => r?.triggersSeq ?? 0));
-    if (records.some((r) => r !== null)) {
-      this.recoveredTriggersSeq = triggersSeq;
+    const plan = planRestore(records, P, this.pool.keyGroups, this.store.location);
+    // Records of another grouping are removed once the current workers' are stored.
+    this.stale = present.filter((p) => p >= P);
+    if (records.length > 0) {
+      this.recoveredTriggersSeq = plan.triggersSeq;
       this.replayUntil = await this.eventsSeq();
     }
-    let bytes = 0;
+    const keyGroupSeqs = new Array<number>(this.pool.keyGroups).fill(0);
     const restored: number[] = [];
     await Promise.all(
-      records.map(async (r, p) => {
-        if (r === null) return;
-        if (r.partition !== p) {
-          throw new CheckpointError(
-            `checkpoint of partition ${p} holds partition ${r.partition}`,
-            this.store.location,
-          );
-        }
-        await this.pool.restore(p, [r.state, ...r.deltas]);
-        this.covered[p] = r.coveredSeq;
-        const deltaBytes = r.deltas.reduce((n, d) => n + d.byteLength, 0);
-        bytes += r.state.byteLength + deltaBytes;
-        // a restored worker has no changes yet: its next delta extends the stored chain
-        if (r.base !== '') {
-          this.chains[p] = { base: r.base, deltas: r.delta, fullBytes: r.state.byteLength, deltaBytes };
-        }
+      plan.workers.map(async (chains, p) => {
+        if (chains.length === 0) return;
+        for (const [kg, seq] of await this.pool.restore(p, chains)) keyGroupSeqs[kg] = seq;
         restored.push(p);
       }),
     );
+    for (let p = 0; p < P; p++) {
+      const { from, to } = keyGroupRange(p, P, this.pool.keyGroups);
+      this.covered[p] = from < to ? Math.min(...plan.coveredSeqs.slice(from, to)) : plan.coveredSeq;
+      // a restored worker has no changes yet: its next delta extends its stored chain (same grouping)
+      const own = plan.continues[p] ?? null;
+      this.chains[p] =
+        own === null || own.base === ''
+          ? null
+          : {
+              base: own.base,
+              deltas: own.delta,
+              fullBytes: own.state.byteLength,
+              deltaBytes: own.deltas.reduce((n, d) => n + d.byteLength, 0),
+            };
+    }
     return {
       restored: restored.sort((a, b) => a - b),
-      coveredSeq: Math.min(...records.map((r) => r?.coveredSeq ?? 0)),
-      triggersSeq,
-      bytes,
+      keyGroupSeqs: plan.legacy ? null : keyGroupSeqs,
+      coveredSeq: plan.coveredSeq,
+      triggersSeq: plan.triggersSeq,
+      bytes: plan.bytes,
       ms: performance.now() - started,
     };
   }
 
   /**
-   * A partition's thread was replaced (it died): restores the partition's latest stored record into
+   * A worker's thread was replaced (it died): restores its key groups from the stored records into
    * it through `restore`, after any checkpoint being stored, so the worker pool can replay the tasks
    * since (engine/runtime/workerPool.ts "restart in place"). Its next record is a full one.
    */
   async restorePartition(
     partition: number,
-    restore: (states: readonly Uint8Array[]) => Promise<void>,
+    restore: (chains: WorkerChains) => Promise<RestoredSeqs>,
   ): Promise<void> {
     await this.running?.catch(() => {});
-    const record = (await this.store.partitions()).includes(partition)
-      ? await this.store.load(partition)
-      : null;
-    if (record !== null) await restore([record.state, ...record.deltas]);
+    const records: LoadedCheckpoint[] = [];
+    for (const p of await this.store.partitions()) {
+      const r = await this.store.load(p);
+      if (r !== null) records.push(r);
+    }
+    const chains = planRestore(records, this.pool.partitions, this.pool.keyGroups, this.store.location)
+      .workers[partition]!;
+    if (chains.length > 0) await restore(chains);
     this.chains[partition] = null;
   }
 
@@ -341,8 +340,9 @@ export class Checkpointer {
         return this.store.save({
           partition: p,
           partitions: P,
+          keyGroups: this.pool.keyGroups,
+          kgs: s.keyGroups,
           coveredSeq: Math.max(delivered, this.covered[p]!),
-          lastSeq: s.lastSeq,
           triggersSeq,
           createdAt,
           base: chains[p]!.base,
@@ -356,6 +356,9 @@ export class Checkpointer {
       this.pool.checkpointed?.(p, snapshots[p]!.afterTask);
     });
     for (let p = 0; p < P; p++) this.covered[p] = Math.max(delivered, this.covered[p]!);
+    // every key group is now in a record of this grouping: the earlier grouping's records can go
+    for (const p of this.stale) if (p >= P) await this.store.remove(p);
+    this.stale = [];
     const coveredSeq = Math.min(...this.covered);
     this.commit(coveredSeq);
     const ended = performance.now();

@@ -40,7 +40,11 @@ export interface RecoveryOptions {
  * Rebuilds the aggregates at the restored checkpoints' cut from ClickHouse (docs/DELIVERY.md), so
  * a crash neither loses their counts nor evaluates a window twice.
  */
-async function recoverAggregates(options: RecoveryOptions, aggregates: RegionSurge[], partitions: number) {
+async function recoverAggregates(
+  options: RecoveryOptions,
+  aggregates: RegionSurge[],
+  lastSeqs: number[] | null,
+) {
   const { sinks, config } = options;
   // EngineSinks (openSinks) carry the client the events were written with; other sinks have no history.
   const client = (sinks as Partial<EngineSinks>).clickhouseClient;
@@ -50,10 +54,16 @@ async function recoverAggregates(options: RecoveryOptions, aggregates: RegionSur
     );
     return;
   }
+  if (lastSeqs === null) {
+    log.warn(
+      'aggregates start empty: the checkpoints were written by a version without key groups, whose ' +
+        'ClickHouse rows are numbered per partition',
+    );
+    return;
+  }
   const stats = await restoreAggregates({
     aggregates,
-    store: options.checkpoints.store,
-    partitions,
+    lastSeqs,
     client,
     database: clickHouseDatabase(config.clickhouse.url),
   });
@@ -78,7 +88,7 @@ export async function recover(options: RecoveryOptions, pool: WorkerPool, aggreg
   });
   const recovery = await checkpointer.recover();
   // before 'state recovered': supervisors and the fault harness take that line as ready
-  if (aggregates.length > 0) await recoverAggregates(options, aggregates, pool.partitions);
+  if (aggregates.length > 0) await recoverAggregates(options, aggregates, recovery.keyGroupSeqs);
   if (jsm) {
     const ackFloor = await jsm.consumers
       .info(natsNames.eventsStream, durable)

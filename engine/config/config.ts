@@ -267,6 +267,14 @@ function crossChecks(config: Config, fromEnv: Map<string, EnvSetting>, yaml: Yam
         `clickhouse.serve.host ${serve.host} is not a loopback address: set clickhouse.serve.password (CXSTREAM_CLICKHOUSE_SERVE_PASSWORD), or serve on 127.0.0.1`,
       ),
     );
+  const { engine } = config;
+  if (engine.partitions > engine.keyGroups)
+    problems.push(
+      at(
+        ['engine', 'partitions'],
+        `engine.partitions ${engine.partitions} is more than engine.keyGroups ${engine.keyGroups}: a worker would own no customers; use at most ${engine.keyGroups} partitions`,
+      ),
+    );
   const { nats } = config;
   const pairs: Array<[string, string]> = [
     ['password', 'passwordFile'],

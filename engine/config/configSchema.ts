@@ -255,6 +255,13 @@ export const configSchema = Type.Object(
           description:
             'Partitions (one worker thread each); 0 = one per core less one for the main thread, at least 1.',
         }),
+        keyGroups: Type.Integer({
+          minimum: 1,
+          maximum: 32_768,
+          default: 128,
+          description:
+            'Key groups: the unit of state and checkpoints (customers hash to one); fixed for a deployment, at least the most workers (all instances) it will run.',
+        }),
         batchMaxEvents: Type.Integer({
           minimum: 1,
           default: 1000,

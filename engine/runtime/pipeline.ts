@@ -121,7 +121,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   const aggregates = options.aggregates ?? [];
   /** Delivers a partition's output; the aggregates see it first, in the partition's order. */
   const deliver = async (p: number, output: BatchOutput): Promise<BatchOutput> => {
-    const out = aggregate(aggregates, p, output);
+    const out = aggregate(aggregates, output);
     await deliverer.deliver(out);
     delivery.delivered(p, out.task);
     return out;
@@ -138,7 +138,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   const checkpointer = options.checkpoints?.checkpointer;
   const slices$ = source.chunks$.pipe(
     tap((chunk) => checkpointer?.track(chunk.map((e) => e.seq))),
-    routeByPartition<RawEvent>(partitions),
+    routeByPartition<RawEvent>(partitions, pool.keyGroups),
     share(),
   );
   const sourceDone$ = slices$.pipe(ignoreElements(), endWith(true), share());
@@ -221,11 +221,11 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   if (checkpointer) await deliverer.lastCheckpoint(checkpointer, options.checkpoints?.onCheckpoint);
 }
 
-/** Feeds a partition's output (in that partition's order) to the aggregates; adds their triggers. */
-function aggregate(aggregates: readonly RegionSurge[], p: number, out: BatchOutput): BatchOutput {
+/** Feeds a worker's output (each key group in its order) to the aggregates; adds their triggers. */
+function aggregate(aggregates: readonly RegionSurge[], out: BatchOutput): BatchOutput {
   if (aggregates.length === 0 || out.counted === undefined) return out;
   const fired: Trigger[] = [];
-  for (const a of aggregates) for (const t of a.observe(p, out.counted)) fired.push(t);
+  for (const a of aggregates) for (const c of out.counted) for (const t of a.observe(c.kg, c)) fired.push(t);
   return fired.length === 0 ? out : { ...out, triggers: [...out.triggers, ...fired] };
 }
 

@@ -55,6 +55,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
   const { config, rules } = options;
   const pool = new WorkerPool({
     partitions: config.engine.partitions,
+    keyGroups: config.engine.keyGroups,
     rules,
     defaultTz: config.engine.defaultTz,
     profileIntervalMs: config.engine.profileIntervalMs,
@@ -66,7 +67,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   try {
     const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
-      (spec) => new RegionSurge(spec, pool.partitions, Date.now),
+      (spec) => new RegionSurge(spec, pool.keyGroups, Date.now),
     );
     const checkpoints = options.checkpoints
       ? await recover({ ...options, checkpoints: options.checkpoints }, pool, aggregates)

@@ -1,5 +1,5 @@
 /**
- * Worker-thread entry: one partition's state lives here, in exactly one thread.
+ * Worker-thread entry: the state of the key groups a worker owns lives here, in exactly one thread.
  * piscina calls the default export once per task, in submission order; every task but a snapshot
  * runs to completion before the next starts, and a snapshot is encoded in slices between them.
  */
@@ -7,10 +7,13 @@ import { Piscina, workerData } from 'piscina';
 import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
 import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionState.js';
 import { type CountedSelection, selectCounted } from '../../operators/regionSurge.js';
+import type { EventRow } from '../../operators/types.js';
 import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../../sinks/clickhouseRows.js';
-import { CHUNK_CUSTOMERS, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
+import { CHUNK_CUSTOMERS, type EncodedSection, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
 import type {
   BatchOutput,
+  KeyGroupCounted,
+  RestoredSeqs,
   RuleErrorReport,
   SnapshotResult,
   WorkerOptions,
@@ -24,7 +27,7 @@ const snapshotCodec = new SnapshotCodec();
 /** Handles one task for this worker's partition. */
 export default function handleTask(
   task: WorkerTask,
-): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | undefined {
+): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | RestoredSeqs {
   switch (task.kind) {
     case 'events': {
       const { bytes, ends, seqs, subjects } = task;
@@ -45,11 +48,17 @@ export default function handleTask(
     case 'snapshot':
       return snapshotInSlices(processor.snapshot(task.delta));
     case 'restore': {
-      const [full, ...deltas] = task.states.map((s) => snapshotCodec.decode(s));
-      processor.restore(full!, ...deltas);
-      // counted rows are judged against the partition's newest event time, which the state holds
-      countedMaxTs = processor.maxEventTime;
-      return undefined;
+      processor.restoreChains(
+        task.chains.map((chain) => {
+          const keyGroups = new Set(chain.keyGroups);
+          const wanted = (kg: number) => keyGroups.has(kg);
+          return { keyGroups, snapshots: chain.states.map((s) => snapshotCodec.decode(s, wanted)) };
+        }),
+      );
+      // counted rows are judged against their key group's newest event time, which the state holds
+      countedMaxTs.clear();
+      for (const kg of processor.ownedKeyGroups) countedMaxTs.set(kg, processor.maxEventTimeOf(kg));
+      return processor.ownedKeyGroups.map((kg): [number, number] => [kg, processor.lastSeqOf(kg)]);
     }
     case 'advance':
       return encoded(processor.advanceTo(task.to));
@@ -73,16 +82,21 @@ const SLICE_MS = 5;
  * thread; a checkpoint waits for it as it waited for the one-piece encode.
  */
 function snapshotInSlices(snapshot: PartitionSnapshot): Promise<WorkerSnapshot> {
-  const { customers, ...header } = snapshot;
-  const waiting = new Map<CustomerEntry, string>();
-  for (const [customer, entry] of customers) waiting.set(entry, customer);
+  const { groups, ...header } = snapshot;
+  const sections: EncodedSection[] = [];
+  // Every entry still to encode, with its customer and the section it goes to.
+  const waiting = new Map<CustomerEntry, [customer: string, section: EncodedSection]>();
+  for (const { customers, ...rest } of groups) {
+    const section: EncodedSection = { ...rest, chunks: [] };
+    sections.push(section);
+    for (const [customer, entry] of customers) waiting.set(entry, [customer, section]);
+  }
   const pending = waiting.entries();
-  const chunks: Uint8Array[] = [];
   processor.beforeChange = (entry) => {
-    const customer = waiting.get(entry);
-    if (customer === undefined) return;
+    const item = waiting.get(entry);
+    if (item === undefined) return;
     waiting.delete(entry);
-    chunks.push(snapshotCodec.encodeChunk([[customer, entry]]));
+    item[1].chunks.push(snapshotCodec.encodeChunk([[item[0], entry]]));
   };
   return new Promise((resolve, reject) => {
     const slice = (): void => {
@@ -90,23 +104,32 @@ function snapshotInSlices(snapshot: PartitionSnapshot): Promise<WorkerSnapshot> 
         const until = performance.now() + SLICE_MS;
         while (waiting.size > 0) {
           const chunk: Array<[string, CustomerEntry]> = [];
+          let section: EncodedSection | undefined;
           // one live iterator for the whole snapshot: entries deleted meanwhile (encoded by
-          // beforeChange) are skipped, and no slice walks over the ones taken before it
+          // beforeChange) are skipped, and no slice walks over the ones taken before it; a chunk
+          // holds customers of one section (they are grouped by section in the map)
           for (let next = pending.next(); !next.done; next = pending.next()) {
-            const [entry, customer] = next.value;
+            const [entry, [customer, of]] = next.value;
+            if (section !== undefined && of !== section) {
+              section.chunks.push(snapshotCodec.encodeChunk(chunk));
+              chunk.length = 0;
+            }
+            section = of;
             chunk.push([customer, entry]);
             waiting.delete(entry);
             if (chunk.length === CHUNK_CUSTOMERS) break;
           }
-          chunks.push(snapshotCodec.encodeChunk(chunk));
+          if (section !== undefined && chunk.length > 0)
+            section.chunks.push(snapshotCodec.encodeChunk(chunk));
           if (waiting.size > 0 && performance.now() >= until) {
             setImmediate(slice); // the next task (a batch) runs before the next slice
             return;
           }
         }
         processor.beforeChange = undefined;
-        const state = snapshotCodec.assemble(header, chunks);
-        resolve(moved({ lastSeq: snapshot.lastSeq, state }, [state]));
+        const state = snapshotCodec.assemble({ ...header, groups: sections });
+        // the chain holds every owned key group, also those this delta leaves out
+        resolve(moved({ keyGroups: [...processor.ownedKeyGroups], state }, [state]));
       } catch (e) {
         processor.beforeChange = undefined;
         reject(e);
@@ -118,8 +141,8 @@ function snapshotInSlices(snapshot: PartitionSnapshot): Promise<WorkerSnapshot> 
 
 /** Rows the main-thread aggregates asked for (engine/runtime/workerProtocol.ts AggregatesTask); null = none. */
 let counting: CountedSelection | null = null;
-/** Highest event time of this partition's rows so far (lateness of counted rows is judged by it). */
-let countedMaxTs = Number.NEGATIVE_INFINITY;
+/** Per key group: highest event time of its rows so far (lateness of counted rows is judged by it). */
+const countedMaxTs = new Map<number, number>();
 
 /**
  * The output with its ClickHouse rows encoded here: their bytes are moved to the main thread, not
@@ -133,11 +156,22 @@ function encoded(out: PartitionOutput): BatchOutput {
   const ruleErrors = newRuleErrors();
   if (ruleErrors !== undefined) result.ruleErrors = ruleErrors;
   if (counting !== null) {
-    result.counted = selectCounted(out.events, counting, countedMaxTs);
-    countedMaxTs = result.counted.maxTs;
-    // The partition's watermark: an idle partition moves it with the clock, so its silence does not
-    // hold back the aggregates' windows.
-    result.counted.watermark = out.watermark;
+    // Per key group with rows or a watermark to tell: an idle key group moves its watermark with the
+    // clock, so its silence does not hold back the aggregates' windows.
+    const rowsOf = new Map<number, EventRow[]>();
+    for (const row of out.events) {
+      const rows = rowsOf.get(row.partition);
+      if (rows === undefined) rowsOf.set(row.partition, [row]);
+      else rows.push(row);
+    }
+    const counted: KeyGroupCounted[] = [];
+    for (const [kg, watermark] of out.watermarks) {
+      const before = countedMaxTs.get(kg) ?? Number.NEGATIVE_INFINITY;
+      const batch = selectCounted(rowsOf.get(kg) ?? [], counting, before);
+      countedMaxTs.set(kg, batch.maxTs);
+      counted.push({ ...batch, kg, watermark });
+    }
+    result.counted = counted;
   }
   return moved(result, [events.bytes, profileRows.bytes]);
 }

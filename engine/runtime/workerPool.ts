@@ -2,12 +2,15 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { DEFAULT_KEY_GROUPS } from '../../operators/keyGroups.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { RowFormat } from '../../sinks/clickhouseRows.js';
+import type { WorkerChains } from '../checkpoint/restorePlan.js';
 import type { RawEvent } from '../source/eventSource.js';
 import type {
   BatchOutput,
   EventBatchTask,
+  RestoredSeqs,
   RestoreTask,
   SnapshotResult,
   SnapshotTask,
@@ -18,6 +21,8 @@ import type {
 /** Options of the partition workers. */
 export interface WorkerPoolOptions {
   partitions: number;
+  /** Key groups of the deployment (operators/keyGroups.ts). @default 128 */
+  keyGroups?: number;
   rules: RuleSpec[];
   /** @default 'Asia/Shanghai' */
   defaultTz?: string;
@@ -58,7 +63,7 @@ const YOUNG_GENERATION_MB = 192;
  */
 export interface RestartInPlace {
   /** Restores the partition's latest stored checkpoint into its (fresh) thread through `restore`. */
-  recover(partition: number, restore: (states: readonly Uint8Array[]) => Promise<void>): Promise<void>;
+  recover(partition: number, restore: (chains: WorkerChains) => Promise<RestoredSeqs>): Promise<void>;
   /** Restarts of one partition allowed within `windowMs`; one more fails the engine. @default 3 */
   maxRestarts?: number;
   /** @default 600000 */
@@ -91,6 +96,8 @@ interface LoggedTask {
  * beyond `maxRestarts` in `windowMs`, the task fails with {@link WorkerLostError}.
  */
 export class WorkerPool {
+  /** Key groups of the deployment; each worker owns a contiguous range of them. */
+  readonly keyGroups: number;
   private readonly pools: Piscina[];
   /** Per partition: the number of the last task sent. */
   private readonly sent: number[];
@@ -115,6 +122,7 @@ export class WorkerPool {
 
   constructor(options: WorkerPoolOptions) {
     const filename = workerFile();
+    this.keyGroups = options.keyGroups ?? DEFAULT_KEY_GROUPS;
     this.sent = new Array<number>(options.partitions).fill(0);
     this.logs = Array.from({ length: options.partitions }, () => []);
     this.restarts = new Array(options.partitions).fill(null);
@@ -126,6 +134,7 @@ export class WorkerPool {
       const workerData: WorkerOptions = {
         partition,
         partitions: options.partitions,
+        keyGroups: this.keyGroups,
         rules: options.rules,
         defaultTz: options.defaultTz ?? 'Asia/Shanghai',
         profileIntervalMs: options.profileIntervalMs ?? 60_000,
@@ -215,10 +224,14 @@ export class WorkerPool {
     return { ...result, afterTask };
   }
 
-  /** Replaces a partition's state with a full snapshot's and its deltas' (recovery); the bytes are transferred. */
-  async restore(partition: number, states: readonly Uint8Array[]): Promise<void> {
-    await this.sendRestore(partition, states);
+  /**
+   * Replaces a worker's state with checkpointed ones (recovery): chains of a full snapshot and its
+   * deltas, each with the key groups to take from it. Resolves with each key group's restored sequence.
+   */
+  async restore(partition: number, chains: WorkerChains): Promise<RestoredSeqs> {
+    const seqs = await this.sendRestore(partition, chains);
     this.checkReplaced(partition);
+    return seqs;
   }
 
   async close(): Promise<void> {
@@ -261,7 +274,7 @@ export class WorkerPool {
       // piscina starts a replacement as the old thread exits: the state goes into that one
       await this.replacement(partition);
       this.stateIn[partition] = this.threads[partition]!;
-      await restart.recover(partition, (states) => this.sendRestore(partition, states));
+      await restart.recover(partition, (chains) => this.sendRestore(partition, chains));
       if (this.counting) await this.send(partition, this.counting);
       const outputs = new Map<number, BatchOutput>();
       const log = this.logs[partition]!;
@@ -296,11 +309,18 @@ export class WorkerPool {
     });
   }
 
-  private async sendRestore(partition: number, states: readonly Uint8Array[]): Promise<void> {
+  private async sendRestore(partition: number, chains: WorkerChains): Promise<RestoredSeqs> {
     // Copies we own (new Uint8Array copies; Buffer#slice would not): the caller's bytes may be views
-    // into a larger buffer, and transferring detaches it.
-    const own = states.map((s) => new Uint8Array(s));
-    await this.send(partition, { kind: 'restore', states: own }, { transferList: own.map((s) => s.buffer) });
+    // into a larger buffer or go to several workers, and transferring detaches them.
+    const own = chains.map((c) => ({
+      keyGroups: c.keyGroups,
+      states: c.states.map((s) => new Uint8Array(s)),
+    }));
+    return await this.send<RestoredSeqs>(
+      partition,
+      { kind: 'restore', chains: own },
+      { transferList: own.flatMap((c) => c.states.map((s) => s.buffer as ArrayBuffer)) },
+    );
   }
 
   private send<T>(

@@ -10,8 +10,11 @@ import type { EncodedRows, RowFormat } from '../../sinks/clickhouseRows.js';
 
 /** Options every partition worker starts with (piscina `workerData`). */
 export interface WorkerOptions {
+  /** This worker's number: it owns its range of key groups among `partitions` (operators/keyGroups.ts). */
   partition: number;
   partitions: number;
+  /** Key groups of the deployment. */
+  keyGroups: number;
   rules: RuleSpec[];
   /** Customer-local time zone when an event has no `tz`. */
   defaultTz: string;
@@ -65,11 +68,14 @@ export interface SnapshotTask {
   delta: boolean;
 }
 
-/** Replace the partition's state with a checkpointed one (recovery, a restarted worker). */
+/** Replace the worker's state with checkpointed ones (recovery, a restarted worker). */
 export interface RestoreTask {
   kind: 'restore';
-  /** msgpack of `PartitionSnapshot`s as {@link SnapshotTask}s returned them: a full one, then its deltas in order. */
-  states: Uint8Array[];
+  /**
+   * Chains of encoded `PartitionSnapshot`s as {@link SnapshotTask}s returned them, each a full one and
+   * its deltas in order, and the key groups to take from it (the worker takes those it owns).
+   */
+  chains: Array<{ keyGroups: number[]; states: Uint8Array[] }>;
 }
 
 /**
@@ -119,13 +125,23 @@ export interface RuleErrorReport {
   first: string;
 }
 
-/** What a {@link SnapshotTask} returns: the encoded state and the last stream sequence it includes. */
+/** What a {@link RestoreTask} returns: the highest sequence each owned key group holds, as [kg, seq]. */
+export type RestoredSeqs = Array<[kg: number, lastSeq: number]>;
+
+/** What a {@link SnapshotTask} returns: the encoded state (a section per key group the worker owns). */
 export interface SnapshotResult {
-  lastSeq: number;
+  /** The key groups of the state. */
+  keyGroups: number[];
   /** The state includes every task of the partition up to this number (worker pool numbering). */
   afterTask: number;
   /** msgpack of `PartitionSnapshot`; transferred, not cloned. */
   state: Uint8Array;
+}
+
+/** A key group's rows for the aggregates and its watermark (idle key groups move it with the clock). */
+export interface KeyGroupCounted extends CountedBatch {
+  kg: number;
+  watermark: number;
 }
 
 /** What a partition produced for one task; the main thread hands it to the sinks. */
@@ -142,8 +158,8 @@ export interface BatchOutput {
   lastSeq: number;
   /** Number of the task (per partition, counted by the worker pool) this output came from; 0 = none. */
   task: number;
-  /** Rows for the main-thread aggregates (complaint_surge), once an {@link AggregatesTask} asked for them. */
-  counted?: CountedBatch;
+  /** Rows for the main-thread aggregates (complaint_surge), per key group, once an {@link AggregatesTask} asked for them. */
+  counted?: KeyGroupCounted[];
   /** Events that arrived behind the watermark (beyond the allowed lateness). */
   lateEvents?: number;
   /** Rule expressions that failed at run time since the last output that reported them. */

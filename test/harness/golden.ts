@@ -12,8 +12,8 @@ import { gunzipSync } from 'node:zlib';
 import { pack } from 'msgpackr';
 import { loadRules } from '../../engine/config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../../engine/demo/traffic.js';
+import { keyGroupOf, ownerOfKeyGroup } from '../../operators/keyGroups.js';
 import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
-import { partitionOf } from '../../operators/route.js';
 import type { CxEvent, ProfileRow, Trigger } from '../../operators/types.js';
 
 const DAY = 86_400_000;
@@ -46,7 +46,7 @@ export function runGolden(events: readonly CxEvent[], partitions = 1, batch = 50
   const rules = loadRules(['config/rules.yaml']);
   const processors = Array.from(
     { length: partitions },
-    (_, p) => new PartitionProcessor({ partition: p, rules }),
+    (_, p) => new PartitionProcessor({ partition: p, partitions, rules }),
   );
   const outputs: PartitionOutput[] = [];
   const queues: Array<{ seqs: number[]; subjects: string[]; payloads: Uint8Array[] }> = processors.map(
@@ -64,7 +64,7 @@ export function runGolden(events: readonly CxEvent[], partitions = 1, batch = 50
   };
   let last = 0;
   events.forEach((e, i) => {
-    const p = partitionOf(e.customer, partitions);
+    const p = ownerOfKeyGroup(keyGroupOf(e.customer, 128), 128, partitions);
     const q = queues[p]!;
     q.seqs.push(i + 1);
     q.subjects.push(subjectOf(e));

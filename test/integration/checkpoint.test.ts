@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Checkpointer, PartitionCountError } from '../../engine/checkpoint/checkpointer.js';
+import { Checkpointer } from '../../engine/checkpoint/checkpointer.js';
 import {
   type CheckpointRecord,
   type CheckpointStore,
@@ -17,10 +17,12 @@ import {
   LocalCheckpointStore,
   NatsCheckpointStore,
 } from '../../engine/checkpoint/checkpointStore.js';
+import { KeyGroupCountError } from '../../engine/checkpoint/restorePlan.js';
 import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
 import { runPipeline } from '../../engine/runtime/pipeline.js';
 import { WorkerPool } from '../../engine/runtime/workerPool.js';
+import type { PartitionSnapshot } from '../../operators/partitionState.js';
 import type { Trigger } from '../../operators/types.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
 
@@ -156,14 +158,19 @@ function sinks(triggers: Trigger[]) {
 }
 
 /**
- * An engine on `store`: two partitions, recovered from the store, running a pipeline whose
+ * An engine on `store`: two partitions (unless told), recovered from the store, running a pipeline whose
  * checkpoints the test takes (the periodic ones are an hour apart) plus the last one at the end.
  */
 async function startEngine(
   store: CheckpointStore,
-  opts: { sinks?: ReturnType<typeof sinks>; onError?: (e: unknown) => void } = {},
+  opts: {
+    sinks?: ReturnType<typeof sinks>;
+    onError?: (e: unknown) => void;
+    partitions?: number;
+    keyGroups?: number;
+  } = {},
 ) {
-  const pool = new WorkerPool({ partitions: 2, rules });
+  const pool = new WorkerPool({ partitions: opts.partitions ?? 2, keyGroups: opts.keyGroups, rules });
   const source = new ManualSource();
   const checkpointer = new Checkpointer({ pool, store, source });
   const recovery = await checkpointer.recover();
@@ -227,13 +234,33 @@ describe('Checkpointer', () => {
     expect(triggers2.map((t) => t.id)).toEqual(['every_order:a:e6']);
     await pool2.close();
 
-    // the same checkpoints cannot restore a different partition count
-    const pool3 = new WorkerPool({ partitions: 3, rules });
+    // the same checkpoints restore on three workers (and then on one), key group by key group
+    const three = await startEngine(store, { partitions: 3 });
+    expect(three.recovery.restored).toEqual([0, 1, 2]);
+    expect(three.recovery.coveredSeq).toBe(6);
+    three.source.chunks.next([order(6, 'a'), order(7, 'b'), order(8, 'c')]);
+    await three.source.stop();
+    await three.run;
+    expect(three.triggers.map((t) => t.id).sort()).toEqual(['every_order:b:e7', 'every_order:c:e8']);
+    await three.pool.close();
+    // the records of two workers were replaced by those of three
+    expect(await store.partitions()).toEqual([0, 1, 2]);
+    const one = await startEngine(store, { partitions: 1 });
+    expect(one.recovery.coveredSeq).toBe(8);
+    one.source.chunks.next([order(8, 'c'), order(9, 'a')]);
+    await one.source.stop();
+    await one.run;
+    expect(one.triggers.map((t) => t.id)).toEqual(['every_order:a:e9']);
+    await one.pool.close();
+    expect(await store.partitions()).toEqual([0]);
+
+    // the key-group count is fixed: other checkpoints are refused with what to do
+    const pool3 = new WorkerPool({ partitions: 1, keyGroups: 64, rules });
     const e = await new Checkpointer({ pool: pool3, store, source: new ManualSource() })
       .recover()
       .catch((x: unknown) => x);
-    expect(e).toBeInstanceOf(PartitionCountError);
-    expect((e as Error).message).toMatch(/written with 2 partitions.*configured with 3/);
+    expect(e).toBeInstanceOf(KeyGroupCountError);
+    expect((e as Error).message).toMatch(/written with 128 key groups.*configured with 64/);
     await pool3.close();
   });
 });
@@ -246,6 +273,7 @@ describe('Checkpointer deltas', () => {
       location: local.location,
       partitions: () => local.partitions(),
       load: (p) => local.load(p),
+      remove: (p) => local.remove(p),
       save: async (r) => {
         if (failSaves) throw new Error('disk full');
         await local.save(r);
@@ -291,7 +319,8 @@ describe('Checkpointer deltas', () => {
     });
     const restored = await stateOf(pool2);
     await pool2.close();
-    expect(restored.map((s) => s.customers.length)).toEqual(expected.map((s) => s.customers.length));
+    const count = (s: PartitionSnapshot) => s.groups.reduce((n, g) => n + g.customers.length, 0);
+    expect(restored.map(count)).toEqual(expected.map(count));
     expect(restored).toEqual(expected);
   });
 });
@@ -313,14 +342,16 @@ describe('snapshots encoded in slices', () => {
       expect(out.triggers).toHaveLength(5_000);
       const expected = codec.decode((await quiet.snapshot(0)).state);
       const got = codec.decode(snapshot.state);
-      const byCustomer = (s: typeof got) => new Map(s.customers);
-      expect(got.lastSeq).toBe(20_000);
-      expect(got.customers).toHaveLength(20_000);
+      const byCustomer = (s: typeof got) => new Map(s.groups.flatMap((g) => g.customers));
+      const lastSeq = (s: typeof got) => Math.max(...s.groups.map((g) => g.lastSeq));
+      expect(lastSeq(got)).toBe(20_000);
+      expect(byCustomer(got).size).toBe(20_000);
       expect(byCustomer(got)).toEqual(byCustomer(expected));
-      expect({ ...got, customers: [] }).toEqual({ ...expected, customers: [] });
+      const headers = (s: typeof got) => s.groups.map(({ customers: _, ...h }) => h);
+      expect(headers(got)).toEqual(headers(expected));
       // and the state after both batches is there too: the next full snapshot holds the second batch
       const after = codec.decode((await sliced.snapshot(0)).state);
-      expect(after.lastSeq).toBe(25_000);
+      expect(lastSeq(after)).toBe(25_000);
       expect(byCustomer(after).get('c4')?.state.orders).toBe(2);
     } finally {
       await Promise.all([sliced.close(), quiet.close()]);

@@ -15,6 +15,7 @@ import type { Piscina } from 'piscina';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../engine/checkpoint/checkpointer.js';
 import { LocalCheckpointStore } from '../../engine/checkpoint/checkpointStore.js';
+import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
 import { runPipeline } from '../../engine/runtime/pipeline.js';
 import { WorkerLostError, WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { BatchOutput } from '../../engine/runtime/workerProtocol.js';
@@ -85,6 +86,12 @@ function run(pool: WorkerPool, source: ManualSource, checkpointer: Checkpointer,
 const everyTrigger = (from: number, to: number) =>
   range(from, to).map((e) => `every_order:c${e.seq % 5000}:e${e.seq}`);
 
+/** The highest sequence a worker's state holds (over its key groups), from a snapshot of it. */
+async function lastSeqOf(pool: WorkerPool, partition: number): Promise<number> {
+  const sections = new SnapshotCodec().sections((await pool.snapshot(partition)).state)!;
+  return Math.max(...sections.groups.map((g) => g.lastSeq));
+}
+
 describe('a crashed worker thread', () => {
   it('is restarted in place from its checkpoint: the stream goes on, every trigger exactly once', async () => {
     const store = new LocalCheckpointStore(join(dir, 'in-place'));
@@ -119,7 +126,7 @@ describe('a crashed worker thread', () => {
     expect([...ids].sort()).toEqual(everyTrigger(1, 11_000).sort());
     expect(Math.max(...source.acked)).toBe(11_000);
     // the restored thread's state is the real one: its snapshot holds every customer of partition 0
-    expect((await pool.snapshot(0)).lastSeq).toBeGreaterThan(10_000);
+    expect(await lastSeqOf(pool, 0)).toBeGreaterThan(10_000);
     await pool.close();
   }, 120_000);
 
@@ -154,7 +161,7 @@ describe('a crashed worker thread', () => {
     // piscina replaced the thread with an empty one: nothing it computes is used, least of all a
     // snapshot that a checkpoint still running would store over the good one
     await expect(pool.snapshot(0)).rejects.toBeInstanceOf(WorkerLostError);
-    expect((await pool.snapshot(1)).lastSeq).toBeGreaterThan(1_000);
+    expect(await lastSeqOf(pool, 1)).toBeGreaterThan(1_000);
     await pool.close();
 
     // the supervisor's restart: recover from the checkpoint, the stream redelivers from the ack floor

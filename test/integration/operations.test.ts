@@ -182,7 +182,7 @@ describe('operations: setup, start-up order, probes, metrics, profile', () => {
     mkdirSync(stateDir, { recursive: true });
     writeFileSync(
       join(stateDir, 'partition-0.ckpt'),
-      pack({ format: 'cxstream.checkpoint', version: 3, writtenBy: '99.0.0', partition: 0, partitions: 2 }),
+      pack({ format: 'cxstream.checkpoint', version: 4, writtenBy: '99.0.0', partition: 0, partitions: 2 }),
     );
     const newer = await runCli(['run'], engineEnv(server.url, dir, { CXSTREAM_STATE_DIR: stateDir }));
     expect(newer.code).toBe(1);

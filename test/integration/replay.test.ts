@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExplain } from '../../engine/cli/explain.js';
 import { parseUntil, runReplay } from '../../engine/cli/replay.js';
-import { partitionOf } from '../../operators/route.js';
+import { keyGroupOf } from '../../operators/keyGroups.js';
 import type { CxEvent } from '../../operators/types.js';
 
 /** Epoch ms of a wall time in Asia/Shanghai (UTC+8, no DST). */
@@ -231,9 +231,9 @@ describe('the end of event time: replay and explain agree', () => {
   let dir: string;
   const saved = { ...process.env };
   // cart1's add_to_cart arms a 10-minute absence; the file goes on for an hour with another
-  // customer, in another of three partitions, so cart1's partition has no later event.
+  // customer, in another key group, so cart1's key group has no later event.
   const other = Array.from({ length: 50 }, (_, i) => `o${i}`).find(
-    (c) => partitionOf(c, 3) !== partitionOf('cart1', 3),
+    (c) => keyGroupOf(c, 128) !== keyGroupOf('cart1', 128),
   )!;
   const lines = [
     ev('cart1', 'add_to_cart', sh(22, 10), { sku: 'S1' }),

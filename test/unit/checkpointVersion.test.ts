@@ -18,8 +18,9 @@ import { SNAPSHOT_VERSION } from '../../operators/partitionState.js';
 const record: CheckpointRecord = {
   partition: 0,
   partitions: 1,
+  keyGroups: 128,
+  kgs: [0, 1, 2],
   coveredSeq: 10,
-  lastSeq: 10,
   triggersSeq: 0,
   createdAt: 1,
   base: 'b1',
@@ -51,7 +52,7 @@ describe('checkpoint versions', () => {
     const raw = unpack(bytes) as Record<string, unknown>;
     expect(raw).toMatchObject({
       format: 'cxstream.checkpoint',
-      version: 2,
+      version: 3,
       snapshotVersion: SNAPSHOT_VERSION,
       writtenBy: cxstreamVersion,
     });
@@ -59,18 +60,18 @@ describe('checkpoint versions', () => {
   });
 
   it('refuses a newer format, naming the newer cxstream that wrote it', () => {
-    const e = failure(pack({ format: 'cxstream.checkpoint', version: 3, writtenBy: '99.0.0', ...record }));
+    const e = failure(pack({ format: 'cxstream.checkpoint', version: 4, writtenBy: '99.0.0', ...record }));
     expect(e.message).toBe(
       `checkpoint state/partition-0.ckpt was written by cxstream 99.0.0, newer than this cxstream ${cxstreamVersion}, ` +
-        'in checkpoint format version 3 (this cxstream reads versions 1, 2): an older cxstream cannot read the state ' +
+        'in checkpoint format version 4 (this cxstream reads versions 1, 2, 3): an older cxstream cannot read the state ' +
         'of a newer one. Run cxstream 99.0.0 or newer, or delete the checkpoints and the durable consumer to rebuild ' +
         'state by replaying the stream (docs/OPERATIONS.md "Upgrade and downgrade")',
     );
     // the state inside may be the newer part: refused before any worker sees it
     const state = failure(
-      pack({ format: 'cxstream.checkpoint', version: 2, snapshotVersion: 9, writtenBy: '99.0.0', ...record }),
+      pack({ format: 'cxstream.checkpoint', version: 3, snapshotVersion: 9, writtenBy: '99.0.0', ...record }),
     );
-    expect(state.message).toContain('in state format version 9 (this cxstream reads versions 2, 3, 4)');
+    expect(state.message).toContain('in state format version 9 (this cxstream reads versions 2, 3, 4, 5)');
   });
 
   it('reads a newer writer whose formats it knows (a downgrade after an upgrade that kept them)', () => {
@@ -82,6 +83,11 @@ describe('checkpoint versions', () => {
       ...record,
     });
     expect(same(decodeCheckpoint(bytes, 'x'))).toBe(true);
+  });
+
+  it('refuses a record of a readable version that lacks its state, naming what is missing', () => {
+    const e = failure(pack({ format: 'cxstream.checkpoint', version: 3, partition: 0, partitions: 2 }));
+    expect(e.message).toBe('checkpoint state/partition-0.ckpt is not readable: no coveredSeq, state');
   });
 
   it('compareVersions', () => {

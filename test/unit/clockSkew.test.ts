@@ -28,7 +28,7 @@ const ev = (id: string, customer: string, type: string, ts: number): CxEvent => 
 
 describe('clock-skewed events (engine.maxFutureSkewMs)', () => {
   it('dead-letters an event too far ahead of the wall clock instead of moving the watermark and firing timers', () => {
-    const p = new PartitionProcessor({ partition: 0, rules, maxFutureSkewMs: 5 * MIN });
+    const p = new PartitionProcessor({ partition: 0, keyGroups: 1, rules, maxFutureSkewMs: 5 * MIN });
     apply(p, [ev('a1', 'c1', 'add_to_cart', T0)], T0);
     p.advanceTo(T0); // the ordered lane arms the cart timer
     expect(p.pendingTimers).toBeGreaterThan(0);
@@ -60,7 +60,7 @@ describe('clock-skewed events (engine.maxFutureSkewMs)', () => {
   });
 
   it('is off unless configured (callers that pass a non-wall-clock now, e.g. explain)', () => {
-    const p = new PartitionProcessor({ partition: 0, rules });
+    const p = new PartitionProcessor({ partition: 0, keyGroups: 1, rules });
     const out = apply(p, [ev('f2', 'c1', 'page_view', T0 + 24 * 60 * MIN)], 0);
     expect(out.rejects).toEqual([]);
     expect(out.events).toHaveLength(1);
@@ -69,7 +69,7 @@ describe('clock-skewed events (engine.maxFutureSkewMs)', () => {
 
 describe('events before engine.minEventTime (epoch seconds sent as milliseconds)', () => {
   it('dead-letters them with a reason that suggests milliseconds, and keeps state and watermark as they were', () => {
-    const p = new PartitionProcessor({ partition: 0, rules, minEventTs: Date.UTC(2000, 0, 1) });
+    const p = new PartitionProcessor({ partition: 0, keyGroups: 1, rules, minEventTs: Date.UTC(2000, 0, 1) });
     apply(p, [ev('a1', 'c1', 'add_to_cart', T0)], T0);
     const watermark = p.currentWatermark;
     const seconds = Math.floor(T0 / 1000);

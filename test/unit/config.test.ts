@@ -111,6 +111,16 @@ describe('config file errors', () => {
     ]);
   });
 
+  it('refuse more partitions than key groups, at the line of engine.partitions', () => {
+    const path = file(['engine:', '  keyGroups: 4', '  partitions: 6'].join('\n'));
+    expect(problems(() => loadConfig(path, {}))).toEqual([
+      `${path}:3: engine.partitions 6 is more than engine.keyGroups 4: a worker would own no customers; use at most 4 partitions`,
+    ]);
+    expect(
+      loadConfig(file(['engine:', '  keyGroups: 4', '  partitions: 4'].join('\n')), {}).engine.partitions,
+    ).toBe(4);
+  });
+
   it('never print a password: not of a URL, not of a secret key', () => {
     const path = file(
       ['clickhouse:', '  url: htp://analyst:Sup3rSecret@ch:8123/db', 'nats:', '  password: 12345678'].join(

@@ -54,7 +54,7 @@ const onTimeArb = (types: string[]) =>
 
 /** The processor's trigger ids for the stream, after event time reached `end`. */
 function actual(spec: RuleSpec, events: Ev[], end: number): string[] {
-  const p = new PartitionProcessor({ partition: 0, rules: [spec], allowedLatenessMs: L });
+  const p = new PartitionProcessor({ partition: 0, keyGroups: 1, rules: [spec], allowedLatenessMs: L });
   const ids: string[] = [];
   for (const e of events) {
     const out = p.applyBatch(

@@ -27,7 +27,7 @@ class Feed {
   readonly outs: PartitionOutput[] = [];
 
   constructor(specs: RuleSpec[] = rules, options: { allowedLatenessMs?: number; idleAfterMs?: number } = {}) {
-    this.p = new PartitionProcessor({ partition: 0, rules: specs, ...options });
+    this.p = new PartitionProcessor({ partition: 0, keyGroups: 1, rules: specs, ...options });
   }
 
   send(type: string, ts: number, extra: Partial<CxEvent> = {}, customer = 'c1'): Trigger[] {

@@ -13,12 +13,18 @@ const entry = (i: number) =>
   }) as unknown as CustomerEntry;
 
 const snapshot = (customers: number): PartitionSnapshot => ({
-  version: 4,
-  partition: 1,
+  version: 5,
+  keyGroups: 128,
   delta: false,
-  lastSeq: 42,
-  watermark: { maxEventTime: 5000, value: 0 },
-  customers: Array.from({ length: customers }, (_, i) => [`c${i}`, entry(i)]),
+  groups: [
+    {
+      kg: 3,
+      lastSeq: 42,
+      watermark: { maxEventTime: 5000, value: 0 },
+      customers: Array.from({ length: customers }, (_, i) => [`c${i}`, entry(i)]),
+    },
+    { kg: 4, lastSeq: 40, watermark: { maxEventTime: 4000, value: 0 }, customers: [['x', entry(99)]] },
+  ],
 });
 
 describe('SnapshotCodec', () => {
@@ -29,7 +35,14 @@ describe('SnapshotCodec', () => {
   });
 
   it('reads states of earlier versions: the whole snapshot in one msgpack with records', () => {
-    const s = { ...snapshot(3), version: 2 } as unknown as PartitionSnapshot;
+    const s = {
+      version: 2,
+      partition: 1,
+      delta: false,
+      lastSeq: 42,
+      watermark: { maxEventTime: 5000, value: 0 },
+      customers: [['c1', entry(1)]],
+    } as unknown as PartitionSnapshot;
     const old = new Packr({ useRecords: true }).pack(s);
     expect(new SnapshotCodec().decode(old)).toEqual(s);
   });
@@ -37,11 +50,40 @@ describe('SnapshotCodec', () => {
   it('assembles chunks encoded one by one in any grouping into the same snapshot', () => {
     const s = snapshot(5);
     const codec = new SnapshotCodec();
-    const { customers, ...header } = s;
-    const chunks = [
-      codec.encodeChunk(customers.slice(0, 2)),
-      ...customers.slice(2).map((c) => codec.encodeChunk([c])),
-    ];
-    expect(new SnapshotCodec().decode(codec.assemble(header, chunks))).toEqual(s);
+    const { groups, ...header } = s;
+    const sections = groups.map(({ customers, ...section }) => ({
+      ...section,
+      chunks: [
+        codec.encodeChunk(customers.slice(0, 2)),
+        ...customers.slice(2).map((c) => codec.encodeChunk([c])),
+      ],
+    }));
+    expect(new SnapshotCodec().decode(codec.assemble({ ...header, groups: sections }))).toEqual(s);
+  });
+
+  it('decodes only the key groups asked for, and lists the sections without decoding customers', () => {
+    const codec = new SnapshotCodec();
+    const bytes = codec.encode(snapshot(3));
+    expect(codec.decode(bytes, (kg) => kg === 4).groups.map((g) => g.kg)).toEqual([4]);
+    const sections = codec.sections(bytes)!;
+    expect(sections.groups.map((g) => [g.kg, g.lastSeq, g.chunks.length])).toEqual([
+      [3, 42, 1],
+      [4, 40, 1],
+    ]);
+  });
+
+  it('reads the state of one partition of a version without key groups as it was written', () => {
+    const old = {
+      version: 4,
+      partition: 1,
+      delta: false,
+      lastSeq: 42,
+      watermark: { maxEventTime: 1, value: 0 },
+    };
+    const customers: Array<[string, CustomerEntry]> = [['c1', entry(1)]];
+    const codec = new SnapshotCodec();
+    const bytes = new Packr({ useRecords: false }).pack({ ...old, chunks: [codec.encodeChunk(customers)] });
+    expect(codec.decode(bytes)).toEqual({ ...old, customers });
+    expect(codec.sections(bytes)).toBeNull();
   });
 });
