@@ -1,8 +1,8 @@
 import { type DecodeOptions, decodeEvent } from './decodeEvent.js';
 import { localHour } from './localTime.js';
-import { maskPii } from './mask.js';
 import { OrderedEvents, type PendingEvent } from './orderedEvents.js';
 import { type CustomerEntry, type PartitionSnapshot, SNAPSHOT_VERSION } from './partitionState.js';
+import { type PrivacyOptions, PrivacyPolicy } from './privacy.js';
 import { type CustomerState, newCustomerState, type Profile, profileOf, updateProfile } from './profile.js';
 import type { TimerRecord } from './ruleModel.js';
 import {
@@ -46,6 +46,8 @@ export interface PartitionOptions {
    * the engine sets `engine.minEventTime` (2000-01-01). @default 1
    */
   minEventTs?: number;
+  /** Which fields are masked where values leave the partition (docs/PRIVACY.md). @default the default fields, no allowances */
+  privacy?: PrivacyOptions;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
@@ -83,6 +85,7 @@ export class PartitionProcessor {
   private readonly profileIntervalMs: number;
   private readonly maxFutureSkewMs: number;
   private readonly decodeOptions: DecodeOptions;
+  private readonly privacy: PrivacyPolicy;
   private readonly customers = new Map<string, CustomerEntry>();
   /** Customers changed since the last snapshot: what the next delta holds. */
   private changed = new Set<CustomerEntry>();
@@ -124,6 +127,7 @@ export class PartitionProcessor {
       idleAfterMs: options.idleAfterMs,
     });
     this.rules = new RuleSet(compileRules(options.rules));
+    this.privacy = new PrivacyPolicy(options.privacy);
     this.scope = { customer: '', state: newCustomerState(''), memory: {}, fired: {}, caps: {}, timers: {} };
     this.run = {
       queue: this.queue,
@@ -132,6 +136,7 @@ export class PartitionProcessor {
       defaultTz: this.defaultTz,
       triggers: [],
       counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
+      privacy: this.privacy,
     };
   }
 
@@ -389,7 +394,7 @@ export class PartitionProcessor {
         this.ordered.push(pending);
       }
     }
-    out.events.push(eventRow(event, this.partition, seq));
+    out.events.push(this.privacy.row(eventRow(event, this.partition, seq)));
     const asOf = entry.state.lastSeen!;
     if (asOf - entry.publishedAt >= this.profileIntervalMs) {
       delete entry.timers[PUBLISH_TIMER];
@@ -515,7 +520,8 @@ export class PartitionProcessor {
   }
 
   /** Publishes the profile (`at`: the event time of the publication, the start of the next interval). */
-  private publishProfile(entry: CustomerEntry, profile: Profile, at: number, out: PartitionOutput): void {
+  private publishProfile(entry: CustomerEntry, internal: Profile, at: number, out: PartitionOutput): void {
+    const profile = this.privacy.profile(internal);
     this.touch(entry);
     entry.publishedAt = at;
     entry.dirty = false;
@@ -583,7 +589,7 @@ export class SequenceError extends Error {
   }
 }
 
-/** The `cxstream.events` row of an event: flat, defaults for missing fields, free text masked. */
+/** The `cxstream.events` row of an event: flat, defaults for missing fields (masked by the caller). */
 function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
   return {
     id: e.id,
@@ -606,7 +612,7 @@ function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
     recognized: e.recognized ?? null,
     status: e.status ?? '',
     score: e.score ?? null,
-    text: e.text === undefined ? '' : maskPii(e.text),
+    text: e.text ?? '',
     local_hour: e.localHour as number, // set by applyEvent before the row is built
     ticket_id: typeof e.ticketId === 'string' ? e.ticketId : '', // not validated by decodeEvent
     partition,

@@ -15,6 +15,7 @@ import {
   takeCap,
   unmarkFired,
 } from './deliveryPolicy.js';
+import type { PrivacyPolicy } from './privacy.js';
 import { type CustomerState, profileOf } from './profile.js';
 import type { CompiledRules } from './ruleCompiler.js';
 import {
@@ -63,6 +64,8 @@ export interface RuleRun {
   defaultTz: string;
   triggers: Trigger[];
   counters: DeliveryCounters;
+  /** Masks what a trigger carries of the event and profile (payload inputs, profile fields); none: as they are. */
+  privacy?: PrivacyPolicy;
 }
 
 /** Runtime errors of one rule's expressions (they count as false / no value). */
@@ -263,7 +266,7 @@ export class RuleSet {
       decide(r.oncePerSession && session !== undefined ? 'once-per-session' : 'cooldown');
       return;
     }
-    const trigger = this.trigger(r, id, scope.customer, t, run.firedAt);
+    const trigger = this.trigger(r, id, scope.customer, t, run.firedAt, run.privacy);
     if (r.quiet !== undefined) {
       // Customer-local time: the event's zone, else the customer's last known one, else the default.
       const tz = this.ctx.event?.tz ?? scope.state.tz ?? run.defaultTz;
@@ -360,12 +363,27 @@ export class RuleSet {
     customer: string,
     eventTime: number,
     firedAt: number,
+    privacy: PrivacyPolicy | undefined,
   ): Trigger {
-    const profile = this.ctx.profile ?? {};
+    const ctx = this.ctx;
+    const seen = ctx.profile;
+    const profile = privacy === undefined || seen === undefined ? (seen ?? {}) : privacy.profile(seen);
     const payload: Record<string, unknown> = {};
-    for (const [name, fn] of r.payload) {
-      const v = this.value(r, fn);
-      payload[name] = v === undefined ? null : toPlain(v);
+    const event = ctx.event;
+    // Payload expressions read the event and profile as they may leave the engine; conditions read
+    // them as sent (operators/privacy.ts).
+    const masked = privacy === undefined || event === undefined ? event : privacy.payloadEvent(event);
+    if (profile !== seen && seen !== undefined) ctx.setProfile(profile);
+    try {
+      for (const [name, fn] of r.payload) {
+        const unmasked = event !== undefined && privacy?.unmaskedIn(r.subject, name) === true;
+        ctx.event = unmasked ? privacy!.payloadEvent(event!, name) : masked;
+        const v = this.value(r, fn);
+        payload[name] = v === undefined ? null : toPlain(v);
+      }
+    } finally {
+      ctx.event = event;
+      ctx.setProfile(seen);
     }
     const snapshot: Record<string, unknown> = {};
     for (const field of r.profile) {
