@@ -152,19 +152,13 @@ const NAME_BARE = new RegExp(
   'g',
 );
 
-/** Reads a slice of the text being masked (the original, or its half-width twin). */
-type Take = (from: number, to: number) => string;
 /**
- * Builds the replacement of match `m` at `at` from `take` (for what stays) and literals (`*`), or
- * returns undefined to leave the match alone. Called once per text being built, so it must depend
- * only on its arguments.
+ * Builds the replacement of match `m` at `at` from slices of `src` (the original text or its
+ * half-width twin: what stays) and literals (`*`), or returns undefined to leave the match alone.
+ * `groups` starts with the match's groups (String.replace's arguments after the match). Called once
+ * per text being built, so it must depend only on its arguments.
  */
-type Replacer = (
-  take: Take,
-  at: number,
-  m: string,
-  groups: ReadonlyArray<string | undefined>,
-) => string | undefined;
+type Replacer = (src: string, at: number, m: string, groups: ReadonlyArray<unknown>) => string | undefined;
 
 /**
  * The text being masked: patterns match the half-width text (`norm`); with full-width characters
@@ -186,25 +180,22 @@ class Masking {
   }
 
   apply(re: RegExp, fn: Replacer): void {
+    // No closures but the replace callbacks: this runs for every pattern of every candidate text.
     const norm = this.norm;
-    const fromNorm: Take = (a, b) => norm.slice(a, b);
     const orig = this.orig;
     if (orig === undefined) {
       this.norm = norm.replace(re, (m: string, ...rest: unknown[]) => {
-        const at = rest[rest.length - 2] as number;
-        return fn(fromNorm, at, m, rest.slice(0, -2) as Array<string | undefined>) ?? m;
+        return fn(norm, rest[rest.length - 2] as number, m, rest) ?? m;
       });
       return;
     }
-    const fromOrig: Take = (a, b) => orig.slice(a, b);
     let out = '';
     let last = 0;
     this.norm = norm.replace(re, (m: string, ...rest: unknown[]) => {
       const at = rest[rest.length - 2] as number;
-      const groups = rest.slice(0, -2) as Array<string | undefined>;
-      const half = fn(fromNorm, at, m, groups);
+      const half = fn(norm, at, m, rest);
       if (half === undefined) return m;
-      out += orig.slice(last, at) + fn(fromOrig, at, m, groups)!;
+      out += orig.slice(last, at) + fn(orig, at, m, rest)!;
       last = at + m.length;
       return half;
     });
@@ -223,27 +214,34 @@ function halfWidth(s: string): string {
   );
 }
 
-const maskEmail: Replacer = (take, at, m) => {
+/** The length of group `i` (0-based) of a match, 0 when it did not take part. */
+function len(groups: ReadonlyArray<unknown>, i: number): number {
+  const g = groups[i];
+  return typeof g === 'string' ? g.length : 0;
+}
+
+const maskEmail: Replacer = (src, at, m) => {
   const i = m.indexOf('@');
-  return `${take(at, at + 1)}***${take(at + i, at + m.length)}`;
+  return `${src.slice(at, at + 1)}***${src.slice(at + i, at + m.length)}`;
 };
-const maskNationalId: Replacer = (take, at) => `${take(at, at + 6)}********${take(at + 14, at + 18)}`;
-const maskMobile: Replacer = (take, at, m, g) => {
-  const keep = (g[0]?.length ?? 0) + 3;
-  return `${take(at, at + keep)}****${take(at + m.length - 4, at + m.length)}`;
+const maskNationalId: Replacer = (src, at) =>
+  `${src.slice(at, at + 6)}********${src.slice(at + 14, at + 18)}`;
+const maskMobile: Replacer = (src, at, m, g) => {
+  const keep = len(g, 0) + 3;
+  return `${src.slice(at, at + keep)}****${src.slice(at + m.length - 4, at + m.length)}`;
 };
-const maskCard: Replacer = (take, at, m) => maskDigits(take, at, m, 0, 4);
-const maskCardPlain: Replacer = (take, at, m) => (luhnValid(m) ? maskDigits(take, at, m, 0, 4) : undefined);
+const maskCard: Replacer = (src, at, m) => maskDigits(src, at, m, 0, 4);
+const maskCardPlain: Replacer = (src, at, m) => (luhnValid(m) ? maskDigits(src, at, m, 0, 4) : undefined);
 /** Group 1 (prefix, area code, cue) stays; of the rest every digit but the last 4 becomes `*`. */
-const maskAfterGroup1: Replacer = (take, at, m, g) => maskDigits(take, at, m, g[0]!.length, 4);
-const maskPassportCued: Replacer = (take, at, m, g) => maskDigits(take, at, m, g[0]!.length, 3);
-const maskPassport: Replacer = (take, at, m) => maskDigits(take, at, m, 0, 3);
-const maskNameCued: Replacer = (take, at, m, g) => {
-  if (g[1] !== undefined) return take(at, at + g[0]!.length) + '*'.repeat(g[1].length);
-  const cue = g[2]!.length;
-  return take(at, at + cue) + maskLetters(take(at + cue, at + m.length));
+const maskAfterGroup1: Replacer = (src, at, m, g) => maskDigits(src, at, m, len(g, 0), 4);
+const maskPassportCued: Replacer = (src, at, m, g) => maskDigits(src, at, m, len(g, 0), 3);
+const maskPassport: Replacer = (src, at, m) => maskDigits(src, at, m, 0, 3);
+const maskNameCued: Replacer = (src, at, m, g) => {
+  if (typeof g[1] === 'string') return src.slice(at, at + len(g, 0)) + '*'.repeat(g[1].length);
+  const cue = len(g, 2);
+  return src.slice(at, at + cue) + maskLetters(src.slice(at + cue, at + m.length));
 };
-const maskNameBare: Replacer = (take, at, _m, g) => take(at, at + g[0]!.length) + '*'.repeat(g[1]!.length);
+const maskNameBare: Replacer = (src, at, _m, g) => src.slice(at, at + len(g, 0)) + '*'.repeat(len(g, 1));
 
 /**
  * Masks personal data in free text: emails, national ID numbers, mobile numbers, bank cards,
@@ -314,7 +312,7 @@ function maskPhone(value: string): string {
   const s = masking(value);
   if (MOBILE_ONLY.test(s.halfWidth)) s.apply(MOBILE, maskMobile);
   else if (LANDLINE_ONLY.test(s.halfWidth)) s.apply(LANDLINE, maskAfterGroup1);
-  else return maskDigits((a, b) => value.slice(a, b), 0, halfWidth(value), 0, 4, true);
+  else return maskDigits(value, 0, halfWidth(value), 0, 4, true);
   return s.text;
 }
 
@@ -363,12 +361,12 @@ function maskLetters(value: string): string {
 }
 
 /**
- * Copies `m` (matched at `at`) through `take`, where from index `from` on every digit but the last
+ * Copies `m` (matched at `at`) from `src`, where from index `from` on every digit but the last
  * `keepLast` becomes `*` (separators and letters stay, so the shape is still readable). With
  * `atLeastOne`, a value of `keepLast` digits or fewer is masked whole rather than not at all.
  */
 function maskDigits(
-  take: Take,
+  src: string,
   at: number,
   m: string,
   from: number,
@@ -378,13 +376,13 @@ function maskDigits(
   let digits = 0;
   for (let i = from; i < m.length; i++) if (isDigit(m.charCodeAt(i))) digits++;
   const keep = atLeastOne && digits <= keepLast ? 0 : keepLast;
-  let out = take(at, at + from);
+  let out = src.slice(at, at + from);
   for (let i = from; i < m.length; i++) {
     if (isDigit(m.charCodeAt(i))) {
-      out += digits > keep ? '*' : take(at + i, at + i + 1);
+      out += digits > keep ? '*' : src[at + i];
       digits--;
     } else {
-      out += take(at + i, at + i + 1);
+      out += src[at + i];
     }
   }
   return out;
