@@ -15,6 +15,7 @@ import {
   takeCap,
   unmarkFired,
 } from './deliveryPolicy.js';
+import { maskPii } from './mask.js';
 import type { PrivacyPolicy } from './privacy.js';
 import { type CustomerState, profileOf } from './profile.js';
 import type { CompiledRules } from './ruleCompiler.js';
@@ -351,9 +352,13 @@ export class RuleSet {
     }
   }
 
+  /**
+   * Counts an error of rule `r`; the first message is kept for the log line, masked as free text:
+   * CEL's messages may quote the value (`Invalid duration string: 13812345678`).
+   */
   private noteError(r: CompiledRule, message: string): void {
     const e = this.errors.get(r.id);
-    if (e === undefined) this.errors.set(r.id, { count: 1, first: message });
+    if (e === undefined) this.errors.set(r.id, { count: 1, first: maskPii(message) });
     else e.count++;
   }
 
