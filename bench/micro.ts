@@ -19,7 +19,9 @@ import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
 import { packEvents } from '../engine/runtime/workerPool.js';
 import { decodeEvent } from '../operators/decodeEvent.js';
 import { customerOfSubject, keyGroupOf } from '../operators/keyGroups.js';
+import { maskPii } from '../operators/mask.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
+import { PrivacyPolicy } from '../operators/privacy.js';
 import { newCustomerState, profileOf, updateProfile } from '../operators/profile.js';
 import { routeByPartition } from '../operators/route.js';
 import { type CustomerScope, type RuleRun, ruleSetOf } from '../operators/rules.js';
@@ -94,6 +96,41 @@ const cases: Case[] = [
     },
   },
 ];
+
+// --- masking of personal data: each free-text path, and what a trigger's payload inputs cost ------
+const maskTexts: Array<[string, string]> = [
+  ['no candidate, English', typicalEvent.text],
+  ['no candidate, Chinese', '你好，我想问一下发票的事情，谢谢'],
+  ['digits, nothing to mask (order id, price, date)', '订单SO20241101已发货，金额¥1299.00，预计11月3日送达'],
+  ['name cue, nothing to mask', '商品名称：婴儿推车，还有货吗'],
+  ['a mobile number', '我的手机号是13812345678，麻烦尽快联系我'],
+  ['a full-width mobile number', '我的手机号是１３８１２３４５６７８，麻烦尽快联系我'],
+  [
+    'every kind',
+    '我叫张三，电话+86 139-8765-4321，座机010-87654321，身份证110105199003071234，护照E12345678，卡6225880000111121，邮箱zs@163.com，订单SO20241101',
+  ],
+];
+for (const [what, text] of maskTexts)
+  cases.push({
+    name: `maskPii ${what} (${text.length} chars)`,
+    fn: () => {
+      sink = maskPii(text);
+    },
+  });
+const privacy = new PrivacyPolicy();
+const personalEvent: CxEvent = {
+  ...typicalEvent,
+  text: '我叫张三，手机13812345678',
+  name: '张三',
+  phone: '13812345678',
+  remark: '周末送货',
+};
+cases.push({
+  name: 'PrivacyPolicy.payloadEvent (message with text, name, phone, remark): once per trigger',
+  fn: () => {
+    sink = privacy.payloadEvent(personalEvent);
+  },
+});
 
 // --- profile, processor, row encoding, worker transfer (issue 5) on a generated day ---------------
 const day = generateTraffic({ customers: 2000, seed: 3 });

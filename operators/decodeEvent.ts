@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Unpackr, type Options as UnpackrOptions } from 'msgpackr';
 import { customerOfSubject } from './keyGroups.js';
+import { maskPii } from './mask.js';
 import type { CxEvent } from './types.js';
 
 /*
@@ -24,7 +25,9 @@ import type { CxEvent } from './types.js';
  * removed, but only after a first validation failed, so valid events pay nothing for it.
  *
  * Reject reasons travel as the dead letter's `Cx-Error` header: one line, at most MAX_REASON
- * characters, with quoted values escaped and shortened.
+ * characters, with quoted values escaped and shortened. A parser's message may quote the input
+ * (V8's JSON.parse shows the text around the error): the reason is masked as free text
+ * (`maskPii`), so a phone number or a cued name in a broken event does not travel in the header.
  */
 
 /** Largest accepted payload in bytes (256 KiB); larger messages are rejected unread. */
@@ -202,9 +205,12 @@ function quote(s: string): string {
   return JSON.stringify(s.length > MAX_QUOTED ? `${s.slice(0, MAX_QUOTED)}…` : s);
 }
 
-/** One line (header-safe) and bounded: library messages may quote the input. */
+/**
+ * One line (header-safe), bounded, and masked: library messages may quote the input. Masked before
+ * it is cut, so that a number cut in half at the end is not left to pass as a shorter one.
+ */
 function clip(reason: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
-  const line = reason.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  const line = maskPii(reason.replace(/[\u0000-\u001f\u007f]+/g, ' '));
   return line.length > MAX_REASON ? `${line.slice(0, MAX_REASON - 1)}…` : line;
 }

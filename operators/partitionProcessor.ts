@@ -7,7 +7,6 @@ import {
   keyGroupsOf,
 } from './keyGroups.js';
 import { localHour } from './localTime.js';
-import { maskPii } from './mask.js';
 import { OrderedEvents, type PendingEvent } from './orderedEvents.js';
 import {
   type CustomerEntry,
@@ -15,6 +14,7 @@ import {
   type PartitionSnapshot,
   SNAPSHOT_VERSION,
 } from './partitionState.js';
+import { type PrivacyOptions, PrivacyPolicy } from './privacy.js';
 import { type CustomerState, newCustomerState, type Profile, profileOf, updateProfile } from './profile.js';
 import type { TimerRecord } from './ruleModel.js';
 import {
@@ -64,6 +64,8 @@ export interface PartitionOptions {
    * the engine sets `engine.minEventTime` (2000-01-01). @default 1
    */
   minEventTs?: number;
+  /** Which fields are masked where values leave the partition (docs/PRIVACY.md). @default the default fields, no allowances */
+  privacy?: PrivacyOptions;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
@@ -143,6 +145,7 @@ export class PartitionProcessor {
   private readonly decodeOptions: DecodeOptions;
   private readonly watermarkOptions: { allowedLatenessMs?: number; idleAfterMs?: number };
   private readonly groups = new Map<number, KeyGroup>();
+  private readonly privacy: PrivacyPolicy;
   /**
    * Called with a customer's entry just before it changes (an event, a timer, a publication, a rule
    * swap): a snapshot still being encoded in slices encodes the entry first (copy on write).
@@ -181,6 +184,7 @@ export class PartitionProcessor {
       this.groups.set(kg, new KeyGroup(kg, new Watermark(this.watermarkOptions)));
     }
     this.rules = new RuleSet(compileRules(options.rules));
+    this.privacy = new PrivacyPolicy(options.privacy);
     this.scope = { customer: '', state: newCustomerState(''), memory: {}, fired: {}, caps: {}, timers: {} };
     this.run = {
       queue: new TimerQueue(),
@@ -189,6 +193,7 @@ export class PartitionProcessor {
       defaultTz: this.defaultTz,
       triggers: [],
       counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
+      privacy: this.privacy,
     };
   }
 
@@ -545,7 +550,7 @@ export class PartitionProcessor {
         g.ordered.push(pending);
       }
     }
-    out.events.push(eventRow(event, g.kg, seq));
+    out.events.push(this.privacy.row(eventRow(event, g.kg, seq)));
     const asOf = entry.state.lastSeen!;
     if (asOf - entry.publishedAt >= this.profileIntervalMs) {
       delete entry.timers[PUBLISH_TIMER];
@@ -702,10 +707,11 @@ export class PartitionProcessor {
   private publishProfile(
     g: KeyGroup,
     entry: CustomerEntry,
-    profile: Profile,
+    internal: Profile,
     at: number,
     out: PartitionOutput,
   ): void {
+    const profile = this.privacy.profile(internal);
     this.touch(g, entry);
     entry.publishedAt = at;
     entry.dirty = false;
@@ -785,7 +791,7 @@ export class SequenceError extends Error {
   }
 }
 
-/** The `cxstream.events` row of an event (`partition`: its key group): flat, defaults for missing fields, free text masked. */
+/** The `cxstream.events` row of an event (`partition`: its key group): flat, defaults for missing fields (masked by the caller). */
 function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
   return {
     id: e.id,
@@ -808,7 +814,7 @@ function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
     recognized: e.recognized ?? null,
     status: e.status ?? '',
     score: e.score ?? null,
-    text: e.text === undefined ? '' : maskPii(e.text),
+    text: e.text ?? '',
     local_hour: e.localHour as number, // set by applyEvent before the row is built
     ticket_id: typeof e.ticketId === 'string' ? e.ticketId : '', // not validated by decodeEvent
     partition,

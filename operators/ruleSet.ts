@@ -15,6 +15,8 @@ import {
   takeCap,
   unmarkFired,
 } from './deliveryPolicy.js';
+import { maskPii } from './mask.js';
+import type { PrivacyPolicy } from './privacy.js';
 import { type CustomerState, profileOf } from './profile.js';
 import type { CompiledRules } from './ruleCompiler.js';
 import {
@@ -63,6 +65,8 @@ export interface RuleRun {
   defaultTz: string;
   triggers: Trigger[];
   counters: DeliveryCounters;
+  /** Masks what a trigger carries of the event and profile (payload inputs, profile fields); none: as they are. */
+  privacy?: PrivacyPolicy;
 }
 
 /** Runtime errors of one rule's expressions (they count as false / no value). */
@@ -263,7 +267,7 @@ export class RuleSet {
       decide(r.oncePerSession && session !== undefined ? 'once-per-session' : 'cooldown');
       return;
     }
-    const trigger = this.trigger(r, id, scope.customer, t, run.firedAt);
+    const trigger = this.trigger(r, id, scope.customer, t, run.firedAt, run.privacy);
     if (r.quiet !== undefined) {
       // Customer-local time: the event's zone, else the customer's last known one, else the default.
       const tz = this.ctx.event?.tz ?? scope.state.tz ?? run.defaultTz;
@@ -348,9 +352,13 @@ export class RuleSet {
     }
   }
 
+  /**
+   * Counts an error of rule `r`; the first message is kept for the log line, masked as free text:
+   * CEL's messages may quote the value (`Invalid duration string: 13812345678`).
+   */
   private noteError(r: CompiledRule, message: string): void {
     const e = this.errors.get(r.id);
-    if (e === undefined) this.errors.set(r.id, { count: 1, first: message });
+    if (e === undefined) this.errors.set(r.id, { count: 1, first: maskPii(message) });
     else e.count++;
   }
 
@@ -360,12 +368,27 @@ export class RuleSet {
     customer: string,
     eventTime: number,
     firedAt: number,
+    privacy: PrivacyPolicy | undefined,
   ): Trigger {
-    const profile = this.ctx.profile ?? {};
+    const ctx = this.ctx;
+    const seen = ctx.profile;
+    const profile = privacy === undefined || seen === undefined ? (seen ?? {}) : privacy.profile(seen);
     const payload: Record<string, unknown> = {};
-    for (const [name, fn] of r.payload) {
-      const v = this.value(r, fn);
-      payload[name] = v === undefined ? null : toPlain(v);
+    const event = ctx.event;
+    // Payload expressions read the event and profile as they may leave the engine; conditions read
+    // them as sent (operators/privacy.ts).
+    const masked = privacy === undefined || event === undefined ? event : privacy.payloadEvent(event);
+    if (profile !== seen && seen !== undefined) ctx.setProfile(profile);
+    try {
+      for (const [name, fn] of r.payload) {
+        const unmasked = event !== undefined && privacy?.unmaskedIn(r.subject, name) === true;
+        ctx.event = unmasked ? privacy!.payloadEvent(event!, name) : masked;
+        const v = this.value(r, fn);
+        payload[name] = v === undefined ? null : toPlain(v);
+      }
+    } finally {
+      ctx.event = event;
+      ctx.setProfile(seen);
     }
     const snapshot: Record<string, unknown> = {};
     for (const field of r.profile) {

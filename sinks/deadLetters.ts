@@ -1,5 +1,6 @@
 import { type JetStreamClient, type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { maskPii } from '../operators/mask.js';
 import type { Reject } from '../operators/types.js';
 import { JetStreamPublisher } from './jetstreamPublisher.js';
 
@@ -110,8 +111,12 @@ export class MemoryDeadLetterSink implements DeadLetterSinkLike {
   }
 }
 
-/** Header values are one line: a multi-line error (a stack, a YAML excerpt) is folded onto one. */
+/**
+ * Header values are one line: a multi-line error (a stack, a YAML excerpt) is folded onto one. An
+ * error's message may quote the event (a processing failure): it is masked as free text, like the
+ * reasons decodeEvent writes, before it is cut.
+ */
 function headerValue(reason: string): string {
-  const line = reason.replace(/[\r\n]+/g, ' ').trim();
+  const line = maskPii(reason.replace(/[\r\n]+/g, ' ').trim());
   return line.length > 1024 ? `${line.slice(0, 1021)}...` : line;
 }

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
+import { privacyProblems } from '../../operators/privacy.js';
 import { hideInLogs, log } from '../runtime/log.js';
 import { type Config, configSchema, configSchemaNode, type SchemaNode } from './configSchema.js';
 import { type EnvSetting, envSettings, suggest, unknownVariables } from './environment.js';
@@ -321,6 +322,14 @@ function crossChecks(config: Config, fromEnv: Map<string, EnvSetting>, yaml: Yam
     problems.push(
       at(['metrics', 'tokenFile'], 'metrics.token and metrics.tokenFile exclude each other: set one'),
     );
+  for (const p of privacyProblems(config.privacy)) {
+    const setting = fromEnv.get(`privacy.${p.key}`);
+    problems.push(
+      setting
+        ? { file: 'environment', line: 0, message: `${setting.name}: ${p.message}` }
+        : yaml.problem(['privacy', p.key, p.index], `privacy.${p.key}[${p.index}]: ${p.message}`),
+    );
+  }
   if (Number.isNaN(parseConfigTime(config.engine.minEventTime)))
     problems.push(
       at(

@@ -1,4 +1,10 @@
 import { type Static, type TSchema, Type } from 'typebox';
+import { MASK_KINDS } from '../../operators/mask.js';
+import {
+  DEFAULT_MASK_FIELDS,
+  MASK_FIELD_PATTERN,
+  UNMASKED_PAYLOAD_PATTERN,
+} from '../../operators/privacy.js';
 
 /*
  * The schema below is the one definition of the configuration: the TypeScript type (`Config`), the
@@ -313,6 +319,33 @@ export const configSchema = Type.Object(
         }),
       },
       'Partitions, batching and event time.',
+    ),
+    privacy: section(
+      {
+        maskFields: Type.Array(
+          Type.String({
+            pattern: MASK_FIELD_PATTERN,
+            hint: `a field name, optionally with its kind (${MASK_KINDS.map((k) => `:${k}`).join(', ')})`,
+          }),
+          {
+            default: [...DEFAULT_MASK_FIELDS],
+            description:
+              'Event fields that may carry personal data (environment: comma separated): masked in ClickHouse rows, trigger payloads and profiles. FIELD or FIELD:KIND; the kind is text (by pattern, the default) or name, phone, email, address (the value masked whole); a field named like a kind has that kind.',
+          },
+        ),
+        unmaskedPayload: Type.Array(
+          Type.String({
+            pattern: UNMASKED_PAYLOAD_PATTERN,
+            hint: 'SUBJECT:FIELD, e.g. cx.triggers.callback_request:phone',
+          }),
+          {
+            default: [],
+            description:
+              "SUBJECT:FIELD pairs: a rule's payload entry named FIELD, on triggers published to SUBJECT, carries the event's FIELD as sent (environment: comma separated).",
+          },
+        ),
+      },
+      'Masking of personal data (docs/PRIVACY.md).',
     ),
     metrics: section(
       {

@@ -48,8 +48,9 @@ export function parseYaml(text: string, file: string): YamlFile {
         const pair = node.items.find((p) => (isScalar(p.key) ? p.key.value : p.key) === key);
         if (pair && isScalar(pair.key) && pair.key.range) line = lineCounter.linePos(pair.key.range[0]).line;
         next = pair?.value;
-      } else if (isSeq(node) && typeof key === 'number') {
-        next = node.items[key];
+      } else if (isSeq(node) && (typeof key === 'number' || /^\d+$/.test(key))) {
+        // schema errors name items by their index as a string (`privacy/maskFields/2`)
+        next = node.items[Number(key)];
       }
       if (!next) break;
       node = next;

@@ -63,6 +63,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
     idleAfterMs: config.engine.idleAfterMs,
     maxFutureSkewMs: config.engine.maxFutureSkewMs,
     minEventTs: minEventTs(config),
+    privacy: config.privacy,
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   try {

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { DEFAULT_KEY_GROUPS } from '../../operators/keyGroups.js';
+import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { RowFormat } from '../../sinks/clickhouseRows.js';
 import type { WorkerChains } from '../checkpoint/restorePlan.js';
@@ -44,6 +45,8 @@ export interface WorkerPoolOptions {
   minEventTs?: number;
   /** How workers encode event rows: the ClickHouse writer's `format`. @default 'JSONCompactEachRow' */
   rowFormat?: RowFormat;
+  /** Masking of personal data (the config's `privacy`). @default the default fields, no allowances */
+  privacy?: PrivacyOptions;
 }
 
 /** Tasks sent to a partition's thread before the earlier ones returned (the pipeline keeps this many in flight). */
@@ -143,6 +146,7 @@ export class WorkerPool {
         maxFutureSkewMs: options.maxFutureSkewMs,
         minEventTs: options.minEventTs,
         rowFormat: options.rowFormat ?? 'JSONCompactEachRow',
+        privacy: options.privacy,
       };
       const pool = new Piscina({
         filename,

@@ -3,6 +3,7 @@
  * as piscina keeps its RequestMessage / ResponseMessage.
  */
 
+import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { CountedBatch, CountedSelection } from '../../operators/regionSurge.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
@@ -30,6 +31,8 @@ export interface WorkerOptions {
   minEventTs?: number;
   /** How the worker encodes `cxstream.events` rows (the ClickHouse writer's insert format). */
   rowFormat: RowFormat;
+  /** Masking of personal data (the config's `privacy`; absent: the defaults). */
+  privacy?: PrivacyOptions;
 }
 
 /** A micro-batch of one partition's events, packed so the bytes transfer instead of cloning. */

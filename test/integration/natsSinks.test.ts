@@ -237,7 +237,7 @@ describe('publishPipelined', () => {
 });
 
 describe('DeadLetterSink', () => {
-  it('stores the original bytes with Cx-Error, Cx-Source-Seq, Cx-Source-Subject and de-duplicates by seq', async () => {
+  it('stores the original bytes with Cx-Error (masked), Cx-Source-Seq, Cx-Source-Subject and de-duplicates by seq', async () => {
     await jsm.streams.purge('CX_DLQ');
     const sink = new DeadLetterSink(js);
     const rejects: Reject[] = [
@@ -253,12 +253,18 @@ describe('DeadLetterSink', () => {
         data: new TextEncoder().encode('{}'),
         reason: 'missing id\nand ts',
       },
+      {
+        seq: 44,
+        subject: 'cx.events.web.order.c3',
+        data: new TextEncoder().encode('{"phone": "13812345678"}'),
+        reason: 'processing failed: cannot read "13812345678" of 我叫张三',
+      },
     ];
     await sink.publish(rejects);
     await sink.publish(rejects.slice(0, 1));
     const stored = await streamMessages('CX_DLQ');
-    expect(stored).toHaveLength(2);
-    const [a, b] = stored;
+    expect(stored).toHaveLength(3);
+    const [a, b, c] = stored;
     expect(a!.subject).toBe('cx.dlq.events');
     expect([...a!.data]).toEqual([0xc1, 0xff, 0x00, 0x7b]);
     expect(a!.header.get('Cx-Error')).toBe('not msgpack');
@@ -266,6 +272,9 @@ describe('DeadLetterSink', () => {
     expect(a!.header.get('Cx-Source-Subject')).toBe('cx.events.web.order.c1');
     expect(a!.header.get('Nats-Msg-Id')).toBe('dlq:42');
     expect(b!.header.get('Cx-Error')).toBe('missing id and ts');
+    // the body stays as sent (a fixed event is republished from it); the reason is masked
+    expect(new TextDecoder().decode(c!.data)).toBe('{"phone": "13812345678"}');
+    expect(c!.header.get('Cx-Error')).toBe('processing failed: cannot read "138****5678" of 我叫张*');
   });
 
   it('keeps the original message headers, prefixed with Cx-Original-, read back from the source stream', async () => {

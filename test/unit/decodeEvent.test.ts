@@ -142,6 +142,17 @@ describe('decodeEvent: rejects', () => {
     );
   });
 
+  it('masks personal data the parser quotes from a broken event', () => {
+    // V8 quotes a short input whole, a longer one around the error: not as sent in the reason
+    const phone = reject(new TextEncoder().encode('{"t": 我13812345678}'));
+    expect(phone).toMatch(/^invalid JSON: Unexpected token/);
+    expect(phone).toContain('我138****5678');
+    expect(phone).not.toContain('13812345678');
+    const name = reject(new TextEncoder().encode('{"t": 我叫张三}'));
+    expect(name).toContain('我叫张*');
+    expect(name).not.toContain('张三');
+  });
+
   it('invalid msgpack, and decodes normally afterwards', () => {
     const bytes = pack(base);
     expect(reject(bytes.subarray(0, bytes.length - 3))).toMatch(/^invalid msgpack: /);

@@ -188,6 +188,14 @@ describe('RuleSet.evaluate', () => {
     expect(set.errors.get('careless')?.count).toBe(2);
   });
 
+  it('masks the first error message it keeps for the log: CEL may quote the value', () => {
+    const { set, fired } = harness([{ id: 'wait', when: 'duration(event.intent) > duration("1m")' }]);
+    expect(fired(ev({ intent: 'call 13812345678' }))).toEqual([]);
+    const first = set.errors.get('wait')?.first;
+    expect(first).toContain('138****5678');
+    expect(first).not.toContain('13812345678');
+  });
+
   it('gives `now` the event time', () => {
     const { fired } = harness([{ id: 'r', when: `now == ${T0 + 7}.0` }]);
     expect(fired(ev({ ts: T0 + 7 }))).toEqual(['r']);
