@@ -51,7 +51,7 @@ export function generateTraffic(options: TrafficOptions = {}): CxEvent[] {
     nextId: 0,
   };
   const customers: Customer[] = [];
-  for (let i = 1; i <= o.customers; i++) customers.push(makeCustomer(gen, i));
+  for (let i = 1; i <= o.customers; i++) customers.push(makeCustomer(gen.seedHash, i));
   for (let d = 0; d < o.days; d++) {
     const surge = planSurge(gen, d, o.customers);
     for (const c of customers) new CustomerDay(gen, c, d, surge).run();
