@@ -1,5 +1,5 @@
 /**
- * PII masking of free text before it is stored (DESIGN.md "Privacy").
+ * PII masking of free text before it is stored, so that no analyst table holds it.
  *
  * What is masked, and what is deliberately left alone (docs/CLICKHOUSE.md "PII masking"):
  * - emails → first character + `***@domain`;

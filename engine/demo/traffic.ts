@@ -1,8 +1,8 @@
 /**
  * A deterministic, realistic day (or several) of customer-service traffic for the demo, the
  * tests and the benchmarks: an e-commerce shop with a chat bot, human agents and a call center,
- * as in the source articles (seeds/): consultations that turn into orders, accessories asked
- * about, invoices, budget worries, after-sales tickets, complaints, a regional delivery incident.
+ * with the situations its service desk meets every day: consultations that turn into orders,
+ * accessories asked about, invoices, budget worries, after-sales tickets, complaints, a regional delivery incident.
  *
  * Every customer and every customer-day draws from its own PRNG stream (mulberry32 seeded by a
  * hash of seed, customer and day): a customer's day does not depend on the draws of the others,

@@ -76,7 +76,7 @@ class ResyncWithoutProgress extends Error {
  *
  * Delivery: the main loop reads `consume()`'s iterator, whose pull requests are only sent as it is
  * read, so the client never buffers more than one pull (`max_messages`, at most 10 000) while
- * reading pauses at `maxInFlight` (nats.js #218). `max_ack_pending` = `maxInFlight` + that buffer.
+ * reading pauses at `maxInFlight`. `max_ack_pending` = `maxInFlight` + that buffer.
  *
  * Because acking sequence N acks everything below it, a message lost between server and client
  * (a reconnect, a server restart) must never be skipped: when a new message's sequence jumps past
