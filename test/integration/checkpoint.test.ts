@@ -18,7 +18,7 @@ import {
   NatsCheckpointStore,
 } from '../../engine/checkpoint/checkpointStore.js';
 import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
-import { type PipelineSinks, runPipeline } from '../../engine/runtime/pipeline.js';
+import { runPipeline } from '../../engine/runtime/pipeline.js';
 import { WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { Trigger } from '../../operators/types.js';
 import { check } from '../harness/check.js';
@@ -139,6 +139,7 @@ describe('LocalCheckpointStore', () => {
 
 const rules = everyOrder;
 const order = orderEvent;
+const sinks = nullSinks;
 
 /**
  * An engine on `store`: two partitions, recovered from the store, running a pipeline whose
@@ -146,7 +147,7 @@ const order = orderEvent;
  */
 async function startEngine(
   store: CheckpointStore,
-  opts: { sinks?: PipelineSinks; onError?: (e: unknown) => void } = {},
+  opts: { sinks?: ReturnType<typeof sinks>; onError?: (e: unknown) => void } = {},
 ) {
   const pool = new WorkerPool({ partitions: 2, rules });
   const source = new ManualSource();
@@ -156,7 +157,7 @@ async function startEngine(
   const run = runPipeline({
     source,
     pool,
-    sinks: opts.sinks ?? nullSinks(triggers),
+    sinks: (opts.sinks ?? sinks(triggers)) as never,
     clock: () => 0,
     live: false,
     checkpoints: {
@@ -319,7 +320,7 @@ describe('Checkpointer with a sink that does not accept (ClickHouse down)', () =
     let down = false;
     const waiting: Array<() => void> = [];
     const triggers: Trigger[] = [];
-    const base = nullSinks(triggers);
+    const base = sinks(triggers);
     const { pool, source, checkpointer, run } = await startEngine(new LocalCheckpointStore(tempDir()), {
       sinks: {
         ...base,
