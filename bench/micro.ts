@@ -132,7 +132,7 @@ cases.push({
   },
 });
 
-// --- profile, processor, row encoding, worker transfer (issue 5) on a generated day ---------------
+// --- profile, processor, row encoding, worker transfer on a generated day -------------------------
 const day = generateTraffic({ customers: 2000, seed: 3 });
 const daySubjects = day.map(subjectOf);
 const dayPayloads = day.map((e) => pack(e) as Uint8Array);
@@ -295,7 +295,7 @@ function main(): void {
   suite.run({ async: false });
 }
 
-// --- rules and timers (issue 3): the 17 default per-customer rules on a mixed stream ---------------
+// --- rules and timers: the 17 default per-customer rules on a mixed stream -------------------------
 const ruleSpecs = loadRules([fileURLToPath(new URL('../config/rules.yaml', import.meta.url))]);
 const ruleTypes = [
   'message',

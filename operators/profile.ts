@@ -1,5 +1,5 @@
 /**
- * The per-customer profile of SCENARIOS.md "Profile": state kept in a partition worker, updated
+ * The per-customer profile of docs/SCENARIOS.md "Profile": state kept in a partition worker, updated
  * once per event, and the derived `Profile` read as of an event-time `now`.
  *
  * Definitions (decided with the lead):
@@ -121,7 +121,7 @@ export interface Rfm {
   score: number;
 }
 
-/** The derived profile of a customer as of an event time (SCENARIOS.md "Profile"). */
+/** The derived profile of a customer as of an event time (docs/SCENARIOS.md "Profile"). */
 export interface Profile {
   customer: string;
   /** Earliest / latest event time; 0 before the first event. */

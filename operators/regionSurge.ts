@@ -1,5 +1,5 @@
 /**
- * Aggregate rule keyed by a field other than the customer (SCENARIOS.md `complaint_surge`): counts
+ * Aggregate rule keyed by a field other than the customer (docs/SCENARIOS.md `complaint_surge`): counts
  * events of one type per key (e.g. `region`) in event-time buckets and fires when the last window
  * holds at least `threshold` of them and at least `factor` × the key's mean per window over the
  * preceding baseline. The counted events come from every partition, so this runs on the main thread

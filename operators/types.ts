@@ -4,7 +4,7 @@
  * encoded as JSON for NATS and ClickHouse.
  */
 
-/** A validated interaction event (the envelope of DESIGN.md "Events"); unknown fields are kept. */
+/** A validated interaction event (the envelope of docs/CONTRACT.md "Events"); unknown fields are kept. */
 export interface CxEvent {
   /** Unique per event; used for de-duplication and deterministic trigger ids. */
   id: string;
@@ -98,7 +98,7 @@ export const EVENT_FIELDS: ReadonlySet<string> = new Set(
   }),
 );
 
-/** A trigger as published on `cx.triggers.<rule>` (CONTRACT.md "trigger payload"). */
+/** A trigger as published on `cx.triggers.<rule>` (docs/CONTRACT.md "Triggers"). */
 export interface Trigger {
   /** Deterministic: rule + customer + the event (or timer) that fired it. */
   id: string;

@@ -2,7 +2,7 @@
  * Opening ClickHouse (embedded chDB or a server over HTTP) and the `cxstream` schema.
  *
  * Both paths go through `@clickhouse/client`, so the writer and the queries are the same code
- * whether the engine runs in-process or a server is configured (CONTRACT.md "ClickHouse").
+ * whether the engine runs in-process or a server is configured (docs/CONTRACT.md "ClickHouse").
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -383,7 +383,7 @@ export class ClickHouseWriter {
       query: `INSERT INTO ${q.table} (${columns}) FORMAT ${this.#options.format}`,
       values: Readable.from(encoded, { objectMode: false }),
     });
-    // An unread response holds its socket (clickhouse-js #196).
+    // An unread response holds its socket: the connection goes back to the pool only once read.
     for await (const _ of result.stream) {
       // drained
     }

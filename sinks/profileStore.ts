@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { ProfileRow } from '../operators/types.js';
 import { JetStreamPublisher } from './jetstreamPublisher.js';
 
-/** The KV bucket of CONTRACT.md: key = customer (see {@link profileKey}), value = profile JSON. */
+/** The KV bucket of docs/CONTRACT.md: key = customer (see {@link profileKey}), value = profile JSON. */
 export const PROFILE_BUCKET = 'cx_profiles';
 
 /**

@@ -20,6 +20,12 @@ export interface RetryOptions {
   signal?: AbortSignal;
   /** Called before each retry (logs, metrics). */
   onRetry?: (error: unknown, attempt: number, delayMs: number) => void;
+  /**
+   * Where the operation has got to (a stream position, a count), read after each failure: when it
+   * moved since the previous failure, the operation got somewhere in between, and the back-off, the
+   * attempt limit and the failing time start again from the beginning. @default none (never moves)
+   */
+  progress?: () => unknown;
   /** @default Date.now */
   clock?: () => number;
 }
@@ -44,8 +50,8 @@ export class RetriesExhaustedError extends Error {
 
 /**
  * Runs `op` until it succeeds; `op` gets the attempt number (1 = first). Gives up with a
- * {@link RetriesExhaustedError} after `giveUpAfterMs` of failing or `maxAttempts`, or rethrows a
- * fatal error at once.
+ * {@link RetriesExhaustedError} after `giveUpAfterMs` of failing or `maxAttempts` (both counted since
+ * the last `progress`), or rethrows a fatal error, or the last error once `signal` aborts.
  */
 export async function retrying<T>(
   what: string,
@@ -57,17 +63,29 @@ export async function retrying<T>(
   const giveUpAfter = options.giveUpAfterMs ?? Number.POSITIVE_INFINITY;
   const maxAttempts = options.maxAttempts ?? Number.POSITIVE_INFINITY;
   let failingSince: number | null = null;
+  /** Failures since the last progress. */
+  let failures = 0;
+  let position = options.progress?.();
   for (let attempt = 1; ; attempt++) {
     try {
       return await op(attempt);
     } catch (e) {
       if (options.signal?.aborted || (await options.fatal?.(e))) throw e;
+      if (options.progress) {
+        const now = options.progress();
+        if (!Object.is(now, position)) {
+          position = now;
+          failures = 0;
+          failingSince = null;
+        }
+      }
+      failures++;
       failingSince ??= clock();
       const failingFor = clock() - failingSince;
-      if (attempt >= maxAttempts || failingFor >= giveUpAfter)
-        throw new RetriesExhaustedError(what, attempt, failingFor, { cause: e });
+      if (failures >= maxAttempts || failingFor >= giveUpAfter)
+        throw new RetriesExhaustedError(what, failures, failingFor, { cause: e });
       // backoff(0) is the first step of the policy; nats.js adds jitter
-      const delay = Math.max(0, Math.min(policy.backoff(attempt - 1), giveUpAfter - failingFor));
+      const delay = Math.max(0, Math.min(policy.backoff(failures - 1), giveUpAfter - failingFor));
       options.onRetry?.(e, attempt, delay);
       try {
         await sleep(delay, undefined, options.signal ? { signal: options.signal } : undefined);

@@ -2,7 +2,7 @@
  * The knobs of the demo traffic and the rule situations each produces (docs/SCENARIOS.md): the
  * generator (engine/demo/episodes.ts) reads its shares from here, the tests check them.
  */
-/** One knob of the generator and the rule situations (docs/SCENARIOS.md "Default rules") it produces. */
+/** One knob of the generator and the rule situations (docs/SCENARIOS.md "Rules") it produces. */
 export interface TrafficBehaviour {
   /** `customer`: share of customers; `episode`: share of an active customer's episodes; `day`: see `what`. */
   per: 'customer' | 'episode' | 'day';

@@ -1,8 +1,8 @@
 /**
  * A deterministic, realistic day (or several) of customer-service traffic for the demo, the
  * tests and the benchmarks: an e-commerce shop with a chat bot, human agents and a call center,
- * as in the source articles (seeds/): consultations that turn into orders, accessories asked
- * about, invoices, budget worries, after-sales tickets, complaints, a regional delivery incident.
+ * with the situations its service desk meets every day: consultations that turn into orders,
+ * accessories asked about, invoices, budget worries, after-sales tickets, complaints, a regional delivery incident.
  *
  * Every customer and every customer-day draws from its own PRNG stream (mulberry32 seeded by a
  * hash of seed, customer and day): a customer's day does not depend on the draws of the others,
@@ -51,7 +51,7 @@ export function generateTraffic(options: TrafficOptions = {}): CxEvent[] {
     nextId: 0,
   };
   const customers: Customer[] = [];
-  for (let i = 1; i <= o.customers; i++) customers.push(makeCustomer(gen, i));
+  for (let i = 1; i <= o.customers; i++) customers.push(makeCustomer(gen.seedHash, i));
   for (let d = 0; d < o.days; d++) {
     const surge = planSurge(gen, d, o.customers);
     for (const c of customers) new CustomerDay(gen, c, d, surge).run();

@@ -1,6 +1,5 @@
 /** The demo's world: regions, zones, channels, the catalog, what customers and agents say, and the customers. */
 import { TRAFFIC_BEHAVIOURS } from './behaviours.js';
-import type { Gen } from './episodes.js';
 import { hash32, Rand } from './random.js';
 
 /** Active days: engagement is uniform in [0.35, 0.95]. */
@@ -289,8 +288,9 @@ export interface Customer {
   lastOrderId: string;
 }
 
-export function makeCustomer(gen: Gen, index: number): Customer {
-  const r = new Rand(hash32(gen.seedHash, index, 0xc0ffee));
+/** Customer `index` of the world seeded by `seedHash` (the same customer for the same pair). */
+export function makeCustomer(seedHash: number, index: number): Customer {
+  const r = new Rand(hash32(seedHash, index, 0xc0ffee));
   const key = `c${String(index).padStart(6, '0')}`;
   const tz = ZONES[r.weighted(ZONE_WEIGHTS)]!;
   const region = tz === 'Asia/Hong_Kong' ? 'south' : REGIONS[r.weighted(REGION_WEIGHTS)]!;

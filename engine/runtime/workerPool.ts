@@ -158,7 +158,8 @@ export class WorkerPool {
         concurrentTasksPerWorker: TASKS_IN_FLIGHT,
         idleTimeout: Number.POSITIVE_INFINITY,
         resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
-        // Atomics.wait between tasks would freeze timers inside the worker (piscina #346).
+        // Atomics.wait between tasks would freeze timers inside the worker: a thread blocked waiting
+        // for its next task runs no timers or callbacks.
         atomics: 'disabled',
         // Tasks beyond the thread's capacity wait in piscina's queue; without this, a task that could
         // not be placed goes back to the queue's tail, behind later ones: a partition's batches would

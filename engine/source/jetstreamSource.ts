@@ -3,6 +3,8 @@ import {
   type ConsumerConfig,
   type ConsumerMessages,
   DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type JetStreamManager,
   type JsMsg,
   jetstream,
@@ -10,6 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { Observable, type Subscriber } from 'rxjs';
+import { retrying } from '../../sinks/retry.js';
 import { natsNames } from '../nats/streams.js';
 import { log } from '../runtime/log.js';
 import { AckTracker } from './ackTracker.js';
@@ -57,10 +60,15 @@ interface AckHandle {
   generation: number;
 }
 
-const RETRY_MIN_MS = 100;
 /** Pull request lifetime; idle heartbeats come every half of it. */
 const PULL_EXPIRES_MS = 5_000;
-const RETRY_MAX_MS = 5_000;
+/** Pauses before retrying a failed pass, doubling up to 5 s; the first again once events got through. */
+const RETRY_DELAYS_MS = [200, 400, 800, 1600, 3200, 5000];
+
+/** A pass ended in a resync without letting anything through since the last one: retried after a pause. */
+class ResyncWithoutProgress extends Error {
+  override readonly name = 'ResyncWithoutProgress';
+}
 
 /**
  * Reads CX_EVENTS through a durable pull consumer (`AckPolicy.All`) and emits the raw messages in
@@ -68,7 +76,7 @@ const RETRY_MAX_MS = 5_000;
  *
  * Delivery: the main loop reads `consume()`'s iterator, whose pull requests are only sent as it is
  * read, so the client never buffers more than one pull (`max_messages`, at most 10 000) while
- * reading pauses at `maxInFlight` (nats.js #218). `max_ack_pending` = `maxInFlight` + that buffer.
+ * reading pauses at `maxInFlight`. `max_ack_pending` = `maxInFlight` + that buffer.
  *
  * Because acking sequence N acks everything below it, a message lost between server and client
  * (a reconnect, a server restart) must never be skipped: when a new message's sequence jumps past
@@ -108,12 +116,15 @@ class JetStreamSource implements EventSource {
   /** The highest redelivered message of the current incarnation, usable to ack for stale handles. */
   private latestRedelivery: JsMsg | null = null;
   private resyncWanted = false;
+  /** `seen` when the consumer was last recreated. */
+  private seenAtResync = -1;
   private stopping = false;
   /** Settles when the read loop has ended and its last chunk was emitted. */
   private runEnded: Promise<void> = Promise.resolve();
-  private stopSignal!: () => void;
+  /** Aborted by `stop()`: ends the pauses between retries and the wait for acks below `maxInFlight`. */
+  private readonly stopController = new AbortController();
   private readonly stopped = new Promise<void>((resolve) => {
-    this.stopSignal = resolve;
+    this.stopController.signal.addEventListener('abort', () => resolve(), { once: true });
   });
 
   private chunk: RawEvent[] = [];
@@ -170,7 +181,7 @@ class JetStreamSource implements EventSource {
   async stop(timeoutMs = this.stopTimeoutMs): Promise<void> {
     if (!this.stopping) {
       this.stopping = true;
-      this.stopSignal();
+      this.stopController.abort();
       // not awaited: the read loop may sit in a JetStream API call; runEnded below covers it
       this.messages?.stop();
     }
@@ -222,36 +233,27 @@ class JetStreamSource implements EventSource {
     // again only after ack_wait (30 s by default) when no newer message reveals the gap; recreating
     // the consumer at the ack floor redelivers them now (test/faults/natsKill.test.ts measured it).
     if (info.num_ack_pending > 0) this.resyncWanted = true;
-    let failures = 0;
-    let seenAtResync = -1;
-    let seenAtFailure = -1;
     try {
-      while (!this.stopping) {
-        if (this.nc.isClosed()) throw new Error('jetstreamSource: the NATS connection was closed');
+      while (!this.stopping && !this.nc.isClosed()) {
         try {
-          if (this.resyncWanted) {
-            // a resync that did not let anything new through is retried with back-off, not in a loop
-            if (this.seen === seenAtResync) {
-              failures++;
-              await this.pause(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures, 6)));
-              if (this.stopping) break;
-            } else failures = 0;
-            seenAtResync = this.seen;
-            await this.resync();
-          }
-          await this.consumeOnce();
-          if (this.stopping || this.resyncWanted || this.nc.isClosed()) continue;
-          throw new Error('consume() ended without being stopped');
+          // A failed pass is retried with back-off; events getting through start it again from the
+          // shortest pause. A pass that resolves is followed by the next at once.
+          await retrying('consuming CX_EVENTS', () => this.pass(), {
+            delaysMs: RETRY_DELAYS_MS,
+            signal: this.stopController.signal,
+            progress: () => this.seen,
+            fatal: () => this.stopping || this.nc.isClosed(),
+            onRetry: (err, attempt) => {
+              if (err instanceof ResyncWithoutProgress) return; // resync() logs
+              log.warn(
+                { err, durable: this.durable, attempt },
+                'jetstreamSource: consuming failed; retrying',
+              );
+            },
+          });
         } catch (e) {
           if (this.stopping || this.nc.isClosed()) break;
-          // back off on repeated failures; one after progress starts again from the shortest pause
-          failures = this.seen === seenAtFailure ? failures + 1 : 1;
-          seenAtFailure = this.seen;
-          log.warn(
-            { err: e, durable: this.durable, failures },
-            'jetstreamSource: consuming failed; retrying',
-          );
-          await this.pause(Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(failures, 6)));
+          throw e;
         }
       }
       if (!this.stopping && this.nc.isClosed())
@@ -260,6 +262,25 @@ class JetStreamSource implements EventSource {
       this.flush();
       await this.closeMessages();
     }
+  }
+
+  /**
+   * One pass: a resync first when one is wanted, then `consume()` until it ends. Resolves when
+   * stopped, or when a resync is wanted after events got through; throws to be retried after a pause.
+   */
+  private async pass(): Promise<void> {
+    if (this.resyncWanted) {
+      this.seenAtResync = this.seen;
+      await this.resync();
+    }
+    await this.consumeOnce();
+    if (this.stopping || this.nc.isClosed()) return;
+    if (!this.resyncWanted) throw new Error('consume() ended without being stopped');
+    // a resync that did not let anything new through is retried with back-off, not in a loop
+    if (this.seen === this.seenAtResync)
+      throw new ResyncWithoutProgress(
+        `jetstreamSource: nothing got through since the resync at ${this.seen}`,
+      );
   }
 
   /** Creates the durable consumer, or updates the settings this source owns on an existing one. */
@@ -449,16 +470,6 @@ class JetStreamSource implements EventSource {
       await m.closed().catch(() => undefined);
     }
   }
-
-  private pause(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    return Promise.race([
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, ms);
-      }),
-      this.stopped,
-    ]).finally(() => clearTimeout(timer));
-  }
 }
 
 function positive(name: string, value: number): number {
@@ -467,8 +478,10 @@ function positive(name: string, value: number): number {
   return value;
 }
 
+/** The consumer or its stream does not exist (JetStream's API error codes). */
 function isNotFound(e: unknown): boolean {
-  if (!(e instanceof Error)) return false;
-  const code = (e as { code?: number }).code;
-  return code === 10014 || code === 10059 || /not found/i.test(e.message);
+  return (
+    e instanceof JetStreamApiError &&
+    (e.code === JetStreamApiCodes.ConsumerNotFound || e.code === JetStreamApiCodes.StreamNotFound)
+  );
 }

@@ -2,7 +2,7 @@
  * What a rule pattern module provides: the YAML shape of its part of a rule (a TypeBox schema, the
  * one place that shape is written: the rule file validator and the spec types derive from it) and
  * a compiler from that part to a run-time {@link Pattern}. Register a new pattern in
- * operators/patterns/registry.ts.
+ * operators/ruleSpec.ts (`PATTERNS`, and its schema under its key in `ruleSchema`).
  */
 import { type TSchema, Type } from 'typebox';
 import type { Compiled, Pattern } from '../ruleModel.js';

@@ -5,7 +5,7 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../engine/checkpoint/checkpointer.js';
@@ -19,12 +19,14 @@ import {
 } from '../../engine/checkpoint/checkpointStore.js';
 import { KeyGroupCountError } from '../../engine/checkpoint/restorePlan.js';
 import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
-import { NatsServer } from '../../engine/nats/natsServer.js';
 import { runPipeline } from '../../engine/runtime/pipeline.js';
 import { WorkerPool } from '../../engine/runtime/workerPool.js';
 import type { PartitionSnapshot } from '../../operators/partitionState.js';
 import type { Trigger } from '../../operators/types.js';
+import { check } from '../harness/check.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
+import { nullSinks } from '../harness/sinks.js';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -49,16 +51,13 @@ const record = (partition: number, extra: Partial<CheckpointRecord> = {}): Check
   ...extra,
 });
 
-let server: NatsServer;
+let t: TestNats;
 let nc: NatsConnection;
 beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connect({ servers: server.url });
+  t = await setup();
+  nc = t.nc;
 });
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => cleanup(t));
 
 const stores: Array<[string, () => Promise<CheckpointStore>]> = [
   ['LocalCheckpointStore', async () => new LocalCheckpointStore(tempDir())],
@@ -142,20 +141,7 @@ describe('LocalCheckpointStore', () => {
 
 const rules = everyOrder;
 const order = orderEvent;
-
-function sinks(triggers: Trigger[]) {
-  return {
-    triggers: { publish: async (t: Trigger[]) => void triggers.push(...t) },
-    deadLetters: { publish: async () => {} },
-    profiles: { put: async () => {} },
-    clickhouse: {
-      writeEncodedEvents: async () => {},
-      writeTriggers: async () => {},
-      writeProfiles: async () => {},
-      flush: async () => {},
-    },
-  };
-}
+const sinks = nullSinks;
 
 /**
  * An engine on `store`: two partitions (unless told), recovered from the store, running a pipeline whose
@@ -202,13 +188,13 @@ describe('Checkpointer', () => {
     expect(none.restored).toEqual([]);
     source.chunks.next([order(1, 'a'), order(2, 'b'), order(3, 'c'), order(4, 'a')]);
     // delivered but not checkpointed: nothing acked yet
-    await waitFor(() => triggers.length === 4);
+    await check(() => triggers.length === 4);
     expect(source.acked).toEqual([]);
     const stats = await checkpointer.checkpoint();
     expect(stats).toMatchObject({ coveredSeq: 4, deltas: 0 });
     expect(source.acked.sort()).toEqual([1, 2, 3, 4]);
     source.chunks.next([order(5, 'b')]);
-    await waitFor(() => triggers.length === 5);
+    await check(() => triggers.length === 5);
     await source.stop();
     await run; // the last checkpoint covers seq 5
     expect(source.acked.sort()).toEqual([1, 2, 3, 4, 5]);
@@ -284,7 +270,7 @@ describe('Checkpointer deltas', () => {
     let seq = 0;
     const send = async (who: string[]) => {
       source.chunks.next(who.map((c) => order(++seq, c)));
-      await waitFor(() => triggers.length === seq);
+      await check(() => triggers.length === seq);
     };
     await send(customers);
     expect(await checkpointer.checkpoint()).toMatchObject({ deltas: 0, coveredSeq: 40 });
@@ -376,11 +362,11 @@ describe('Checkpointer with a sink that does not accept (ClickHouse down)', () =
       },
     });
     source.chunks.next([order(1, 'a'), order(2, 'b')]);
-    await waitFor(() => triggers.length === 2);
+    await check(() => triggers.length === 2);
     expect((await checkpointer.checkpoint()).coveredSeq).toBe(2);
     down = true;
     source.chunks.next([order(3, 'a'), order(4, 'b')]);
-    await waitFor(() => waiting.length > 0 && triggers.length === 4);
+    await check(() => waiting.length > 0 && triggers.length === 4);
     // outputs of 3 and 4 are not all accepted: a checkpoint must not cover (nor ack) them. It waits
     // for their delivery, because the states it took include them.
     let covered = -1;
@@ -404,11 +390,3 @@ describe('Checkpointer with a sink that does not accept (ClickHouse down)', () =
     await pool.close();
   });
 });
-
-async function waitFor(fn: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

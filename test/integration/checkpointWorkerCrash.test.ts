@@ -21,7 +21,9 @@ import { WorkerLostError, WorkerPool } from '../../engine/runtime/workerPool.js'
 import type { BatchOutput } from '../../engine/runtime/workerProtocol.js';
 import type { RawEvent } from '../../engine/source/eventSource.js';
 import type { Trigger } from '../../operators/types.js';
+import { check } from '../harness/check.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
+import { nullSinks } from '../harness/sinks.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cxstream-ckpt-crash-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -58,17 +60,7 @@ function run(pool: WorkerPool, source: ManualSource, checkpointer: Checkpointer,
   return runPipeline({
     source,
     pool,
-    sinks: {
-      triggers: { publish: async (t: Trigger[]) => void triggers.push(...t) },
-      deadLetters: { publish: async () => {} },
-      profiles: { put: async () => {} },
-      clickhouse: {
-        writeEncodedEvents: async () => {},
-        writeTriggers: async () => {},
-        writeProfiles: async () => {},
-        flush: async () => {},
-      },
-    },
+    sinks: nullSinks(triggers),
     clock: () => 0,
     live: false,
     batchMaxEvents: 20_000,
@@ -107,16 +99,16 @@ describe('a crashed worker thread', () => {
     const triggers: Trigger[] = [];
     const running = run(pool, source, checkpointer, triggers);
     source.chunks.next(range(1, 1_000));
-    await waitFor(() => triggers.length === 1_000);
+    await check(() => triggers.length === 1_000, 30_000);
     expect((await checkpointer.checkpoint()).coveredSeq).toBe(1_000);
     // two crashes, one after the other, each under a batch in flight on partition 0
     pool.armed = 1;
     source.chunks.next(range(1_001, 5_000));
-    await waitFor(() => restarts.length === 1);
+    await check(() => restarts.length === 1, 30_000);
     source.chunks.next(range(5_001, 7_000));
     pool.armed = 1;
     source.chunks.next(range(7_001, 11_000));
-    await waitFor(() => restarts.length === 2 && triggers.length >= 11_000);
+    await check(() => restarts.length === 2 && triggers.length >= 11_000, 30_000);
     await source.stop();
     await running;
     expect(pool.crashes).toBe(2);
@@ -143,7 +135,7 @@ describe('a crashed worker thread', () => {
     const triggers: Trigger[] = [];
     const running = run(pool, source, checkpointer, triggers);
     source.chunks.next(range(1, 1_000));
-    await waitFor(() => triggers.length === 1_000);
+    await check(() => triggers.length === 1_000, 30_000);
     expect((await checkpointer.checkpoint()).coveredSeq).toBe(1_000);
 
     // a large batch keeps partition 0's thread busy when it is terminated
@@ -187,11 +179,3 @@ describe('a crashed worker thread', () => {
     expect(Math.max(...source2.acked)).toBe(30_000);
   }, 120_000);
 });
-
-async function waitFor(fn: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

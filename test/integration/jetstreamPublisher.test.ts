@@ -1,7 +1,6 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/nats/natsServer.js';
 import {
   isJetStreamPublishError,
   type JetStreamMessage,
@@ -9,22 +8,20 @@ import {
   JetStreamPublisher,
 } from '../../sinks/jetstreamPublisher.js';
 import { check } from '../harness/check.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
 
-let server: NatsServer;
+let t: TestNats;
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 
 beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connect({ servers: server.url });
+  t = await setup();
+  nc = t.nc;
   jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: 'PUB', subjects: ['pub.>'] });
 });
 
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => cleanup(t));
 
 const enc = new TextEncoder();
 
@@ -191,7 +188,7 @@ describe('JetStreamPublisher', () => {
   });
 
   it('fails pending messages when the connection closes', async () => {
-    const other = await connect({ servers: server.url });
+    const other = await connect({ servers: t.server.url });
     const responder = await heldResponder('held.c');
     const publisher = new JetStreamPublisher(other);
     const failed = rejection(publisher.publish({ subject: 'held.c', data: enc.encode('x') }));

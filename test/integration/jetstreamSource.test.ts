@@ -1,12 +1,14 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { lastValueFrom, type Subscription, toArray } from 'rxjs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/nats/natsServer.js';
-import { ensureStreams } from '../../engine/nats/streams.js';
+import type { NatsServer } from '../../engine/nats/natsServer.js';
 import type { EventSource, RawEvent } from '../../engine/source/eventSource.js';
 import { jetstreamSource } from '../../engine/source/jetstreamSource.js';
+import { check as poll } from '../harness/check.js';
+import { cleanup, reconnecting, setup, type TestNats } from '../harness/nats.js';
 
+let t: TestNats;
 let server: NatsServer;
 let nc: NatsConnection;
 let durableCounter = 0;
@@ -15,15 +17,11 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-  await ensureStreams(nc);
+  t = await setup({ streams: true, connect: reconnecting });
+  ({ server, nc } = t);
 });
 
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => cleanup(t));
 
 beforeEach(async () => {
   // each test reads its own fresh stream contents with its own durable
@@ -50,13 +48,9 @@ async function publish(count: number, from = 0): Promise<void> {
   await check(async () => (await jsm.streams.info('CX_EVENTS')).state.messages >= from + count);
 }
 
-async function check(fn: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms`);
+/** The harness's `check`, every 20 ms, with 20 s by default: a restarted server takes its time. */
+function check<T>(fn: () => T | Promise<T>, timeoutMs = 20_000) {
+  return poll(fn, timeoutMs, undefined, 20);
 }
 
 function source(opts: Partial<Parameters<typeof jetstreamSource>[0]> = {}): EventSource {
@@ -87,6 +81,15 @@ function collect(s: EventSource, autoDone: (chunk: RawEvent[]) => boolean = () =
 async function consumerInfo() {
   const jsm = await jetstreamManager(nc);
   return jsm.consumers.info('CX_EVENTS', durable);
+}
+
+/**
+ * Everything the durable delivered is acked and nothing is left to deliver: nothing can arrive any
+ * more, so what a source emitted can be counted.
+ */
+async function settled(): Promise<boolean> {
+  const { num_ack_pending, num_pending } = await consumerInfo();
+  return num_ack_pending === 0 && num_pending === 0;
 }
 
 describe('jetstreamSource', () => {
@@ -171,11 +174,10 @@ describe('jetstreamSource', () => {
 
     const again = source({ chunkSize: 100 });
     const got2 = collect(again);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(got2.events()).toEqual([]);
-    // and it still gets new events
+    // it gets the new events, and nothing from before: once they are acked nothing is outstanding
     await publish(5, 1200);
     await check(() => got2.events().length === 5);
+    await check(settled);
     expect(got2.events().map((e) => decoder.decode(e.data))).toEqual([
       'event-1200',
       'event-1201',
@@ -192,9 +194,13 @@ describe('jetstreamSource', () => {
     let index = 0;
     const got = collect(s, () => index++ !== 2);
     await check(() => got.events().length === 300);
-    await new Promise((r) => setTimeout(r, 200));
-    const info = await consumerInfo();
-    expect(info.ack_floor.stream_seq).toBe(got.events()[99]!.seq);
+    // the acks sent reached the server: the floor is at the prefix, the 200 after it still pending
+    await nc.flush();
+    const info = await check(async () => {
+      const i = await consumerInfo();
+      return i.ack_floor.stream_seq === got.events()[99]!.seq ? i : null;
+    });
+    expect(info.num_ack_pending).toBe(200);
     expect(s.stats().inFlight).toBe(200);
     await s.stop(0);
 
@@ -204,11 +210,11 @@ describe('jetstreamSource', () => {
     const again = source({ chunkSize: 50, ackWaitMs: 1_000 });
     const got2 = collect(again);
     await check(() => got2.events().length >= 250);
-    await new Promise((r) => setTimeout(r, 1_500)); // longer than ack wait: nothing more arrives
+    // everything delivered is acked, so nothing can come again: then count
+    await check(settled);
     expect(got2.events().map((e) => decoder.decode(e.data))).toEqual(
       Array.from({ length: 250 }, (_, i) => `event-${i + 100}`),
     );
-    await check(async () => (await consumerInfo()).num_ack_pending === 0);
   });
 
   it('redelivery within one source after the ack wait does not emit an event twice', async () => {
@@ -220,7 +226,11 @@ describe('jetstreamSource', () => {
       return false;
     });
     await check(() => got.events().length === 40);
-    await new Promise((r) => setTimeout(r, 1_500)); // the server redelivers everything at least once
+    // the server redelivers every one of the 40 after the ack wait (80 deliveries sent); once the
+    // client has read what was sent before a round trip, the source has seen them all
+    await check(async () => (await consumerInfo()).delivered.consumer_seq >= 80);
+    await nc.flush();
+    await new Promise(setImmediate);
     expect(got.events().length).toBe(40);
     for (const seqs of held) s.done(seqs);
     await check(async () => (await consumerInfo()).num_ack_pending === 0);
@@ -318,11 +328,10 @@ describe('jetstreamSource', () => {
     await jsm.consumers.delete('CX_EVENTS', durable);
     await publish(100, 100);
     await check(() => got.events().length >= 200, 40_000);
-    await new Promise((r) => setTimeout(r, 300));
+    await check(settled);
     expect(got.events().map((e) => decoder.decode(e.data))).toEqual(
       Array.from({ length: 200 }, (_, i) => `event-${i}`),
     );
-    await check(async () => (await consumerInfo()).num_ack_pending === 0);
   });
 
   it('survives a nats-server restart: everything arrives once, in order, and is acked', async () => {
@@ -341,11 +350,10 @@ describe('jetstreamSource', () => {
     });
     await publish(1000, 1000);
     await check(() => got.events().length >= 2000, 45_000);
-    await new Promise((r) => setTimeout(r, 500));
+    await check(settled);
     expect(got.events().map((e) => decoder.decode(e.data))).toEqual(
       Array.from({ length: 2000 }, (_, i) => `event-${i}`),
     );
-    await check(async () => (await consumerInfo()).num_ack_pending === 0, 20_000);
   });
 
   it('survives nats-server being killed mid-stream: nothing lost, nothing twice, all acked', async () => {

@@ -1,10 +1,9 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSettingError } from '../../engine/config/errors.js';
-import { NatsServer } from '../../engine/nats/natsServer.js';
 import { ensureStreams, streamSettings, subjectsOverlap } from '../../engine/nats/streams.js';
 import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
 import { DeadLetterSink, MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
@@ -15,24 +14,21 @@ import {
   ProfileStore,
   profileKey,
 } from '../../sinks/profileStore.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
 
-let server: NatsServer;
+let t: TestNats;
 let nc: NatsConnection;
 let js: JetStreamClient;
 let jsm: JetStreamManager;
 
 beforeAll(async () => {
-  server = await NatsServer.start();
-  nc = await connect({ servers: server.url });
-  await ensureStreams(nc);
+  t = await setup({ streams: true });
+  nc = t.nc;
   js = jetstream(nc);
   jsm = await jetstreamManager(nc);
 });
 
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+afterAll(() => cleanup(t));
 
 function trigger(n: number, rule = 'cart_abandoned'): Trigger {
   return {

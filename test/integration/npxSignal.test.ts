@@ -5,13 +5,13 @@
  * drain, instead of running on re-parented. Needs `npm run build` first (npx runs bin/cxstream.js).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/nats/natsServer.js';
+import type { NatsServer } from '../../engine/nats/natsServer.js';
 import { check } from '../harness/check.js';
 import { engineEnv } from '../harness/engineProcess.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -27,6 +27,7 @@ function isRunning(pid: number): boolean {
 }
 
 describe('npx cxstream run, SIGTERM to npm', () => {
+  let t: TestNats;
   let server: NatsServer;
   let dir: string;
   let npx: ChildProcess;
@@ -34,16 +35,15 @@ describe('npx cxstream run, SIGTERM to npm', () => {
   let enginePid = 0;
 
   beforeAll(async () => {
-    server = await NatsServer.start({ jetstream: true });
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-npx-'));
+    t = await setup({ dirPrefix: 'cxstream-npx-' });
+    ({ server, dir } = t);
   });
 
   afterAll(async () => {
     // Only the processes this test started: the engine (by the pid in its own log lines) and npx.
     if (enginePid > 0 && isRunning(enginePid)) process.kill(enginePid, 'SIGKILL');
     if (npx?.exitCode === null && npx.signalCode === null) npx.kill('SIGKILL');
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(t);
   });
 
   it('the engine drains and exits when npm goes away', async () => {

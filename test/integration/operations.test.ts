@@ -4,18 +4,18 @@
  * documented start-up order, honest `/readyz` and `/healthz` across a nats-server outage, the
  * metrics, the admin reload action, `profile CUSTOMER`, overlap and version refusals.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection, nanos } from '@nats-io/transport-node';
+import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/nats/natsServer.js';
+import type { NatsServer } from '../../engine/nats/natsServer.js';
 import { check } from '../harness/check.js';
 import { freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
 import { cxEvent } from '../harness/events.js';
+import { cleanup, reconnecting, setup, type TestNats } from '../harness/nats.js';
 
 // 2026-11-20 12:00 in Asia/Shanghai (the default customer time zone)
 const T0 = Date.UTC(2026, 10, 20, 4, 0, 0);
@@ -24,22 +24,20 @@ const MIN = 60_000;
 const ev = cxEvent;
 
 describe('operations: setup, start-up order, probes, metrics, profile', () => {
+  let t: TestNats;
   let server: NatsServer;
   let nc: NatsConnection;
   let dir: string;
   let engine: EngineProcess | undefined;
 
   beforeAll(async () => {
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-ops-'));
+    t = await setup({ dirPrefix: 'cxstream-ops-', connect: reconnecting });
+    ({ server, nc, dir } = t);
   });
 
   afterAll(async () => {
     await engine?.kill();
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(t);
   });
 
   it('setup creates streams, consumer and bucket once, reports differences, and --update applies the config', async () => {

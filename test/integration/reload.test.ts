@@ -4,17 +4,16 @@
  * broken file is rejected with file:line in the log while the old rules keep firing; removing a
  * rule stops it; SIGHUP reloads too.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jetstream } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { pack } from 'msgpackr';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/nats/natsServer.js';
+import type { NatsServer } from '../../engine/nats/natsServer.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { check } from '../harness/check.js';
 import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
+import { cxEvent, publishEvents } from '../harness/events.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
 import { readStream } from '../harness/readStream.js';
 
 const T0 = Date.UTC(2026, 10, 20, 2, 0, 0);
@@ -36,6 +35,7 @@ const v2 = `rules:${BIG_ORDER}${SPENDER}`;
 const broken = `rules:${BIG_ORDER}${SPENDER}  - id: broken_rule\n    on: [message]\n    when: profile.spend >=\n`;
 
 describe('rule hot reload in cxstream run', () => {
+  let t: TestNats;
   let server: NatsServer;
   let nc: NatsConnection;
   let dir: string;
@@ -44,8 +44,8 @@ describe('rule hot reload in cxstream run', () => {
 
   const publish = async (customer: string, type: string, extra: Partial<CxEvent> = {}) => {
     n++;
-    const e: CxEvent = { id: `e${n}`, ts: T0 + n * MIN, customer, type, channel: 'app', ...extra };
-    await jetstream(nc).publish(`cx.events.app.${type}.${customer}`, pack(e), { msgID: e.id });
+    const e = cxEvent(`e${n}`, customer, type, T0 + n * MIN, extra);
+    await publishEvents(nc, [e]);
     return e.id;
   };
   const triggerIds = async (): Promise<string[]> =>
@@ -59,16 +59,13 @@ describe('rule hot reload in cxstream run', () => {
     check(what, 30_000, () => engine.stderrTail(), 200);
 
   beforeAll(async () => {
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url });
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-reload-'));
+    t = await setup({ dirPrefix: 'cxstream-reload-' });
+    ({ server, nc, dir } = t);
   });
 
   afterAll(async () => {
     await engine?.kill();
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(t);
   });
 
   it('swaps rules on file change and SIGHUP, keeps state, rejects a broken file with file:line', async () => {

@@ -12,6 +12,7 @@ import { runExplain } from '../../engine/cli/explain.js';
 import { parseUntil, runReplay } from '../../engine/cli/replay.js';
 import { keyGroupOf } from '../../operators/keyGroups.js';
 import type { CxEvent } from '../../operators/types.js';
+import { eventMaker } from '../harness/events.js';
 
 /** Epoch ms of a wall time in Asia/Shanghai (UTC+8, no DST). */
 const sh = (day: number, hour: number, minute = 0) => Date.UTC(2026, 10, day, hour - 8, minute);
@@ -25,15 +26,7 @@ const RULES = `rules:
     cooldown: 1h
 `;
 
-let n = 0;
-const ev = (customer: string, type: string, ts: number, extra: Partial<CxEvent> = {}): CxEvent => ({
-  id: `e${++n}`,
-  ts,
-  customer,
-  type,
-  channel: 'app',
-  ...extra,
-});
+const ev = eventMaker();
 
 const events: CxEvent[] = [
   ev('c1', 'order', sh(20, 10), { amount: 150 }), // big_order, 11-20

@@ -4,28 +4,25 @@
  * JetStream, with 1, 2 and 3 partitions, and each run applies all of it and fires the same triggers.
  * (Chunks once reached a worker out of order, and the earlier one was dropped as a redelivery.)
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo } from '../../engine/cli/demo.js';
 import { loadConfig } from '../../engine/config/config.js';
 import { loadRules } from '../../engine/config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../../engine/demo/traffic.js';
-import { NatsServer } from '../../engine/nats/natsServer.js';
-import { ensureStreams } from '../../engine/nats/streams.js';
-import type { PipelineSinks } from '../../engine/runtime/pipeline.js';
 import { runEngine } from '../../engine/runtime/runEngine.js';
 import type { EventSource } from '../../engine/source/eventSource.js';
 import { iterableSource, ndjsonEvents } from '../../engine/source/fileSource.js';
 import { jetstreamSource } from '../../engine/source/jetstreamSource.js';
-import type { CxEvent } from '../../operators/types.js';
-import { MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
-import { MemoryProfileStore } from '../../sinks/profileStore.js';
+import type { CxEvent, Trigger } from '../../operators/types.js';
+import { check } from '../harness/check.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
+import { nullSinks } from '../harness/sinks.js';
 
 const events: CxEvent[] = generateTraffic({ customers: 600, seed: 11 });
 
@@ -36,24 +33,13 @@ async function runThrough(source: EventSource, partitions: number, stop?: () => 
     CXSTREAM_AGGREGATES: '',
   });
   let applied = 0;
-  const triggers: string[] = [];
-  const sinks: PipelineSinks = {
-    triggers: { publish: async (ts) => void triggers.push(...ts.map((t) => `${t.id}@${t.eventTime}`)) },
-    deadLetters: new MemoryDeadLetterSink(),
-    profiles: new MemoryProfileStore(),
-    clickhouse: {
-      writeEncodedEvents: async () => {},
-      writeTriggers: async () => {},
-      writeProfiles: async () => {},
-      flush: async () => {},
-    },
-  };
+  const triggers: Trigger[] = [];
   const finished = stop?.();
   await runEngine({
     config,
     rules: loadRules(config.rules),
     source,
-    sinks,
+    sinks: nullSinks(triggers),
     live: false,
     aggregates: [],
     onOutput: (o) => {
@@ -61,23 +47,21 @@ async function runThrough(source: EventSource, partitions: number, stop?: () => 
     },
   });
   await finished;
-  return { applied, triggers: triggers.sort() };
+  return { applied, triggers: triggers.map((t) => `${t.id}@${t.eventTime}`).sort() };
 }
 
 describe('every event applied, with any partition count', () => {
+  let t: TestNats;
   let dir: string;
   let file: string;
-  let server: NatsServer;
   let nc: NatsConnection;
   let reference: { applied: number; triggers: string[] };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-replay-counts-'));
+    t = await setup({ streams: true, dirPrefix: 'cxstream-replay-counts-' });
+    ({ nc, dir } = t);
     file = join(dir, 'events.ndjson');
     writeFileSync(file, `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url });
-    await ensureStreams(nc);
     for (const [i, e] of events.entries()) {
       const h = headers();
       h.set('Nats-Msg-Id', e.id);
@@ -86,15 +70,10 @@ describe('every event applied, with any partition count', () => {
     }
     await nc.flush();
     const jsm = await jetstreamManager(nc);
-    while ((await jsm.streams.info('CX_EVENTS')).state.messages < events.length)
-      await new Promise((r) => setTimeout(r, 50));
+    await check(async () => (await jsm.streams.info('CX_EVENTS')).state.messages >= events.length, 30_000);
   }, 60_000);
 
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => cleanup(t));
 
   it('the history is many chunks long and fires triggers', () => {
     expect(events.length).toBeGreaterThan(10_000); // chunks of 1000 events
@@ -103,7 +82,7 @@ describe('every event applied, with any partition count', () => {
   it('JetStream applies the whole history (the reference)', async () => {
     const source = jetstreamSource({ nc, durable: 'counts' });
     reference = await runThrough(source, 2, async () => {
-      while (source.stats().acked < events.length) await new Promise((r) => setTimeout(r, 50));
+      await check(() => source.stats().acked >= events.length, 100_000);
       await source.stop();
     });
     expect(reference.applied).toBe(events.length);

@@ -4,19 +4,18 @@
  * fields, Nats-Msg-Id), the dead letters on CX_DLQ, then SIGTERM → exit 0 → every valid event in
  * cxstream.events.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { pack } from 'msgpackr';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/config/rulesFile.js';
-import { NatsServer } from '../../engine/nats/natsServer.js';
+import type { NatsServer } from '../../engine/nats/natsServer.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
 import { check } from '../harness/check.js';
 import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
+import { cxEvent, publishEvents } from '../harness/events.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
 import { readStream } from '../harness/readStream.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -24,20 +23,7 @@ const root = resolve(import.meta.dirname, '../..');
 const T0 = Date.UTC(2026, 10, 20, 2, 0, 0);
 const MIN = 60_000;
 
-const ev = (
-  id: string,
-  customer: string,
-  type: string,
-  ts: number,
-  extra: Partial<CxEvent> = {},
-): CxEvent => ({
-  id,
-  ts,
-  customer,
-  type,
-  channel: 'app',
-  ...extra,
-});
+const ev = cxEvent;
 
 const events: CxEvent[] = [
   // c1 becomes VIP with a 1200 order, then contacts us and asks for an invoice.
@@ -65,22 +51,20 @@ const expected = [
 ];
 
 describe('cxstream run, end to end', () => {
+  let t: TestNats;
   let server: NatsServer;
   let nc: NatsConnection;
   let dir: string;
   let engine: EngineProcess;
 
   beforeAll(async () => {
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url });
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-e2e-'));
+    t = await setup({ dirPrefix: 'cxstream-e2e-' });
+    ({ server, nc, dir } = t);
   });
 
   afterAll(async () => {
     await engine?.kill();
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(t);
   });
 
   it('fires exactly the expected triggers, dead-letters bad events, and drains on SIGTERM', async () => {
@@ -88,10 +72,8 @@ describe('cxstream run, end to end', () => {
     await engine.consuming(nc);
     const jsm = await jetstreamManager(nc);
 
+    await publishEvents(nc, events);
     const js = jetstream(nc);
-    for (const e of events) {
-      await js.publish(`cx.events.${e.channel}.${e.type}.${e.customer}`, pack(e), { msgID: e.id });
-    }
     // Two bad events: not decodable at all, and valid JSON without `ts`.
     await js.publish('cx.events.web.message.c4', new TextEncoder().encode('{"id": "bad-1", oops'), {
       msgID: 'bad-1',

@@ -6,17 +6,16 @@
  * across a restart of the engine. Runs in `npm test`, or alone with `npm run test:interop`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/nats/natsServer.js';
+import type { NatsServer } from '../../engine/nats/natsServer.js';
 import { check } from '../harness/check.js';
 import { freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
 import { cxEvent } from '../harness/events.js';
+import { cleanup, setup, type TestNats } from '../harness/nats.js';
 
 const here = resolve(import.meta.dirname);
 // 2026-11-20 10:00 in Asia/Shanghai
@@ -32,6 +31,7 @@ interface CMessage {
 }
 
 describe('an outside client in C (libnats)', () => {
+  let t: TestNats;
   let dir: string;
   let binary: string;
   let server: NatsServer;
@@ -67,21 +67,18 @@ describe('an outside client in C (libnats)', () => {
     ];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-interop-'));
+    t = await setup({ dirPrefix: 'cxstream-interop-' });
+    ({ server, nc, dir } = t);
     binary = join(dir, 'cxclient');
     // a fresh build of the client each run, in the test's own directory
     execFileSync('gcc', ['-Wall', '-Werror', '-o', binary, join(here, 'cxclient.c'), '-lnats'], {
       stdio: 'pipe',
     });
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url });
   });
 
   afterAll(async () => {
     await engine?.kill();
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup(t);
   });
 
   it('publishes, reads triggers and dead letters with headers, reads profiles, and resumes a durable reader', async () => {

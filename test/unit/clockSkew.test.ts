@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/config/rulesFile.js';
 import { PartitionProcessor } from '../../operators/partitionProcessor.js';
 import type { CxEvent } from '../../operators/types.js';
+import { cxEvent } from '../harness/events.js';
 
 const rules = loadRules(['config/rules.yaml']);
 const T0 = Date.UTC(2026, 10, 20, 4, 0, 0); // 12:00 Asia/Shanghai: no quiet hours
@@ -18,13 +19,7 @@ function apply(p: PartitionProcessor, events: CxEvent[], now: number) {
     now,
   );
 }
-const ev = (id: string, customer: string, type: string, ts: number): CxEvent => ({
-  id,
-  ts,
-  customer,
-  type,
-  channel: 'app',
-});
+const ev = cxEvent;
 
 describe('clock-skewed events (engine.maxFutureSkewMs)', () => {
   it('dead-letters an event too far ahead of the wall clock instead of moving the watermark and firing timers', () => {

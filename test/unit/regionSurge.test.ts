@@ -49,7 +49,7 @@ function feed(surge: RegionSurge, rows: CountedRow[], partition = 0): Trigger[] 
 }
 
 describe('resolveRegionSurge', () => {
-  it('fills the SCENARIOS.md defaults', () => {
+  it('fills the docs/SCENARIOS.md defaults', () => {
     expect(resolveRegionSurge({ id: 'complaint_surge' })).toEqual({
       id: 'complaint_surge',
       reason: 'complaint_surge',
@@ -264,7 +264,7 @@ describe('RegionSurge', () => {
 });
 
 describe('loadAggregates', () => {
-  it('loads the shipped complaint_surge with the SCENARIOS.md parameters', () => {
+  it('loads the shipped complaint_surge with the docs/SCENARIOS.md parameters', () => {
     const [surge, ...rest] = loadAggregates([join(import.meta.dirname, '../../config/aggregates.yaml')]);
     expect(rest).toEqual([]);
     expect(surge).toMatchObject({
