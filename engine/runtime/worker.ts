@@ -9,6 +9,7 @@ import type { CustomerEntry, PartitionSnapshot } from '../../operators/partition
 import { type CountedSelection, selectCounted } from '../../operators/regionSurge.js';
 import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../../sinks/clickhouseRows.js';
 import { CHUNK_CUSTOMERS, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
+import { type CustomerView, customerView, DecisionLog } from './customerView.js';
 import type {
   BatchOutput,
   RuleErrorReport,
@@ -20,11 +21,19 @@ import type {
 const options = workerData as WorkerOptions;
 const processor = new PartitionProcessor(options);
 const snapshotCodec = new SnapshotCodec();
+/** Recent notable decisions per customer, for live explain (kept across rule swaps by the processor). */
+const decisions = new DecisionLog();
+/** The log hears the rule set's notable decisions (the processor hands `onDecision` to a new rule set). */
+const listen = () => {
+  processor.ruleSet.onDecision = decisions.record;
+  processor.ruleSet.traceRoutine = false;
+};
+listen();
 
 /** Handles one task for this worker's partition. */
 export default function handleTask(
   task: WorkerTask,
-): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | undefined {
+): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | CustomerView | null | undefined {
   switch (task.kind) {
     case 'events': {
       const { bytes, ends, seqs, subjects } = task;
@@ -41,6 +50,7 @@ export default function handleTask(
       return encoded(processor.tick(task.now, task.flush));
     case 'rules':
       processor.setRules(task.rules);
+      listen();
       return encoded(processor.tick(null, false));
     case 'snapshot':
       return snapshotInSlices(processor.snapshot(task.delta));
@@ -56,6 +66,8 @@ export default function handleTask(
     case 'aggregates':
       counting = task.selection;
       return encoded(processor.tick(null, false));
+    case 'explain':
+      return customerView(processor, task.customer, decisions.of(task.customer), options.defaultTz);
   }
 }
 
