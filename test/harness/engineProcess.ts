@@ -3,9 +3,13 @@
  * (stderr) kept and searchable, stopped with SIGTERM or killed with SIGKILL.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll } from 'vitest';
+import { NatsServer } from '../../engine/nats/natsServer.js';
 import { check } from './check.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -115,4 +119,35 @@ export class EngineProcess {
     if (this.running) this.child.kill('SIGTERM');
     return (await this.exited).code;
   }
+}
+
+/** What the tests of a describe block share: a private nats-server, a connection to it, a directory. */
+export interface EngineBed {
+  server: NatsServer;
+  nc: NatsConnection;
+  /** A fresh temporary directory (ClickHouse, state, files of the test). */
+  dir: string;
+  /** The engine a test started: killed after the block if still running. */
+  engine: EngineProcess;
+}
+
+/**
+ * Starts a JetStream nats-server, connects and makes a temporary directory (named `prefix`...)
+ * before the block's tests (beforeAll), and after them (afterAll) kills the engine, closes and
+ * stops the server and removes the directory. The fields are set once the tests run.
+ */
+export function engineBed(prefix: string): EngineBed {
+  const bed = {} as EngineBed;
+  beforeAll(async () => {
+    bed.server = await NatsServer.start({ jetstream: true });
+    bed.nc = await connect({ servers: bed.server.url });
+    bed.dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await bed.engine?.kill();
+    await bed.nc?.close();
+    await bed.server?.stop();
+    if (bed.dir) rmSync(bed.dir, { recursive: true, force: true });
+  });
+  return bed;
 }

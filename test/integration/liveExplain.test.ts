@@ -4,22 +4,19 @@
  * partition: its profile, pending timers, and the recent decisions of its rules (a firing, a
  * cooldown, an expression error, a timer cancelled by an order), as they change while it runs.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { eventTimeFormat } from '../../engine/cli/eventTime.js';
 import type { ExplainReport } from '../../engine/cli/explain.js';
-import { NatsServer } from '../../engine/nats/natsServer.js';
 import { EXPLAIN_SUBJECT, type ExplainReply } from '../../engine/runtime/liveExplain.js';
 import { partitionOf } from '../../operators/route.js';
 import type { CxEvent } from '../../operators/types.js';
 import { check } from '../harness/check.js';
 import { runCli } from '../harness/cli.js';
-import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
+import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
 
 const MIN = 60_000;
 // Event times near the wall clock: the engine dead-letters events far ahead of it.
@@ -48,40 +45,24 @@ const ev = (id: string, type: string, ts: number, extra: Partial<CxEvent> = {}):
 });
 
 describe('cxstream explain --live', () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  let dir: string;
-  let engine: EngineProcess;
+  const bed = engineBed('cxstream-live-explain-');
+  beforeAll(() => writeFileSync(join(bed.dir, 'rules.yaml'), RULES));
 
-  beforeAll(async () => {
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url });
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-live-explain-'));
-    writeFileSync(join(dir, 'rules.yaml'), RULES);
-  });
-
-  afterAll(async () => {
-    await engine?.kill();
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const env = () => ({ CXSTREAM_NATS_URL: server.url });
+  const env = () => ({ CXSTREAM_NATS_URL: bed.server.url });
   let published = 0;
   const publish = async (events: CxEvent[]) => {
-    const js = jetstream(nc);
+    const js = jetstream(bed.nc);
     for (const e of events)
       await js.publish(`cx.events.${e.channel}.${e.type}.${e.customer}`, pack(e), { msgID: e.id });
     published += events.length;
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(bed.nc);
     await check(
       async () => {
         const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
         return info.delivered.stream_seq >= published && info.num_ack_pending === 0;
       },
       30_000,
-      () => engine.stderrTail(),
+      () => bed.engine.stderrTail(),
     );
   };
   /** `explain c1 --live --json` once `ready` holds for its report. */
@@ -94,15 +75,18 @@ describe('cxstream explain --live', () => {
         return ready(report) ? report : null;
       },
       30_000,
-      () => engine.stderrTail(),
+      () => bed.engine.stderrTail(),
       200,
     );
 
   it("answers with the customer's state and the gates that held its rules back, as they change", async () => {
-    engine = new EngineProcess(
-      engineEnv(server.url, dir, { CXSTREAM_RULES: join(dir, 'rules.yaml'), CXSTREAM_AGGREGATES: '' }),
+    bed.engine = new EngineProcess(
+      engineEnv(bed.server.url, bed.dir, {
+        CXSTREAM_RULES: join(bed.dir, 'rules.yaml'),
+        CXSTREAM_AGGREGATES: '',
+      }),
     );
-    await engine.consuming(nc);
+    await bed.engine.consuming(bed.nc);
     await publish([
       ev('m1', 'message', T0, { text: 'invoice' }),
       ev('m2', 'message', T0 + MIN, { text: 'invoice' }),
@@ -149,14 +133,14 @@ describe('cxstream explain --live', () => {
     const unknown = await runCli(['explain', 'nobody', '--live'], env());
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain(`customer "nobody" is not in the engine's state: partition`);
-    const bad = await nc.request(EXPLAIN_SUBJECT, 'nope', { timeout: 5000 });
+    const bad = await bed.nc.request(EXPLAIN_SUBJECT, 'nope', { timeout: 5000 });
     const reply = bad.json<ExplainReply>();
     expect(reply.status).toBe('error');
     expect(reply.status === 'error' && reply.message).toMatch(/^the request is not JSON .*: send JSON/);
   });
 
   it('says no engine answers once it stopped, and --live goes without --file', async () => {
-    expect(await engine.stop()).toBe(0);
+    expect(await bed.engine.stop()).toBe(0);
     const none = await runCli(['explain', 'c1', '--live', '--timeout', '2'], env());
     expect(none.code).toBe(1);
     expect(none.stderr).toContain(`cxstream: no engine answers cx.admin.explain on NATS at`);

@@ -1,22 +1,12 @@
-/**
- * End to end: the real `cxstream run` process against a private nats-server and embedded ClickHouse.
- * Publishes a handful of customers' events, checks the exact triggers on CX_TRIGGERS (subject, id,
- * fields, Nats-Msg-Id), the dead letters on CX_DLQ, then SIGTERM → exit 0 → every valid event in
- * cxstream.events.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/config/rulesFile.js';
-import { NatsServer } from '../../engine/nats/natsServer.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
 import { check } from '../harness/check.js';
-import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
+import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
 import { readStream } from '../harness/readStream.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -65,30 +55,14 @@ const expected = [
 ];
 
 describe('cxstream run, end to end', () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  let dir: string;
-  let engine: EngineProcess;
-
-  beforeAll(async () => {
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url });
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-e2e-'));
-  });
-
-  afterAll(async () => {
-    await engine?.kill();
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const bed = engineBed('cxstream-e2e-');
 
   it('fires exactly the expected triggers, dead-letters bad events, and drains on SIGTERM', async () => {
-    engine = new EngineProcess(engineEnv(server.url, dir));
-    await engine.consuming(nc);
-    const jsm = await jetstreamManager(nc);
+    bed.engine = new EngineProcess(engineEnv(bed.server.url, bed.dir));
+    await bed.engine.consuming(bed.nc);
+    const jsm = await jetstreamManager(bed.nc);
 
-    const js = jetstream(nc);
+    const js = jetstream(bed.nc);
     for (const e of events) {
       await js.publish(`cx.events.${e.channel}.${e.type}.${e.customer}`, pack(e), { msgID: e.id });
     }
@@ -112,10 +86,10 @@ describe('cxstream run, end to end', () => {
         return info.delivered.stream_seq >= total && info.num_ack_pending === 0 && info.num_pending === 0;
       },
       30_000,
-      () => engine.stderrTail(),
+      () => bed.engine.stderrTail(),
     );
 
-    const triggers = await readStream(nc, 'CX_TRIGGERS');
+    const triggers = await readStream(bed.nc, 'CX_TRIGGERS');
     const rules = new Map(loadRules([join(root, 'config/rules.yaml')]).map((r) => [r.id, r]));
     expect(triggers.map((m) => m.subject).sort()).toEqual(
       expected.map((x) => `cx.triggers.${x.rule}`).sort(),
@@ -154,7 +128,7 @@ describe('cxstream run, end to end', () => {
     const invoice = triggers.find((m) => m.subject === 'cx.triggers.invoice_ticket')!.json<Trigger>();
     expect(invoice.payload).toMatchObject({ orderId: 'o-1', amount: 1200 });
 
-    const dead = await readStream(nc, 'CX_DLQ');
+    const dead = await readStream(bed.nc, 'CX_DLQ');
     expect(dead.map((m) => m.headers?.get('Cx-Source-Seq')).sort()).toEqual([
       String(total - 1),
       String(total),
@@ -168,10 +142,10 @@ describe('cxstream run, end to end', () => {
     expect(dead[1]!.headers?.get('Cx-Original-Nats-Msg-Id')).toBe('bad-2');
     expect(dead[0]!.headers?.get('Cx-Source-Subject')).toBe('cx.events.web.message.c4');
 
-    expect(await engine.stop()).toBe(0);
+    expect(await bed.engine.stop()).toBe(0);
 
     // The engine released the embedded ClickHouse directory: read what it wrote.
-    const ch = openClickHouse(`embedded:${dir}/clickhouse`);
+    const ch = openClickHouse(`embedded:${bed.dir}/clickhouse`);
     try {
       const rows = await (
         await ch.query({

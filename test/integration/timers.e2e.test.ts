@@ -1,21 +1,9 @@
-/**
- * Issue 3's "done when", end to end: historical events published in time order to a running
- * `cxstream run`; once the stream is drained the quiet partitions' watermarks follow the wall
- * clock, the silent customers' timers come due, and CX_TRIGGERS holds exactly the triggers
- * SCENARIOS.md defines — cancelled and restarted absences, a quiet-hours deferral, a frequency
- * cap, sequences, counts, inactivity and the purchase cycle.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { pack } from 'msgpackr';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NatsServer } from '../../engine/nats/natsServer.js';
+import { describe, expect, it } from 'vitest';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 import { check } from '../harness/check.js';
-import { EngineProcess, engineEnv } from '../harness/engineProcess.js';
+import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
 import { readStream } from '../harness/readStream.js';
 
 const MIN = 60_000;
@@ -103,47 +91,31 @@ const expected = [
 ];
 
 describe('timers end to end: drained history, then the silent customers come due', () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  let dir: string;
-  let engine: EngineProcess;
-
-  beforeAll(async () => {
-    server = await NatsServer.start({ jetstream: true });
-    nc = await connect({ servers: server.url });
-    dir = mkdtempSync(join(tmpdir(), 'cxstream-timers-'));
-  });
-
-  afterAll(async () => {
-    await engine?.kill();
-    await nc?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const bed = engineBed('cxstream-timers-');
 
   it('fires exactly the expected triggers, with the deferral and the cap', async () => {
-    engine = new EngineProcess(
-      engineEnv(server.url, dir, {
+    bed.engine = new EngineProcess(
+      engineEnv(bed.server.url, bed.dir, {
         CXSTREAM_ENGINE_IDLE_AFTER_MS: '1000',
         CXSTREAM_ENGINE_TICK_INTERVAL_MS: '200',
       }),
     );
-    await engine.consuming(nc);
-    const js = jetstream(nc);
+    await bed.engine.consuming(bed.nc);
+    const js = jetstream(bed.nc);
     for (const e of events)
       await js.publish(`cx.events.${e.channel}.${e.type}.${e.customer}`, pack(e), { msgID: e.id });
 
     const triggers = await check(
       async () => {
-        const msgs = await readStream(nc, 'CX_TRIGGERS');
+        const msgs = await readStream(bed.nc, 'CX_TRIGGERS');
         return msgs.length >= expected.length ? msgs : null;
       },
       60_000,
-      () => engine.stderrTail(),
+      () => bed.engine.stderrTail(),
     );
     // Nothing more arrives once everything due has fired (a deferral or a cap leak would show here).
     await new Promise((r) => setTimeout(r, 1500));
-    const all = (await readStream(nc, 'CX_TRIGGERS')).map((m) => ({
+    const all = (await readStream(bed.nc, 'CX_TRIGGERS')).map((m) => ({
       subject: m.subject,
       t: m.json<Trigger>(),
     }));
@@ -169,6 +141,6 @@ describe('timers end to end: drained history, then the silent customers come due
       'c',
     ]);
 
-    expect(await engine.stop()).toBe(0);
+    expect(await bed.engine.stop()).toBe(0);
   });
 });
