@@ -8,6 +8,7 @@ import { loadRules } from '../config/rulesFile.js';
 import {
   type CustomerView,
   customerView,
+  DECISIONS_PER_CUSTOMER,
   type TimerView,
   type TracedDecision,
   traced,
@@ -105,9 +106,6 @@ export interface ExplainReport {
   ruleErrors: Array<{ rule: string; count: number; first: string }>;
   rules: RuleExplanation[];
 }
-
-/** How many decisions the engine keeps per customer for live explain (engine/runtime/customerView.ts). */
-const KEPT_PER_CUSTOMER = 20;
 
 /**
  * `cxstream explain CUSTOMER`: per rule, what fired and why the rest did not. With `file`, replays
@@ -797,7 +795,7 @@ export function formatExplain(r: ExplainReport): string {
     );
     lines.push(`profile: ${profileLine(r.profile, time)}`);
     lines.push(
-      `recent decisions: ${r.live.decisionsKept} kept (the engine keeps the last ${KEPT_PER_CUSTOMER} per customer since it started, ` +
+      `recent decisions: ${r.live.decisionsKept} kept (the engine keeps the last ${DECISIONS_PER_CUSTOMER} per customer since it started, ` +
         'not "condition false"; replay a history with --file for those)',
     );
   } else {

@@ -80,6 +80,9 @@ function shown(v: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+/** How many decisions the engine keeps per customer for live explain (`explain --live` says so). */
+export const DECISIONS_PER_CUSTOMER = 20;
+
 /**
  * The recent notable decisions of a partition's customers, kept in the worker for live explain:
  * everything but `when-false` (the common case, on every event a rule looks at) and `armed` (every
@@ -90,7 +93,7 @@ export class DecisionLog {
   private readonly byCustomer = new Map<string, TracedDecision[]>();
 
   constructor(
-    readonly perCustomer = 20,
+    readonly perCustomer = DECISIONS_PER_CUSTOMER,
     readonly customers = 5000,
   ) {}
 
