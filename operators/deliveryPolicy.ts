@@ -116,6 +116,17 @@ export function takeCap(cap: Cap, caps: CapMemory, t: number): boolean {
 }
 
 /**
+ * After `takeCap` refused a delivery at `t`: the event time from which one fits again (the oldest
+ * delivery in the window leaves it; deliveries recorded after `t`, by late events, may fill it again).
+ * For explain; reads `caps` only.
+ */
+export function capFreeAt(cap: Cap, caps: CapMemory, t: number): number {
+  let oldest = t;
+  for (const x of caps[cap.group] ?? []) if (x > t - cap.perMs && x <= t && x < oldest) oldest = x;
+  return oldest + cap.perMs;
+}
+
+/**
  * Timer id of a trigger deferred by quiet hours: sorts the releases of one customer at one time in
  * the order they originally fired (event time), then higher rule priority, then rule id, so the cap
  * admits them in that order. Before every pattern timer id (`\u0001` < `[a-z0-9_]`).

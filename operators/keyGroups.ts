@@ -60,6 +60,11 @@ export function ownerOfKeyGroup(kg: number, keyGroups: number, owners: number): 
   return Math.floor((kg * owners) / keyGroups);
 }
 
+/** The owner (of `owners`) of a customer's key group: the worker thread that holds the customer. */
+export function ownerOfCustomer(customer: string, keyGroups: number, owners: number): number {
+  return ownerOfKeyGroup(keyGroupOf(customer, keyGroups), keyGroups, owners);
+}
+
 /** The key groups owner `owner` of `owners` owns: [from, to). Empty when there are more owners than key groups. */
 export function keyGroupRange(
   owner: number,

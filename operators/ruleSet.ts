@@ -6,6 +6,7 @@
  */
 import {
   type CapMemory,
+  capFreeAt,
   cooldownBlocks,
   deferredTimerId,
   type FireMarks,
@@ -23,6 +24,7 @@ import {
   type Compiled,
   type CompiledRule,
   type EvalContext,
+  type FireMark,
   type Lane,
   type RuleContext,
   type TimerRecord,
@@ -76,13 +78,18 @@ export interface RuleErrors {
   first: string;
 }
 
-/** What the delivery policy decided about a firing; `explain` listens (see {@link RuleSet.onDecision}). */
+/**
+ * What the rule set decided or did for one rule and customer: the tracer `explain` listens to (see
+ * {@link RuleSet.onDecision}). The delivery policy's verdicts on a firing (`fired` ... `cap`), and
+ * what happened to a pattern on the way: a timer `armed` (or moved), a timer `cancelled` by an
+ * event, a `late` event the ordered lane could not sort in, an expression that failed (`error`).
+ */
 export interface Decision {
   rule: string;
   customer: string;
-  /** Event time of the firing. */
+  /** Event time of the firing, of the event concerned, or of the timer. */
   t: number;
-  /** The trigger id it would have. */
+  /** The trigger id it would have (a timer's: `<rule>:<customer>:t<due>`). */
   id: string;
   outcome:
     | 'fired'
@@ -94,7 +101,31 @@ export interface Decision {
     | 'once-per-session'
     | 'no-key'
     | 'quiet-hours-drop'
-    | 'cap';
+    | 'cap'
+    | 'armed'
+    | 'cancelled'
+    | 'late'
+    | 'error';
+  /** `deferred`: when the trigger is delivered (end of quiet hours); `armed`, `cancelled`: the timer's due time. */
+  due?: number;
+  /** `armed`: the due time of the pending timer it moved. */
+  previous?: number;
+  /** `cooldown`, `once-per-session`: the firing that holds it back. */
+  last?: FireMark;
+  /** `cooldown`, `cap`: event time from which the rule may deliver again. */
+  until?: number;
+  /** `armed`: the event that armed the timer; `cancelled`: the event that cancelled it; `late`: the late event. */
+  event?: { id: string; type: string; ts: number };
+  /** `late`: the watermark the event arrived behind. */
+  watermark?: number;
+  /** `error`: the message, and the expression (`when`, `per`, `payload.<name>`, or the pattern's kind). */
+  error?: string;
+  expression?: string;
+  /**
+   * `when-false`, `when-error`: what the condition saw (event, profile, now). Reused objects: read
+   * them during the call, do not keep them.
+   */
+  seen?: EvalContext;
 }
 
 /** A profile, or a function that builds it (called at most once per evaluation, only if read). */
@@ -105,8 +136,14 @@ export class RuleSet {
   readonly specs: RuleSpec[];
   /** Expressions that threw at runtime, per rule id (they count as false). */
   readonly errors = new Map<string, RuleErrors>();
-  /** Called with every delivery decision (explain); unset in the engine. */
+  /** Called with every decision (explain; the engine's worker keeps the recent ones); unset: nothing traced. */
   onDecision: ((d: Decision) => void) | undefined = undefined;
+  /**
+   * Whether {@link onDecision} also hears the routine decisions, made on most events: a condition
+   * false (`when-false`), a timer armed or moved (`armed`). The engine's log of recent decisions
+   * turns them off, so tracing costs it only the rarer ones.
+   */
+  traceRoutine = true;
   private readonly arrival: Lanes;
   private readonly ordered: Lanes;
   private readonly byId = new Map<string, CompiledRule>();
@@ -213,7 +250,11 @@ export class RuleSet {
       for (const r of rules) {
         const rc = this.rc.bind(r, scope, run, epoch);
         if (as === 'event') r.pattern.onEvent(event, rc);
-        else r.pattern.onLateEvent?.(event, rc);
+        else {
+          r.pattern.onLateEvent?.(event, rc);
+          if (this.onDecision !== undefined)
+            this.trace(r, scope, 'late', event.ts, event.id, { watermark: run.watermark });
+        }
       }
     } finally {
       ctx.event = undefined;
@@ -241,8 +282,8 @@ export class RuleSet {
     idSuffix: string,
   ): void {
     const id = `${r.id}:${scope.customer}:${idSuffix}`;
-    const decide = (outcome: Decision['outcome']) =>
-      this.onDecision?.({ rule: r.id, customer: scope.customer, t, id, outcome });
+    const decide = (outcome: Decision['outcome'], more?: Partial<Decision>) =>
+      this.onDecision?.({ rule: r.id, customer: scope.customer, t, id, outcome, ...more });
     if (this.groupTaken(r, epoch)) {
       decide('arbitration');
       return;
@@ -250,7 +291,8 @@ export class RuleSet {
     if (r.when !== undefined) {
       const ok = this.test(r, r.when);
       if (ok !== true) {
-        decide(ok === undefined ? 'when-error' : 'when-false');
+        if (ok === undefined || this.traceRoutine)
+          decide(ok === undefined ? 'when-error' : 'when-false', { seen: this.ctx });
         return;
       }
     }
@@ -264,7 +306,11 @@ export class RuleSet {
       key = typeof k === 'string' ? k : String(k);
     }
     if (cooldownBlocks(r, scope.fired[r.id], key, t, session)) {
-      decide(r.oncePerSession && session !== undefined ? 'once-per-session' : 'cooldown');
+      if (this.onDecision !== undefined) {
+        const last = scope.fired[r.id]![key]!;
+        if (r.oncePerSession && session !== undefined) decide('once-per-session', { last });
+        else decide('cooldown', { last, until: last.at + r.cooldownMs });
+      }
       return;
     }
     const trigger = this.trigger(r, id, scope.customer, t, run.firedAt, run.privacy);
@@ -289,13 +335,13 @@ export class RuleSet {
           trigger,
           mark,
         });
-        decide('deferred');
+        decide('deferred', { due });
         return;
       }
     }
     if (r.cap !== undefined && !takeCap(r.cap, scope.caps, t)) {
       run.counters.droppedByCap++;
-      decide('cap');
+      if (this.onDecision !== undefined) decide('cap', { until: capFreeAt(r.cap, scope.caps, t) });
       return;
     }
     this.mark(r, scope, key, t, session, epoch);
@@ -326,7 +372,14 @@ export class RuleSet {
       run.counters.droppedByCap++;
       const mark = record.mark;
       if (mark !== undefined) unmarkFired(scope.fired[r.id], mark.key, mark.set, mark.previous);
-      this.onDecision?.({ rule: r.id, customer: scope.customer, t: record.due, id: t.id, outcome: 'cap' });
+      this.onDecision?.({
+        rule: r.id,
+        customer: scope.customer,
+        t: record.due,
+        id: t.id,
+        outcome: 'cap',
+        until: capFreeAt(r.cap, scope.caps, record.due),
+      });
       return;
     }
     t.firedAt = run.firedAt;
@@ -338,7 +391,7 @@ export class RuleSet {
   test(r: CompiledRule, fn: Compiled): boolean | undefined {
     const v = this.value(r, fn);
     if (v === true || v === false) return v;
-    if (v !== undefined) this.noteError(r, `gave ${typeof v}, not a boolean`);
+    if (v !== undefined) this.noteError(r, `gave ${typeof v}, not a boolean`, fn);
     return undefined;
   }
 
@@ -347,7 +400,7 @@ export class RuleSet {
     try {
       return fn(this.ctx);
     } catch (e) {
-      this.noteError(r, (e as Error)?.message?.split('\n')[0] ?? String(e));
+      this.noteError(r, (e as Error)?.message?.split('\n')[0] ?? String(e), fn);
       return undefined;
     }
   }
@@ -356,10 +409,44 @@ export class RuleSet {
    * Counts an error of rule `r`; the first message is kept for the log line, masked as free text:
    * CEL's messages may quote the value (`Invalid duration string: 13812345678`).
    */
-  private noteError(r: CompiledRule, message: string): void {
+  private noteError(r: CompiledRule, message: string, fn: Compiled): void {
     const e = this.errors.get(r.id);
     if (e === undefined) this.errors.set(r.id, { count: 1, first: maskPii(message) });
     else e.count++;
+    const event = this.ctx.event;
+    if (this.onDecision === undefined || event === undefined) return;
+    const payload = r.payload.find(([, f]) => f === fn);
+    this.onDecision({
+      rule: r.id,
+      customer: event.customer,
+      t: this.ctx.now,
+      id: `${r.id}:${event.customer}:${event.type === 'timer' ? `t${event.ts}` : event.id}`,
+      outcome: 'error',
+      error: message,
+      expression:
+        fn === r.when ? 'when' : fn === r.per ? 'per' : payload ? `payload.${payload[0]}` : r.pattern.kind,
+    });
+  }
+
+  /** Traces what a pattern did to a timer or with a late event (explain); nothing when no one listens. */
+  trace(
+    r: CompiledRule,
+    scope: CustomerScope,
+    outcome: 'armed' | 'cancelled' | 'late',
+    t: number,
+    id: string,
+    more: Partial<Decision>,
+  ): void {
+    const event = this.ctx.event;
+    this.onDecision?.({
+      rule: r.id,
+      customer: scope.customer,
+      t,
+      id: `${r.id}:${scope.customer}:${id}`,
+      outcome,
+      ...(event !== undefined && { event: { id: event.id, type: event.type, ts: event.ts } }),
+      ...more,
+    });
   }
 
   private trigger(
@@ -498,6 +585,13 @@ class PatternContext implements RuleContext {
 
   arm(due: number, options: { key?: string; anchor?: CxEvent; orderAt?: number } = {}): void {
     const key = options.key ?? '';
+    if (this.set.onDecision !== undefined && this.set.traceRoutine) {
+      const previous = this.scope.timers[timerId(this.r.id, key)]?.due;
+      this.set.trace(this.r, this.scope, 'armed', due, `t${due}`, {
+        due,
+        ...(previous !== undefined && { previous }),
+      });
+    }
     const record: TimerRecord = { kind: this.r.pattern.kind, rule: this.r.id, key, due, queuedAt: due };
     if (options.anchor !== undefined) record.anchor = options.anchor;
     if (options.orderAt !== undefined) record.orderAt = options.orderAt;
@@ -505,7 +599,11 @@ class PatternContext implements RuleContext {
   }
 
   cancel(key = ''): void {
-    delete this.scope.timers[timerId(this.r.id, key)];
+    const id = timerId(this.r.id, key);
+    const due = this.scope.timers[id]?.due;
+    if (this.set.onDecision !== undefined && due !== undefined)
+      this.set.trace(this.r, this.scope, 'cancelled', due, `t${due}`, { due });
+    delete this.scope.timers[id];
   }
 }
 

@@ -6,7 +6,7 @@ import { heldStoreMessage } from '../query/queryEndpoint.js';
 import { hideSecrets, log } from '../runtime/log.js';
 import { runClickHouseServe } from './clickhouse.js';
 import { runDemo } from './demo.js';
-import { runExplain } from './explain.js';
+import { type ExplainOptions, runExplain } from './explain.js';
 import { type FunnelOptions, runFunnel } from './funnel.js';
 import { runProfile } from './profile.js';
 import { runReplay } from './replay.js';
@@ -127,18 +127,35 @@ export async function main(argv: string[]): Promise<void> {
 
   program
     .command('explain')
-    .description("replay one customer's events and tell per rule why it fired or not")
+    .description(
+      "tell per rule why it fired or not for one customer: from a history (--file) or the running engine's live state (--live)",
+    )
     .argument('<customer>')
-    .requiredOption('-f, --file <events.ndjson>', 'one JSON event per line (other customers are skipped)')
+    .option(
+      '-f, --file <events.ndjson>',
+      "replay the customer's events from this file (other customers are skipped)",
+    )
+    .option('--live', "ask the running engine (NATS request cx.admin.explain) for the customer's live state")
     .option('-c, --config <file>', 'config file (default: config/default.yaml)')
-    .option('--rules <files...>', "rule files instead of the config's")
+    .option('--rules <files...>', "with --file: rule files instead of the config's")
     .option(
       '--until <date>',
-      "at the end, move event time to DATE so due timers fire (default: the file's last event time, as replay)",
+      "with --file: at the end, move event time to DATE so due timers fire (default: the file's last event time, as replay)",
+    )
+    .option('--json', 'print the report as JSON')
+    .option(
+      '--timeout <seconds>',
+      'with --live: how long to wait for the answer',
+      (v) => positiveInt(v, '--timeout'),
+      10,
     )
     .action(
-      async (customer: string, opts: { file: string; config?: string; rules?: string[]; until?: string }) => {
-        await runExplain({ customer, ...opts });
+      async (
+        customer: string,
+        opts: Omit<ExplainOptions, 'customer' | 'timeoutMs' | 'out'> & { timeout: number },
+      ) => {
+        const { timeout, ...rest } = opts;
+        await runExplain({ customer, ...rest, timeoutMs: timeout * 1000 });
       },
     );
 

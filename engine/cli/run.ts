@@ -107,6 +107,7 @@ export async function runLive(opts: { config?: string }): Promise<void> {
       live: true,
       metrics,
       controls$: reloader.requests$,
+      admin: nc,
       checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
       onRecovered: () => {
         health.markRecovered();

@@ -7,6 +7,7 @@ import { recover } from '../checkpoint/recovery.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import { type Config, minEventTs } from '../config/config.js';
 import type { EventSource } from '../source/eventSource.js';
+import { type ExplainServer, serveExplain } from './liveExplain.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type PipelineSinks, runPipeline } from './pipeline.js';
@@ -33,6 +34,8 @@ export interface RunOptions {
    * before the pipeline starts reading the source: readiness (`/readyz`).
    */
   onRecovered?: () => void;
+  /** Answer live explain requests (`cx.admin.explain`) on this connection once the state is recovered. */
+  admin?: NatsConnection;
   /** Replays: event time every partition moves to once the source completed (`replay --until`). */
   advanceTo?: number;
   /**
@@ -66,6 +69,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
     privacy: config.privacy,
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
+  let explain: ExplainServer | null = null;
   try {
     const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
       (spec) => new RegionSurge(spec, pool.keyGroups, Date.now),
@@ -89,6 +93,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     let first = checkpoints !== undefined;
+    if (options.admin) explain = serveExplain(options.admin, pool);
     options.onRecovered?.();
     await runPipeline({
       aggregates,
@@ -114,6 +119,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       },
     });
   } finally {
+    await explain?.close();
     await pool.close();
   }
 }

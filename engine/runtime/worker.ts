@@ -10,6 +10,7 @@ import { type CountedSelection, selectCounted } from '../../operators/regionSurg
 import type { EventRow } from '../../operators/types.js';
 import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../../sinks/clickhouseRows.js';
 import { CHUNK_CUSTOMERS, type EncodedSection, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
+import { type CustomerView, customerView, DecisionLog } from './customerView.js';
 import type {
   BatchOutput,
   KeyGroupCounted,
@@ -23,11 +24,19 @@ import type {
 const options = workerData as WorkerOptions;
 const processor = new PartitionProcessor(options);
 const snapshotCodec = new SnapshotCodec();
+/** Recent notable decisions per customer, for live explain (kept across rule swaps by the processor). */
+const decisions = new DecisionLog();
+/** The log hears the rule set's notable decisions (the processor hands `onDecision` to a new rule set). */
+const listen = () => {
+  processor.ruleSet.onDecision = decisions.record;
+  processor.ruleSet.traceRoutine = false;
+};
+listen();
 
 /** Handles one task for this worker's partition. */
 export default function handleTask(
   task: WorkerTask,
-): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | RestoredSeqs {
+): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | RestoredSeqs | CustomerView | null | undefined {
   switch (task.kind) {
     case 'events': {
       const { bytes, ends, seqs, subjects } = task;
@@ -44,6 +53,7 @@ export default function handleTask(
       return encoded(processor.tick(task.now, task.flush));
     case 'rules':
       processor.setRules(task.rules);
+      listen();
       return encoded(processor.tick(null, false));
     case 'snapshot':
       return snapshotInSlices(processor.snapshot(task.delta));
@@ -65,6 +75,8 @@ export default function handleTask(
     case 'aggregates':
       counting = task.selection;
       return encoded(processor.tick(null, false));
+    case 'explain':
+      return customerView(processor, task.customer, decisions.of(task.customer), options.defaultTz);
   }
 }
 

@@ -8,9 +8,11 @@ import type { RuleSpec } from '../../operators/rules.js';
 import type { RowFormat } from '../../sinks/clickhouseRows.js';
 import type { WorkerChains } from '../checkpoint/restorePlan.js';
 import type { RawEvent } from '../source/eventSource.js';
+import type { CustomerView } from './customerView.js';
 import type {
   BatchOutput,
   EventBatchTask,
+  ExplainTask,
   RestoredSeqs,
   RestoreTask,
   SnapshotResult,
@@ -203,13 +205,15 @@ export class WorkerPool {
   /** Runs a task that is not a batch of events (tick, rule swap) on one partition. */
   run(
     partition: number,
-    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask>,
+    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask>,
   ): Promise<BatchOutput> {
     return this.numbered(partition, { no: 0, control: task, returned: false });
   }
 
   /** Runs the same task on every partition. */
-  broadcast(task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask>): Promise<BatchOutput[]> {
+  broadcast(
+    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask>,
+  ): Promise<BatchOutput[]> {
     if (task.kind === 'aggregates') this.counting = task;
     return Promise.all(this.pools.map((_, p) => this.run(p, task)));
   }
@@ -227,6 +231,21 @@ export class WorkerPool {
     } satisfies SnapshotTask);
     this.checkReplaced(partition);
     return { ...result, afterTask };
+  }
+
+  /**
+   * One customer's state and recent decisions, read in the partition's worker between two of its
+   * tasks (live explain); null when the partition holds no state for the customer. Not numbered: it
+   * changes nothing, so checkpoints do not wait for it and a restart does not replay it.
+   */
+  async explain(partition: number, customer: string): Promise<CustomerView | null> {
+    await this.restarts[partition];
+    const view = await this.send<CustomerView | null>(partition, {
+      kind: 'explain',
+      customer,
+    } satisfies ExplainTask);
+    this.checkReplaced(partition);
+    return view;
   }
 
   /**

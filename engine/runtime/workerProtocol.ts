@@ -96,8 +96,18 @@ export interface AggregatesTask {
   selection: CountedSelection;
 }
 
+/**
+ * Read one customer's state and recent decisions (live explain, engine/runtime/liveExplain.ts);
+ * answers a `CustomerView`, or null when the partition holds no state for the customer. Changes nothing.
+ */
+export interface ExplainTask {
+  kind: 'explain';
+  customer: string;
+}
+
 export type WorkerTask =
   | EventBatchTask
+  | ExplainTask
   | TickTask
   | RulesTask
   | SnapshotTask

@@ -6,7 +6,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll } from 'vitest';
+import type { NatsServer } from '../../engine/nats/natsServer.js';
 import { check } from './check.js';
+import { cleanup, setup, type TestNats } from './nats.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -115,4 +118,33 @@ export class EngineProcess {
     if (this.running) this.child.kill('SIGTERM');
     return (await this.exited).code;
   }
+}
+
+/** What the tests of a describe block share: a private nats-server, a connection to it, a directory. */
+export interface EngineBed {
+  server: NatsServer;
+  nc: NatsConnection;
+  /** A fresh temporary directory (ClickHouse, state, files of the test). */
+  dir: string;
+  /** The engine a test started: killed after the block if still running. */
+  engine: EngineProcess;
+}
+
+/**
+ * The harness's server, client and directory (test/harness/nats.ts `setup`) for a describe block's
+ * tests (beforeAll), and after them (afterAll) the engine killed and all of it stopped. The fields are
+ * set once the tests run.
+ */
+export function engineBed(prefix: string): EngineBed {
+  const bed = {} as EngineBed;
+  let t: TestNats | undefined;
+  beforeAll(async () => {
+    t = await setup({ dirPrefix: prefix });
+    Object.assign(bed, { server: t.server, nc: t.nc, dir: t.dir });
+  });
+  afterAll(async () => {
+    await bed.engine?.kill();
+    await cleanup(t);
+  });
+  return bed;
 }

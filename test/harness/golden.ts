@@ -12,7 +12,7 @@ import { gunzipSync } from 'node:zlib';
 import { pack } from 'msgpackr';
 import { loadRules } from '../../engine/config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../../engine/demo/traffic.js';
-import { keyGroupOf, ownerOfKeyGroup } from '../../operators/keyGroups.js';
+import { ownerOfCustomer } from '../../operators/keyGroups.js';
 import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
 import type { CxEvent, ProfileRow, Trigger } from '../../operators/types.js';
 
@@ -64,7 +64,7 @@ export function runGolden(events: readonly CxEvent[], partitions = 1, batch = 50
   };
   let last = 0;
   events.forEach((e, i) => {
-    const p = ownerOfKeyGroup(keyGroupOf(e.customer, 128), 128, partitions);
+    const p = ownerOfCustomer(e.customer, 128, partitions);
     const q = queues[p]!;
     q.seqs.push(i + 1);
     q.subjects.push(subjectOf(e));

@@ -126,6 +126,18 @@ describe('cxstream replay --dry-run', () => {
   });
 });
 
+/** A writable that keeps what is written to it, in `sink.text`. */
+const capture = () => {
+  const sink = { text: '' };
+  const out = new Writable({
+    write(chunk, _e, cb) {
+      sink.text += chunk;
+      cb();
+    },
+  });
+  return { sink, out };
+};
+
 describe('cxstream explain', () => {
   let dir: string;
 
@@ -135,10 +147,22 @@ describe('cxstream explain', () => {
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** Writes `name`.yaml and `name`.ndjson and explains customer c1 from them. */
+  const explainC1 = async (name: string, rules: string, events: object[]) => {
+    writeFileSync(join(dir, `${name}.yaml`), rules);
+    writeFileSync(join(dir, `${name}.ndjson`), `${events.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    const { sink, out } = capture();
+    const report = await runExplain({
+      customer: 'c1',
+      file: join(dir, `${name}.ndjson`),
+      rules: [join(dir, `${name}.yaml`)],
+      out,
+    });
+    return { report, text: sink.text };
+  };
+
   it('tells per rule what fired, what the condition gave, what held it back and what is pending', async () => {
-    writeFileSync(
-      join(dir, 'rules.yaml'),
-      `rules:
+    const rules = `rules:
   - id: escalate
     priority: 100
     on: [message]
@@ -157,8 +181,7 @@ describe('cxstream explain', () => {
     absence: { after: add_to_cart, missing: order, within: 10m }
   - id: refund
     on: [refund]
-`,
-    );
+`;
     const t = (m: number) => sh(20, 10, m);
     const lines = [
       { id: 'm1', ts: t(0), customer: 'c1', type: 'message', channel: 'app', text: 'invoice please' },
@@ -168,55 +191,97 @@ describe('cxstream explain', () => {
       { id: 'm3', ts: t(2), customer: 'c1', type: 'message', channel: 'app', sentiment: -0.9 },
       { id: 'a1', ts: t(3), customer: 'c1', type: 'add_to_cart', channel: 'app', sku: 'S1' },
     ];
-    writeFileSync(join(dir, 'events.ndjson'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
-    let text = '';
-    const report = await runExplain({
-      customer: 'c1',
-      file: join(dir, 'events.ndjson'),
-      rules: [join(dir, 'rules.yaml')],
-      out: new Writable({
-        write(chunk, _e, cb) {
-          text += chunk;
-          cb();
-        },
-      }),
-    });
+    const { report, text } = await explainC1('events', rules, lines);
     expect(report.events).toBe(4);
     const rule = (id: string) => report.rules.find((r) => r.id === id)!;
-    const looks = (id: string) => rule(id).looks.map((l) => [l.event, l.when, l.fired, l.held ?? null]);
+    const linesOf = (id: string) => rule(id).lines.map((l) => [l.what, l.count, l.at]);
     expect(rule('escalate').fired.map((x) => x.id)).toEqual(['escalate:c1:m3']);
-    expect(looks('handoff')).toEqual([
-      ['m1', 'false', false, null],
-      ['m2', 'false', false, null],
-      ['m3', 'true', false, 'arbitration: escalate won group "routing" on this event'],
+    expect(linesOf('handoff')).toEqual([
+      ['when-false', 2, t(0)],
+      ['arbitration', 1, t(2)],
     ]);
-    expect(looks('invoice')).toEqual([
-      ['m1', 'true', true, null],
-      ['m2', 'true', false, 'cooldown 24h: last fired at 2026-11-20 10:00:00 (invoice:c1:m1)'],
-      ['m3', 'error', false, null],
+    expect(rule('handoff').verdict).toBe('not fired: lost arbitration to escalate');
+    expect(linesOf('invoice')).toEqual([
+      ['fired', 1, t(0)],
+      ['cooldown', 1, t(1)],
+      ['when-error', 1, t(2)],
+      ['holding', 1, t(3)],
     ]);
     expect(rule('cart').kind).toBe('absence');
     expect(rule('cart').fired).toEqual([]);
     expect(rule('cart').pending).toEqual([{ kind: 'absence', key: '', due: t(13) }]);
-    expect(rule('refund').looks).toEqual([]);
+    expect(rule('cart').verdict).toBe('not fired: waiting for a timer due 2026-11-20 10:13:00');
+    expect(rule('refund').lines).toEqual([]);
     expect(text).toContain(
-      'handoff (event): never fired; looked at 3 events (when true 1, false 2, error 0)',
+      '  2026-11-20 10:00:00  not fired  2× to 10:01:00: condition false: has(event.sentiment) && ' +
+        'event.sentiment < -0.6 — saw event.sentiment = absent',
     );
+    expect(text).toContain(
+      '  2026-11-20 10:02:00  not fired  lost arbitration in group "routing" to escalate (priority 100 over 90) on event m3',
+    );
+    expect(text).toContain(
+      '  2026-11-20 10:01:00  held       cooldown 24h: fired at 2026-11-20 10:00:00, free again at 2026-11-21 10:00:00',
+    );
+    expect(text).toContain(
+      'rule error in the condition (counts as false): No such key: text — when: event.text.contains("invoice")',
+    );
+    expect(text).toContain('no event of the types they look at: refund (refund)');
     // Times in the zone of replay's report; event time ended at the file's last event (a1, 10:03).
-    expect(text).toContain('customer c1: 4 events replayed (times in Asia/Shanghai)');
-    expect(text).toContain('pending absence timer due 2026-11-20 10:13:00');
+    expect(text).toContain("customer c1: 4 events replayed (times in Asia/Shanghai, the customer's zone)");
+    expect(text).toContain(
+      'waiting    timer due 2026-11-20 10:13:00: add_to_cart a1 at 2026-11-20 10:03:00 and no order since',
+    );
 
     // With --until past the timer's due time, the absence fires.
     const later = await runExplain({
       customer: 'c1',
       file: join(dir, 'events.ndjson'),
-      rules: [join(dir, 'rules.yaml')],
+      rules: [join(dir, 'events.yaml')],
       until: '2026-11-21',
       out: new Writable({ write: (_c, _e, cb) => cb() }),
     });
     const cart = later.rules.find((r) => r.id === 'cart')!;
     expect(cart.fired.map((x) => x.eventTime)).toEqual([t(13)]);
     expect(cart.pending).toEqual([]);
+  });
+  it('says why a pattern did not match: a veto, a first step missing or never followed, a streak part-way', async () => {
+    const rules = `rules:
+  - id: coupon
+    count: { of: page_view, atLeast: 3, within: 1d, by: event.sku, unless: order }
+  - id: seq
+    sequence: { first: add_to_cart, followedBy: order, within: 1h }
+  - id: streak
+    streak: { of: message, count: 3, where: event.sentiment < 0 }
+  - id: vip
+    crosses: profile.spend >= 1000
+`;
+    const t = (m: number) => sh(20, 10, m);
+    const c1 = { customer: 'c1', channel: 'app' };
+    const lines = [
+      { id: 'v1', ts: t(0), type: 'page_view', sku: 'S1', ...c1 },
+      { id: 'v2', ts: t(1), type: 'page_view', sku: 'S1', ...c1 },
+      { id: 'o1', ts: t(2), type: 'order', sku: 'S1', amount: 50, ...c1 },
+      { id: 'v3', ts: t(3), type: 'page_view', sku: 'S1', ...c1 },
+      { id: 'a1', ts: t(4), type: 'add_to_cart', sku: 'S1', ...c1 },
+      { id: 'm1', ts: t(5), type: 'message', sentiment: -0.5, ...c1 },
+      { id: 'm2', ts: t(6), type: 'message', sentiment: -0.5, ...c1 },
+      // another customer moves event time on by more than the sequence's hour
+      { id: 'z1', ts: t(200), type: 'page_view', customer: 'c2', channel: 'app' },
+    ];
+    const { report, text } = await explainC1('patterns', rules, lines);
+    const verdicts = Object.fromEntries(report.rules.map((r) => [r.id, r.verdict]));
+    expect(verdicts).toEqual({
+      coupon: 'not fired: vetoed by order',
+      seq: 'not fired: add_to_cart seen, no order within 1h',
+      streak: 'not fired: streak at 2 of 3',
+      vip: 'not fired: profile.spend >= 1000 never became true',
+    });
+    expect(text).toContain(
+      '3 of 3 page_view (key "S1") in the last 1d; vetoed by order at 2026-11-20 10:02:00',
+    );
+    expect(text).toContain(
+      'not fired  order o1: no add_to_cart in the 1h before it (the first step must come first)',
+    );
   });
 });
 
@@ -252,17 +317,6 @@ describe('the end of event time: replay and explain agree', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const capture = () => {
-    const sink = { text: '' };
-    const out = new Writable({
-      write(chunk, _e, cb) {
-        sink.text += chunk;
-        cb();
-      },
-    });
-    return { sink, out };
-  };
-
   it("replay without --until ends at the file's last event time: the cart timer fires", async () => {
     const { sink, out } = capture();
     const report = await runReplay({
@@ -295,11 +349,15 @@ describe('the end of event time: replay and explain agree', () => {
       [`cart:cart1:t${sh(22, 10, 10)}`, sh(22, 10, 10)],
     ]);
     expect(cart.pending).toEqual([]);
-    expect(sink.text).toContain('customer cart1: 1 events replayed (times in Asia/Shanghai)');
+    expect(sink.text).toContain(
+      "customer cart1: 1 events replayed (times in Asia/Shanghai, the customer's zone)",
+    );
     expect(sink.text).toContain(
       "event time at the end: 2026-11-22 11:00:00 (Asia/Shanghai), the file's last event",
     );
-    expect(sink.text).toContain(`  fired   2026-11-22 10:10:00  cart:cart1:t${sh(22, 10, 10)}`);
+    expect(sink.text).toContain(
+      `  2026-11-22 10:10:00  fired      cart:cart1:t${sh(22, 10, 10)} (timer armed by add_to_cart`,
+    );
   });
 
   it('--until before the timer is due keeps it pending, in both', async () => {

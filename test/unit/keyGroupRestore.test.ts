@@ -8,7 +8,7 @@ import { pack, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../../engine/demo/traffic.js';
-import { keyGroupOf, ownerOfKeyGroup } from '../../operators/keyGroups.js';
+import { keyGroupOf, ownerOfCustomer } from '../../operators/keyGroups.js';
 import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
 
@@ -29,7 +29,7 @@ function feed(
     payloads: [] as Uint8Array[],
   }));
   events.forEach((e, i) => {
-    const part = parts[ownerOfKeyGroup(keyGroupOf(e.customer, 128), 128, P)]!;
+    const part = parts[ownerOfCustomer(e.customer, 128, P)]!;
     part.seqs.push(seqs?.[i] ?? firstSeq + i);
     part.subjects.push(subjectOf(e));
     part.payloads.push(pack(e));
