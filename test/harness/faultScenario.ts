@@ -15,6 +15,7 @@ import { subjectOf } from '../../engine/demo/traffic.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
 import { ensureStreams, streamSettings } from '../../engine/nats/streams.js';
 import type { CxEvent } from '../../operators/types.js';
+import { ConnectionWatch } from '../../sinks/connectionWatch.js';
 import { check } from './check.js';
 import { freePort } from './cli.js';
 import type { TriggerMessage } from './deliveryVerifier.js';
@@ -30,6 +31,8 @@ export interface StoredEvent {
 
 /** How long a nats-server restart took the engine to come back, from the server accepting connections. */
 export interface BrokerRecovery {
+  /** Until the engine's connection was back (its "NATS reconnected" log line); null: not seen. */
+  reconnectMs: number | null;
   /** Until the engine delivered outputs again (`cx_events_total` rose); null: it had nothing left to do. */
   processingMs: number | null;
   /** Until the durable consumer's ack floor moved (includes a checkpoint); null: nothing was left to ack. */
@@ -136,8 +139,13 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     await engine.consuming(nc);
     const jsm = await jetstreamManager(nc);
     const published = publish(nc, opts.events, opts.publishStep ?? 50, opts.publishPauseMs ?? 100);
-    const total = async () => (await jsm.streams.info('CX_EVENTS')).state.last_seq;
+    // the test's connection loses requests around a restart as the engine's does: asked through the
+    // watch, one sent then fails at once instead of holding a measurement up for its 5 s timeout
+    const watch = ConnectionWatch.of(nc);
+    const total = async () => (await watch.call(() => jsm.streams.info('CX_EVENTS'))).state.last_seq;
+    const consumer = () => watch.call(() => jsm.consumers.info('CX_EVENTS', 'cxstream'));
     const restartServer = async (outageMs: number): Promise<BrokerRecovery> => {
+      const killedAt = Date.now();
       await server.kill();
       await new Promise((r) => setTimeout(r, outageMs));
       await server.restart();
@@ -150,13 +158,13 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
         const seen = await check(
           async (): Promise<{ ms: number | null } | undefined> => {
             if (!e.running || engine !== e) return { ms: null };
+            // the consumer first: events are delivered (the count rises) before they are acked
+            const info = await consumer();
+            const last = await total();
             const now = await e.metric('cx_events_total');
             if (now !== undefined && now > before) return { ms: Date.now() - back };
-            const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
             // nothing left to deliver: every stored event was acked before the outage
-            return info.ack_floor.stream_seq >= (await total()) && info.num_pending === 0
-              ? { ms: null }
-              : undefined;
+            return info.ack_floor.stream_seq >= last && info.num_pending === 0 ? { ms: null } : undefined;
           },
           CHECK_TIMEOUT,
           () => e.stderrTail(),
@@ -166,20 +174,26 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
       })();
       // the ack floor as the restarted server recovered it (its consumer state may lag behind)
       const floor = await check(
-        () => jsm.consumers.info('CX_EVENTS', 'cxstream').then((i) => ({ acked: i.ack_floor.stream_seq })),
+        () => consumer().then((i) => ({ acked: i.ack_floor.stream_seq })),
         60_000,
         () => engine.stderrTail(),
       );
       let ackMs: number | null = null;
       if (floor.acked < (await total())) {
         await check(
-          async () => (await jsm.consumers.info('CX_EVENTS', 'cxstream')).ack_floor.stream_seq > floor.acked,
+          async () => (await consumer()).ack_floor.stream_seq > floor.acked,
           CHECK_TIMEOUT,
           () => engine.stderrTail(),
         );
         ackMs = Date.now() - back;
       }
-      return { processingMs: await processing, ackMs };
+      const processingMs = await processing;
+      const reconnected = e.lines.find((l) => l.msg === 'NATS reconnected' && l.seenAt >= killedAt);
+      return {
+        reconnectMs: reconnected ? Math.max(0, reconnected.seenAt - back) : null,
+        processingMs,
+        ackMs,
+      };
     };
     const ctx: FaultContext = {
       server,
