@@ -270,11 +270,17 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
 /** Publishes the events in order, `step` at a time, retrying through outages (the event id dedupes). */
 async function publish(nc: NatsConnection, events: readonly CxEvent[], step: number, pauseMs: number) {
   const js = jetstream(nc, { timeout: 2000 });
+  // Like an upstream system that resumes as soon as the broker is back: a publish lost at a restart
+  // fails at once and waits for the connection, instead of resuming only at its timeout while the
+  // engine, caught up, sees its partitions idle and moves their watermarks with the wall clock.
+  const watch = ConnectionWatch.of(nc);
   for (let i = 0; i < events.length; i += step) {
     const slice = events.slice(i, i + step);
     for (;;) {
       try {
-        await Promise.all(slice.map((e) => js.publish(subjectOf(e), pack(e), { msgID: e.id })));
+        await Promise.all(
+          slice.map((e) => watch.call(() => js.publish(subjectOf(e), pack(e), { msgID: e.id }), 60_000)),
+        );
         break;
       } catch {
         await new Promise((r) => setTimeout(r, 200));
