@@ -8,6 +8,10 @@
  * by `n` and ONE interval timer (running only while something is pending) fails entries older
  * than the timeout. A PubAck is parsed as JSON only when it is not a plain success. Durability is
  * the same as `js.publish()`: a promise resolves only once JetStream acked the message.
+ *
+ * While the connection is down, publishing waits for it (up to the timeout); messages waiting for
+ * their ack when it drops fail at once as `disconnected` (sinks/connectionWatch.ts says why), so a
+ * retry goes out as soon as the client has reconnected instead of after the timeout.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import {
@@ -18,6 +22,7 @@ import {
   type NatsConnection,
   type Subscription,
 } from '@nats-io/transport-node';
+import { ConnectionWatch } from './connectionWatch.js';
 
 /** Options of {@link JetStreamPublisher}. */
 export interface JetStreamPublisherOptions {
@@ -54,9 +59,18 @@ export interface JetStreamPublishSummary {
 }
 
 /** Why a publish failed. */
-export type JetStreamPublishFailure = 'no-responders' | 'api' | 'timeout' | 'closed' | 'send';
+export type JetStreamPublishFailure =
+  | 'no-responders'
+  | 'api'
+  | 'timeout'
+  | 'closed'
+  | 'send'
+  | 'disconnected';
 
-/** A message JetStream did not ack: no stream holds the subject, an API error, a timeout, a closed connection. */
+/**
+ * A message JetStream did not ack: no stream holds the subject, an API error, a timeout, a closed
+ * connection, or one that dropped before the ack came (the message may have been stored).
+ */
 export class JetStreamPublishError extends Error {
   override readonly name = 'JetStreamPublishError';
 
@@ -146,6 +160,7 @@ export class JetStreamPublisher {
   private closed = false;
   private readonly maxInFlight: number;
   private readonly timeoutMs: number;
+  private readonly watch: ConnectionWatch;
   private acked = 0;
   private duplicated = 0;
   private failed = 0;
@@ -156,6 +171,8 @@ export class JetStreamPublisher {
   ) {
     this.maxInFlight = Math.max(1, Math.floor(opts.maxInFlight ?? 1000));
     this.timeoutMs = Math.max(1, opts.timeoutMs ?? 5000);
+    this.watch = ConnectionWatch.of(nc);
+    this.watch.onDisconnect(() => this.failPending('disconnected', 'NATS disconnected'));
   }
 
   /**
@@ -202,6 +219,19 @@ export class JetStreamPublisher {
     const group = new Group();
     for (const item of items) {
       if (group.error) break;
+      if (!this.watch.connected && !this.nc.isClosed()) {
+        try {
+          await this.watch.whenConnected(this.timeoutMs);
+        } catch (e) {
+          const m = toMessage(item);
+          group.fail(
+            new JetStreamPublishError((e as Error).message, 'disconnected', m.subject, m.msgId, undefined, {
+              cause: e,
+            }),
+          );
+          break;
+        }
+      }
       if (this.pending.size + this.reserved >= this.maxInFlight || this.waiters.length > 0) {
         await new Promise<void>((resolve) => this.waiters.push(resolve));
         this.reserved--;
@@ -235,6 +265,11 @@ export class JetStreamPublisher {
     const sub = this.sub ?? this.listen();
     if (sub.isClosed()) {
       group.fail(new JetStreamPublishError('connection closed', 'closed', m.subject, m.msgId));
+      return;
+    }
+    if (!this.watch.connected) {
+      // nats.js would drop it at the reconnect, and only the timeout would tell
+      group.fail(new JetStreamPublishError('NATS disconnected', 'disconnected', m.subject, m.msgId));
       return;
     }
     const n = this.next++;
@@ -341,7 +376,8 @@ export class JetStreamPublisher {
     this.release();
   }
 
-  private failAll(failure: JetStreamPublishFailure, why: string): void {
+  /** Fails every message waiting for its ack; the slots go to the callers waiting for one. */
+  private failPending(failure: JetStreamPublishFailure, why: string): void {
     for (const [n, p] of this.pending) {
       this.pending.delete(n);
       this.failed++;
@@ -350,7 +386,11 @@ export class JetStreamPublisher {
       );
       p.group.settle();
     }
-    this.stopTimer();
+    this.release();
+  }
+
+  private failAll(failure: JetStreamPublishFailure, why: string): void {
+    this.failPending(failure, why);
     // waiters resume, see no slot taken and send into a closed subscription: they fail as closed
     while (this.waiters.length > 0) {
       this.reserved++;

@@ -10,6 +10,7 @@
 import { AckPolicy, DeliverPolicy, type JetStreamManager, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Trigger } from '../operators/types.js';
+import { ConnectionWatch } from './connectionWatch.js';
 import type { TriggerSink } from './natsTriggers.js';
 
 const TRIGGERS_STREAM = 'CX_TRIGGERS';
@@ -123,7 +124,11 @@ export class LedgeredTriggerSink implements TriggerSink {
   /** A retry of `publish(triggers)`: only the triggers the stream does not hold since that publish began. */
   async publishAgain(triggers: Trigger[]): Promise<void> {
     if (!this.nc) return this.inner.publish(triggers);
-    const stored = await TriggerLedger.read(this.nc, this.bounds.get(triggers) ?? this.bound);
+    const nc = this.nc;
+    // right after an outage: read once the connection is back, fail at once if it drops again
+    const stored = await ConnectionWatch.of(nc).call(() =>
+      TriggerLedger.read(nc, this.bounds.get(triggers) ?? this.bound),
+    );
     const missing = triggers.filter((t) => !stored.take(t.id));
     if (missing.length > 0) await this.inner.publish(missing);
   }

@@ -6,6 +6,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { RegionSurge } from '../../operators/regionSurge.js';
 import { clickHouseDatabase } from '../../sinks/clickhouse.js';
+import { ConnectionWatch } from '../../sinks/connectionWatch.js';
 import { LedgeredTriggerSink, TriggerLedger, triggersStreamSeq } from '../../sinks/triggerLedger.js';
 import type { Config } from '../config/config.js';
 import { natsNames } from '../nats/streams.js';
@@ -82,8 +83,16 @@ export async function recover(options: RecoveryOptions, pool: WorkerPool, aggreg
     pool,
     store,
     source: options.source,
-    triggersSeq: jsm ? () => triggersStreamSeq(jsm) : undefined,
-    eventsSeq: jsm ? () => jsm.streams.info(natsNames.eventsStream).then((i) => i.state.last_seq) : undefined,
+    // a checkpoint that asks while the broker restarts fails at once and is tried again, instead of
+    // waiting out the request timeout (sinks/connectionWatch.ts)
+    triggersSeq: jsm && nc ? () => ConnectionWatch.of(nc).call(() => triggersStreamSeq(jsm)) : undefined,
+    eventsSeq:
+      jsm && nc
+        ? () =>
+            ConnectionWatch.of(nc).call(() =>
+              jsm.streams.info(natsNames.eventsStream).then((i) => i.state.last_seq),
+            )
+        : undefined,
     maxDeltas: config.checkpoint.maxDeltas,
   });
   const recovery = await checkpointer.recover();

@@ -9,6 +9,7 @@ import {
   rawInsertOf,
 } from '../../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
+import { ConnectionWatch } from '../../sinks/connectionWatch.js';
 import { DeadLetterSink, MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
 import { MemoryTriggerSink, NatsTriggerSink } from '../../sinks/natsTriggers.js';
 import { MemoryProfileStore, ProfileStore } from '../../sinks/profileStore.js';
@@ -102,9 +103,9 @@ export async function openSinks(
     profiles,
     // asked only after a publish found no responders: a deleted stream fails the engine at once
     streamMissing: async (subject) => {
-      if (!jsm) return false;
+      if (!jsm || !nc) return false;
       try {
-        await jsm.streams.find(subject);
+        await ConnectionWatch.of(nc).call(() => jsm.streams.find(subject));
         return false;
       } catch (e) {
         return /no stream matches subject/i.test((e as Error).message);

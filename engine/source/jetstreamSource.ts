@@ -12,6 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { Observable, type Subscriber } from 'rxjs';
+import { ConnectionWatch } from '../../sinks/connectionWatch.js';
 import { retrying } from '../../sinks/retry.js';
 import { natsNames } from '../nats/streams.js';
 import { log } from '../runtime/log.js';
@@ -212,7 +213,8 @@ class JetStreamSource implements EventSource {
     if (this.stopping || this.resyncWanted || !this.consumerKnown || !this.connected || this.nc.isClosed())
       return false;
     try {
-      const info = await this.jsm!.streams.info(this.stream);
+      const jsm = this.jsm!;
+      const info = await ConnectionWatch.of(this.nc).call(() => jsm.streams.info(this.stream));
       return this.connected && !this.resyncWanted && info.state.last_seq <= this.emitted;
     } catch {
       return false;

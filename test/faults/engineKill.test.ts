@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTraffic } from '../../engine/demo/traffic.js';
-import { compareIds, storedEventIds } from '../harness/deliveryVerifier.js';
+import { compareIds, expectExactlyOnce, storedEventIds } from '../harness/deliveryVerifier.js';
 import { runScenario, type ScenarioResult } from '../harness/faultScenario.js';
 
 const events = generateTraffic({ customers: 300 });
@@ -66,9 +66,7 @@ describe('exactly-once under engine SIGKILLs', () => {
     expect(reference.triggerIds.length).toBeGreaterThan(100);
     expect(new Set(reference.triggerIds).size).toBe(reference.triggerIds.length);
     expect(faulty.restarts).toBeGreaterThanOrEqual(KILLS);
-    expect(report.lost).toEqual([]);
-    expect(report.duplicated).toEqual([]);
-    expect(report.extra).toEqual([]);
+    expectExactlyOnce(report);
   });
 
   it('counts every event exactly once in ClickHouse (FINAL)', async () => {
@@ -76,8 +74,6 @@ describe('exactly-once under engine SIGKILLs', () => {
       events.map((e) => e.id),
       await storedEventIds(`${faulty.dir}/clickhouse`),
     );
-    expect(report.lost).toEqual([]);
-    expect(report.duplicated).toEqual([]);
-    expect(report.extra).toEqual([]);
+    expectExactlyOnce(report);
   });
 });

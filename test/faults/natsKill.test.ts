@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTraffic } from '../../engine/demo/traffic.js';
-import { compareIds, storedEventIds } from '../harness/deliveryVerifier.js';
+import { compareIds, expectExactlyOnce, storedEventIds } from '../harness/deliveryVerifier.js';
 import { runScenario, type ScenarioResult } from '../harness/faultScenario.js';
 
 const events = generateTraffic({ customers: 300 });
@@ -92,9 +92,7 @@ describe('exactly-once under nats-server SIGKILLs', () => {
     }
     expect(reference.triggerIds.length).toBeGreaterThan(100);
     expect(new Set(reference.triggerIds).size).toBe(reference.triggerIds.length);
-    expect(report.lost).toEqual([]);
-    expect(report.duplicated).toEqual([]);
-    expect(report.extra).toEqual([]);
+    expectExactlyOnce(report);
   });
 
   it('counts every event exactly once in ClickHouse (FINAL)', async () => {
@@ -102,9 +100,7 @@ describe('exactly-once under nats-server SIGKILLs', () => {
       events.map((e) => e.id),
       await storedEventIds(`${faulty.dir}/clickhouse`),
     );
-    expect(report.lost).toEqual([]);
-    expect(report.duplicated).toEqual([]);
-    expect(report.extra).toEqual([]);
+    expectExactlyOnce(report);
   });
 });
 

@@ -3,9 +3,8 @@
  * verifier): compares every output id of a run with a fault-free reference run.
  */
 
-import type { NatsConnection } from '@nats-io/transport-node';
+import { expect } from 'vitest';
 import { openClickHouse } from '../../sinks/clickhouse.js';
-import { readStream } from './readStream.js';
 
 /** What a run got wrong. */
 export interface DeliveryReport {
@@ -33,10 +32,56 @@ export function compareIds(reference: readonly string[], actual: readonly string
   };
 }
 
-/** The trigger id (`Nats-Msg-Id`, else the body's `id`) of every message on a stream, in order. */
-export async function readTriggerIds(nc: NatsConnection, stream = 'CX_TRIGGERS'): Promise<string[]> {
-  return (await readStream(nc, stream)).map(
-    (m) => m.headers?.get('Nats-Msg-Id') || m.json<{ id: string }>().id,
+/** Fails the test unless the run holds every reference id exactly once, and nothing else. */
+export function expectExactlyOnce(report: DeliveryReport): void {
+  expect(report.lost).toEqual([]);
+  expect(report.duplicated).toEqual([]);
+  expect(report.extra).toEqual([]);
+}
+
+/** A trigger message: its id and the JSON body a subscriber receives. */
+export interface TriggerMessage {
+  id: string;
+  body: Record<string, unknown>;
+}
+
+/** A trigger whose body differs from the reference's, field by field. */
+export interface BodyDifference {
+  id: string;
+  fields: Array<{ field: string; reference: unknown; actual: unknown }>;
+}
+
+/**
+ * Triggers present in both runs whose bodies differ in any field but `ignore` (the wall-clock
+ * `firedAt`: when the engine happened to fire it). Values are compared whole, as JSON with sorted keys.
+ */
+export function compareBodies(
+  reference: readonly TriggerMessage[],
+  actual: readonly TriggerMessage[],
+  ignore: readonly string[] = ['firedAt'],
+): BodyDifference[] {
+  const expected = new Map(reference.map((t) => [t.id, t.body]));
+  const seen = new Set<string>();
+  const out: BodyDifference[] = [];
+  for (const t of actual) {
+    const ref = expected.get(t.id);
+    if (!ref || seen.has(t.id)) continue;
+    seen.add(t.id);
+    const fields = [...new Set([...Object.keys(ref), ...Object.keys(t.body)])]
+      .filter((f) => !ignore.includes(f))
+      .filter((f) => canonical(ref[f]) !== canonical(t.body[f]))
+      .map((field) => ({ field, reference: ref[field], actual: t.body[field] }));
+    if (fields.length > 0) out.push({ id: t.id, fields });
+  }
+  return out;
+}
+
+/** JSON text of a value with object keys sorted, so equal values give equal text. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
   );
 }
 

@@ -92,6 +92,32 @@ export class EngineProcess {
     );
   }
 
+  /** The engine's HTTP server (`/metrics`), once it logged where it listens. */
+  httpUrl(): string | undefined {
+    const port = this.line('http listening')?.port;
+    return typeof port === 'number' ? `http://127.0.0.1:${port}` : undefined;
+  }
+
+  /**
+   * The value of a counter or gauge without labels from `/metrics` (summed over its label sets),
+   * or undefined while the process does not answer.
+   */
+  async metric(name: string): Promise<number | undefined> {
+    const url = this.httpUrl();
+    if (!url || !this.running) return undefined;
+    try {
+      const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+      let sum: number | undefined;
+      for (const line of text.split('\n')) {
+        const m = /^([a-z_]+)(\{[^}]*\})? ([-+.\deE]+|NaN)$/.exec(line);
+        if (m?.[1] === name) sum = (sum ?? 0) + Number(m[3]);
+      }
+      return sum;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Last stderr output, for failure messages. */
   stderrTail(): string {
     return this.tail;

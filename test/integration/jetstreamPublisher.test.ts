@@ -1,6 +1,8 @@
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NatsServer } from '../../engine/nats/natsServer.js';
+import { ConnectionWatch } from '../../sinks/connectionWatch.js';
 import {
   isJetStreamPublishError,
   type JetStreamMessage,
@@ -266,5 +268,62 @@ describe('JetStreamPublisher', () => {
     );
     expect((await jsm.streams.info('PUB')).state.messages).toBe(1);
     publisher.close();
+  });
+});
+
+describe('JetStreamPublisher across a nats-server restart', () => {
+  // a timeout far above the test's own deadline: only the connection can end these waits in time
+  const TIMEOUT_MS = 60_000;
+
+  it('fails a message waiting for its ack at once when the connection drops, not at the timeout', async () => {
+    const own = await NatsServer.start();
+    const watcher = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const pub = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    try {
+      // a responder that never answers keeps the message waiting for its ack
+      const held: Msg[] = [];
+      watcher.subscribe('held.restart', {
+        callback: (_e, m) => {
+          held.push(m);
+        },
+      });
+      await watcher.flush();
+      const publisher = new JetStreamPublisher(pub, { timeoutMs: TIMEOUT_MS });
+      const started = Date.now();
+      const failed = rejection(publisher.publish({ subject: 'held.restart', data: enc.encode('x') }));
+      await check(() => held.length === 1);
+      await own.kill();
+      const e = await failed;
+      expect(e.failure).toBe('disconnected');
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(publisher.inFlight).toBe(0);
+    } finally {
+      await pub.close();
+      await watcher.close();
+      await own.stop();
+    }
+  });
+
+  it('holds a message published while disconnected and sends it once reconnected', async () => {
+    const own = await NatsServer.start();
+    const pub = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    try {
+      const ownJsm = await jetstreamManager(pub);
+      await ownJsm.streams.add({ name: 'RESTART', subjects: ['restart.>'] });
+      const publisher = new JetStreamPublisher(pub, { timeoutMs: TIMEOUT_MS });
+      await own.kill();
+      await check(() => !ConnectionWatch.of(pub).connected);
+      const started = Date.now();
+      const sent = publisher.publish({ subject: 'restart.a', data: enc.encode('x'), msgId: 'r1' });
+      await new Promise((r) => setTimeout(r, 500));
+      await own.restart();
+      // nats.js drops what was written while disconnected: without waiting, this ends at the timeout
+      expect(await sent).toBe(false);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect((await ownJsm.streams.info('RESTART')).state.messages).toBe(1);
+    } finally {
+      await pub.close();
+      await own.stop();
+    }
   });
 });
