@@ -421,7 +421,6 @@ export class PartitionProcessor {
         throw new SequenceError(kg, seq, g.lastSeq);
       }
       g.lastSeq = seq;
-      g.watermark.active(now);
       out.watermarks.set(kg, 0);
       const entry = g.customers.get(customer);
       if (entry?.appliedThrough !== undefined) {
@@ -459,13 +458,17 @@ export class PartitionProcessor {
         });
       }
     }
+    // Quiet is judged per worker, not per key group: a key group holds a few customers, and one
+    // without an event for idleAfterMs is common while the stream is busy; moving its watermark to
+    // the wall clock then would fire a backfill's timers early (the fault suite's backfill did).
+    if (seqs.length > 0) for (const g of this.groups.values()) g.watermark.active(now);
     return this.finish(out, false);
   }
 
   /**
    * Wall-clock tick: `clock` is the wall clock when the source is connected and caught up (the live
-   * edge), null otherwise; after `idleAfterMs` of quiet at the live edge a key group's watermark
-   * follows it. `flush` (end of a replay) publishes every changed profile.
+   * edge), null otherwise; after `idleAfterMs` without any event to this worker at the live edge,
+   * the watermarks of its key groups follow it. `flush` (end of a replay) publishes every changed profile.
    */
   tick(clock: number | null, flush: boolean): PartitionOutput {
     const out = this.emptyOutput();

@@ -5,6 +5,7 @@
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { loadRules } from '../../engine/config/rulesFile.js';
+import { keyGroupOf } from '../../operators/keyGroups.js';
 import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { CxEvent, Trigger } from '../../operators/types.js';
@@ -132,6 +133,28 @@ describe('cart_abandoned (absence, restart, cancel)', () => {
     expect(f.tick(wall0 - 15 * SEC)).toEqual([]); // 5 s idle
     expect(f.tick(wall0)).toHaveLength(1); // 20 s idle: watermark = wall0 − 5 s ≥ due
     expect(f.p.currentWatermark).toBe(wall0 - 5 * SEC);
+  });
+
+  it('judges quiet per worker: events of other key groups keep a quiet key group from following the wall clock', () => {
+    const p = new PartitionProcessor({ partition: 0, rules: only('cart_abandoned'), idleAfterMs: 10 * SEC });
+    const wall0 = T0 + 11 * MIN;
+    const batch = (seq: number, customer: string, type: string, ts: number, wall: number) =>
+      p.applyBatch(
+        [seq],
+        [`cx.events.app.${type}.${customer}`],
+        () => pack({ id: `e${seq}`, ts, customer, type, channel: 'app' }),
+        wall,
+      );
+    expect(keyGroupOf('c1', 128)).not.toBe(keyGroupOf('c2', 128));
+    batch(1, 'c1', 'add_to_cart', T0, wall0 - 20 * SEC);
+    p.tick(wall0 - 20 * SEC, false); // the live edge: the wait for quiet starts
+    // c2 (another key group) keeps the worker busy: c1's key group has been silent for 20 s
+    for (let i = 0; i < 4; i++) batch(2 + i, 'c2', 'page_view', T0 + i * SEC, wall0 - 15 * SEC + i * 5 * SEC);
+    expect(p.tick(wall0, false).triggers).toEqual([]);
+    // then 10 s without any event: every key group follows the wall clock
+    expect(p.tick(wall0 + 10 * SEC, false).triggers.map((t) => [t.rule, t.customer])).toEqual([
+      ['cart_abandoned', 'c1'],
+    ]);
   });
 
   it('uses an order late but within lateness to cancel; one beyond lateness neither cancels nor fires it twice', () => {
