@@ -60,7 +60,10 @@ export async function openSinks(
   const client: ClickHouseClient = openClickHouse(config.clickhouse.url);
   const database = clickHouseDatabase(config.clickhouse.url);
   try {
-    await ensureSchema(client, database, { defaultTz: config.engine.defaultTz });
+    await ensureSchema(client, database, {
+      defaultTz: config.engine.defaultTz,
+      cluster: config.clickhouse.cluster,
+    });
   } catch (e) {
     await client.close().catch(() => {});
     throw clickHouseStartError(e, config.clickhouse.url);
@@ -68,6 +71,7 @@ export async function openSinks(
   const clickhouse = new ClickHouseWriter(client, {
     database,
     rawInsert: rawInsertOf(client),
+    distributed: config.clickhouse.cluster !== '',
     flushIntervalMs: config.clickhouse.flushIntervalMs,
     maxBufferedRows: config.clickhouse.maxBufferedRows,
     onError: (err, info) => log.warn({ err, ...info }, 'ClickHouse insert failed; retrying with back-off'),
