@@ -15,6 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Config, defaultConfig } from '../../engine/config/config.js';
+import { isSettingError } from '../../engine/config/errors.js';
+import { openSinks } from '../../engine/runtime/openSinks.js';
 import { ensureSchema, openClickHouse, schemaDdl, TABLE_NAMES } from '../../sinks/clickhouse.js';
 import { VIEW_NAMES } from '../../sinks/views.js';
 import { eventRow } from '../harness/eventRows.js';
@@ -215,5 +218,29 @@ describe('cluster schema in chDB', () => {
       'trigger_response',
     ])
       expect(single[v], v).not.toHaveLength(0);
+  });
+
+  it('a cluster the server does not know: the engine start names clickhouse.cluster, not retryable', async () => {
+    // loadConfig refuses a cluster over embedded:DIR; the config is built by hand to reach a real
+    // server's answer (chDB has no remote_servers: every cluster is unknown to it)
+    const base = defaultConfig();
+    const config: Config = {
+      ...base,
+      clickhouse: {
+        ...base.clickhouse,
+        url: `embedded:${dir}/clickhouse`,
+        cluster: 'analytics',
+        serve: { ...base.clickhouse.serve, port: 0 },
+      },
+    };
+    const error = await openSinks(config, null).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isSettingError(error)).toBe(true);
+    expect(error).toMatchObject({ setting: 'clickhouse.cluster', system: 'ClickHouse', retryable: false });
+    expect((error as Error).message).toMatch(
+      /^the ClickHouse cluster analytics \(clickhouse\.cluster \/ CXSTREAM_CLICKHOUSE_CLUSTER\) is not in the remote_servers of ClickHouse at embedded:\S+ \(clickhouse\.url \/ CXSTREAM_CLICKHOUSE_URL\): Requested cluster 'analytics' not found/,
+    );
   });
 });
