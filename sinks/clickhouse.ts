@@ -102,7 +102,23 @@ export interface SchemaOptions {
    * @default 'Asia/Shanghai'
    */
   defaultTz?: string;
+  /**
+   * Name of a ClickHouse cluster (`remote_servers` of the servers' config): the schema is created
+   * `ON CLUSTER` it, as Replicated local tables `<table>_local` under Distributed tables named as on
+   * a single server (docs/CLICKHOUSE.md "Cluster"). '' = one server.
+   * @default ''
+   */
+  cluster?: string;
 }
+
+/** What a Distributed table shards its rows by: a customer's rows all live on one shard. */
+export const SHARDING_KEY = 'cityHash64(customer)';
+
+/** Suffix of the shard-local tables under the Distributed ones of a cluster schema. */
+export const LOCAL_SUFFIX = '_local';
+
+/** The tables of the schema, in creation order. */
+export const TABLE_NAMES = ['events', 'triggers', 'profiles'] as const;
 
 /**
  * Creates the database, the tables and the analyst views if they do not exist, and brings tables
@@ -114,12 +130,46 @@ export async function ensureSchema(
   database = DEFAULT_DATABASE,
   options: SchemaOptions = {},
 ): Promise<void> {
+  for (const ddl of schemaDdl(database, options)) await client.command({ query: ddl });
+}
+
+/**
+ * Every statement {@link ensureSchema} runs, in order: the database, the tables, the migrations of
+ * tables of earlier versions, the views. With `options.cluster`, each is `ON CLUSTER` it.
+ */
+export function schemaDdl(database = DEFAULT_DATABASE, options: SchemaOptions = {}): string[] {
   const db = quoteIdentifier(database);
   const defaultTz = quoteTimeZone(options.defaultTz ?? 'Asia/Shanghai');
-  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
-  for (const ddl of schemaStatements(db, defaultTz)) await client.command({ query: ddl });
-  for (const ddl of migrations(db, defaultTz)) await client.command({ query: ddl });
-  for (const ddl of viewStatements(db)) await client.command({ query: ddl });
+  const cluster = options.cluster ?? '';
+  if (cluster === '') {
+    return [
+      `CREATE DATABASE IF NOT EXISTS ${db}`,
+      ...tableBodies(defaultTz).map(
+        (t) => `CREATE TABLE IF NOT EXISTS ${db}.${t.name} (${t.columns}) ENGINE = ReplacingMergeTree
+    ${t.keys}`,
+      ),
+      ...migrations(`${db}.events`, defaultTz),
+      ...viewStatements(db),
+    ];
+  }
+  const on = `ON CLUSTER ${quoteIdentifier(cluster, 'ClickHouse cluster')}`;
+  const statements = [`CREATE DATABASE IF NOT EXISTS ${db} ${on}`];
+  for (const t of tableBodies(defaultTz)) {
+    const local = `${t.name}${LOCAL_SUFFIX}`;
+    // {shard} and {replica} are each server's macros; {database} is expanded by the server too.
+    const path = `/clickhouse/tables/{shard}/{database}/${local}`;
+    statements.push(
+      `CREATE TABLE IF NOT EXISTS ${db}.${local} ${on} (${t.columns}) ENGINE = ReplicatedReplacingMergeTree('${path}', '{replica}')
+    ${t.keys}`,
+      `CREATE TABLE IF NOT EXISTS ${db}.${t.name} ${on} AS ${db}.${local}
+    ENGINE = Distributed('${cluster}', '${database}', '${local}', ${SHARDING_KEY})`,
+    );
+  }
+  // A Distributed table has its own column list: both get a new column.
+  for (const table of [`${db}.events${LOCAL_SUFFIX}`, `${db}.events`])
+    statements.push(...migrations(`${table} ${on}`, defaultTz));
+  statements.push(...viewStatements(db, on));
+  return statements;
 }
 
 /**
@@ -132,10 +182,10 @@ function localHourColumn(defaultTz: string): string {
 }
 
 /** Changes to tables created by earlier versions; each is a no-op on a current table. */
-function migrations(db: string, defaultTz: string): string[] {
+function migrations(events: string, defaultTz: string): string[] {
   return [
-    `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${localHourColumn(defaultTz)}`,
-    `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ticket_id String AFTER local_hour`,
+    `ALTER TABLE ${events} ADD COLUMN IF NOT EXISTS ${localHourColumn(defaultTz)}`,
+    `ALTER TABLE ${events} ADD COLUMN IF NOT EXISTS ticket_id String AFTER local_hour`,
   ];
 }
 
@@ -147,17 +197,28 @@ function quoteTimeZone(tz: string): string {
   return `'${tz}'`;
 }
 
+/** A table of the schema: its name, its column list (inside the parentheses) and its keys. */
+interface TableBody {
+  name: (typeof TABLE_NAMES)[number];
+  columns: string;
+  /** PARTITION BY and ORDER BY, the same on a single server and on a cluster's local tables. */
+  keys: string;
+}
+
 /**
- * The CREATE TABLE statements (docs/CLICKHOUSE.md explains the choices).
+ * The tables (docs/CLICKHOUSE.md explains the choices).
  *
  * Every table is a ReplacingMergeTree whose sorting key identifies a row by what is deterministic
  * in it (event id, trigger id, customer + snapshot time), so rows inserted again after a crash or a
  * retried insert collapse; readers use FINAL. The partition expression uses a column of the
- * sorting key, so duplicates always sit in the same partition and do collapse on merge.
+ * sorting key, so duplicates always sit in the same partition and do collapse on merge. Every
+ * sorting key has `customer`, the sharding key of a cluster: duplicates also sit on one shard.
  */
-function schemaStatements(db: string, defaultTz: string): string[] {
+function tableBodies(defaultTz: string): TableBody[] {
   return [
-    `CREATE TABLE IF NOT EXISTS ${db}.events (
+    {
+      name: 'events',
+      columns: `
       partition UInt32,
       seq UInt64,
       id String,
@@ -183,10 +244,13 @@ function schemaStatements(db: string, defaultTz: string): string[] {
       text String,
       ${localHourColumn(defaultTz)},
       ticket_id String
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(ts)
+    `,
+      keys: `PARTITION BY toYYYYMM(ts)
     ORDER BY (customer, ts, id)`,
-    `CREATE TABLE IF NOT EXISTS ${db}.triggers (
+    },
+    {
+      name: 'triggers',
+      columns: `
       id String,
       rule LowCardinality(String),
       customer String,
@@ -197,10 +261,13 @@ function schemaStatements(db: string, defaultTz: string): string[] {
       subject LowCardinality(String),
       payload String,
       profile String
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(event_time)
+    `,
+      keys: `PARTITION BY toYYYYMM(event_time)
     ORDER BY (rule, customer, event_time, id)`,
-    `CREATE TABLE IF NOT EXISTS ${db}.profiles (
+    },
+    {
+      name: 'profiles',
+      columns: `
       customer String,
       updated_at DateTime64(3, 'UTC'),
       tier LowCardinality(String),
@@ -209,16 +276,17 @@ function schemaStatements(db: string, defaultTz: string): string[] {
       orders UInt32,
       tags Array(String),
       profile String
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(updated_at)
+    `,
+      keys: `PARTITION BY toYYYYMM(updated_at)
     ORDER BY (customer, updated_at)`,
+    },
   ];
 }
 
 /** Back-quotes a database or table name after checking it is a plain identifier. */
-export function quoteIdentifier(name: string): string {
+export function quoteIdentifier(name: string, what = 'ClickHouse name'): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-    throw new Error(`ClickHouse name "${name}" must be letters, digits and _ (not starting with a digit)`);
+    throw new Error(`${what} "${name}" must be letters, digits and _ (not starting with a digit)`);
   }
   return `\`${name}\``;
 }

@@ -44,6 +44,13 @@ export interface ClickHouseWriterOptions {
    * sinks/clickhouse.ts). @default the client's `exec` with the rows as the body
    */
   rawInsert?: RawInsert;
+  /**
+   * The tables are Distributed (a `clickhouse.cluster` schema): each insert waits until every shard
+   * has stored its rows (`insert_distributed_sync=1`) instead of returning once the receiving server
+   * has queued them on its disk for a background send, so an insert that succeeded is on the
+   * shards before the events are acked. @default false
+   */
+  distributed?: boolean;
   /** Told about every failed attempt (for logs and metrics); the writer retries regardless. */
   onError?: (error: Error, info: { table: string; rows: number; attempt: number; retryInMs: number }) => void;
 }
@@ -70,6 +77,8 @@ interface ResolvedOptions {
   format: RowFormat;
   retry: { initialMs: number; maxMs: number };
   rawInsert: RawInsert | undefined;
+  /** Settings of every insert (insert_distributed_sync on a cluster). */
+  insertSettings: Record<string, number>;
   onError: ClickHouseWriterOptions['onError'];
 }
 
@@ -343,10 +352,15 @@ export class ClickHouseWriter {
             values,
             format: this.#options.format,
             ...(compact
-              ? { columns: q.columns }
+              ? { columns: q.columns, clickhouse_settings: { ...this.#options.insertSettings } }
               : // Rows may carry fields the table does not have: dropping unknown keys beats failing
                 // the batch forever.
-                { clickhouse_settings: { input_format_skip_unknown_fields: 1 } }),
+                {
+                  clickhouse_settings: {
+                    ...this.#options.insertSettings,
+                    input_format_skip_unknown_fields: 1,
+                  },
+                }),
           });
         this.#lastError = null;
       },
@@ -378,10 +392,11 @@ export class ClickHouseWriter {
       await rawInsert({ table: q.name, columns: q.columns, format, values });
       return;
     }
-    const columns = q.columns.map(quoteIdentifier).join(', ');
+    const columns = q.columns.map((c) => quoteIdentifier(c)).join(', ');
     const result = await this.#client.exec({
       query: `INSERT INTO ${q.table} (${columns}) FORMAT ${this.#options.format}`,
       values: Readable.from(encoded, { objectMode: false }),
+      clickhouse_settings: { ...this.#options.insertSettings },
     });
     // An unread response holds its socket: the connection goes back to the pool only once read.
     for await (const _ of result.stream) {
@@ -415,6 +430,7 @@ function resolveOptions(o: ClickHouseWriterOptions): ResolvedOptions {
     format: o.format ?? 'JSONCompactEachRow',
     retry: { initialMs: o.retry?.initialMs ?? 200, maxMs: o.retry?.maxMs ?? 10_000 },
     rawInsert: o.rawInsert,
+    insertSettings: o.distributed ? { insert_distributed_sync: 1 } : {},
     onError: o.onError,
   };
   const positive: Array<[string, number]> = [
@@ -430,6 +446,8 @@ function resolveOptions(o: ClickHouseWriterOptions): ResolvedOptions {
   if (resolved.format !== 'JSONCompactEachRow' && resolved.format !== 'JSONEachRow') {
     throw new RangeError(`format must be JSONCompactEachRow or JSONEachRow (got "${resolved.format}")`);
   }
+  if (o.distributed && o.rawInsert)
+    throw new RangeError('rawInsert is chDB (one process): it cannot insert into Distributed tables');
   quoteIdentifier(resolved.database);
   return Object.freeze(resolved);
 }

@@ -46,8 +46,12 @@ function wilsonLow(hits: string, n: string): string {
   return `if(${n} = 0, 0, ((${hits} / ${n}) + ${z2} / (2 * ${n}) - 1.96 * sqrt((${hits} / ${n}) * (1 - ${hits} / ${n}) / ${n} + ${z2} / (4 * ${n} * ${n}))) / (1 + ${z2} / ${n}))`;
 }
 
-/** `CREATE OR REPLACE VIEW` statements of every view, for the database `db` (already quoted). */
-export function viewStatements(db: string): string[] {
+/**
+ * `CREATE OR REPLACE VIEW` statements of every view, for the database `db` (already quoted);
+ * `onCluster` (`ON CLUSTER name`, or '') is put after the view's name. On a cluster the views read
+ * the Distributed tables, which carry the single-server names.
+ */
+export function viewStatements(db: string, onCluster = ''): string[] {
   const bodies: Record<ViewName, string> = {
     // Per customer: the furthest funnel step reached, and the keys they are attributed to. Channel
     // and script variant are those of the first contact event in the range (the touch the funnel
@@ -214,5 +218,6 @@ export function viewStatements(db: string): string[] {
       GROUP BY customer, category
       HAVING views > 0`,
   };
-  return VIEW_NAMES.map((name) => `CREATE OR REPLACE VIEW ${db}.${name} AS ${bodies[name].trim()}`);
+  const on = onCluster === '' ? '' : ` ${onCluster}`;
+  return VIEW_NAMES.map((name) => `CREATE OR REPLACE VIEW ${db}.${name}${on} AS ${bodies[name].trim()}`);
 }

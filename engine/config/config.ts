@@ -268,6 +268,14 @@ function crossChecks(config: Config, fromEnv: Map<string, EnvSetting>, yaml: Yam
         `clickhouse.serve.host ${serve.host} is not a loopback address: set clickhouse.serve.password (CXSTREAM_CLICKHOUSE_SERVE_PASSWORD), or serve on 127.0.0.1`,
       ),
     );
+  const { cluster, url } = config.clickhouse;
+  if (cluster !== '' && url.startsWith('embedded:'))
+    problems.push(
+      at(
+        ['clickhouse', 'cluster'],
+        `clickhouse.cluster ${cluster} needs a ClickHouse server: the embedded store (clickhouse.url ${url}) is one process; set clickhouse.url to http(s)://user:pass@host:port/db of a server of the cluster, or clickhouse.cluster to ""`,
+      ),
+    );
   const { engine } = config;
   if (engine.partitions > engine.keyGroups)
     problems.push(

@@ -148,6 +148,13 @@ export const configSchema = Type.Object(
           default: 'embedded:./.cxstream/clickhouse',
           description: '`embedded:DIR` (chDB in-process) or `http(s)://user:pass@host:port/db`.',
         }),
+        cluster: Type.String({
+          pattern: '^([A-Za-z_][A-Za-z0-9_]*)?$',
+          hint: "a cluster name of the servers' remote_servers: letters, digits and _",
+          default: '',
+          description:
+            "ClickHouse cluster (a server URL only): the schema is created ON CLUSTER it, as Replicated `<table>_local` tables under Distributed tables sharded by customer (docs/CLICKHOUSE.md). '' = one server.",
+        }),
         flushIntervalMs: Type.Integer({
           minimum: 10,
           default: 1000,

@@ -60,14 +60,18 @@ export async function openSinks(
   const client: ClickHouseClient = openClickHouse(config.clickhouse.url);
   const database = clickHouseDatabase(config.clickhouse.url);
   try {
-    await ensureSchema(client, database, { defaultTz: config.engine.defaultTz });
+    await ensureSchema(client, database, {
+      defaultTz: config.engine.defaultTz,
+      cluster: config.clickhouse.cluster,
+    });
   } catch (e) {
     await client.close().catch(() => {});
-    throw clickHouseStartError(e, config.clickhouse.url);
+    throw clickHouseStartError(e, config.clickhouse.url, config.clickhouse.cluster);
   }
   const clickhouse = new ClickHouseWriter(client, {
     database,
     rawInsert: rawInsertOf(client),
+    distributed: config.clickhouse.cluster !== '',
     flushIntervalMs: config.clickhouse.flushIntervalMs,
     maxBufferedRows: config.clickhouse.maxBufferedRows,
     onError: (err, info) => log.warn({ err, ...info }, 'ClickHouse insert failed; retrying with back-off'),
@@ -124,12 +128,52 @@ export async function openSinks(
   };
 }
 
+/** What the servers lack for `clickhouse.cluster`, when the error says so (else undefined). */
+function clusterStartError(
+  e: unknown,
+  message: string,
+  text: string,
+  where: string,
+  cluster: string,
+): SettingError | undefined {
+  const setting = `cluster ${cluster} (${settingName('clickhouse.cluster')})`;
+  const fail = (what: string, retryable: boolean) =>
+    new SettingError(`${what}: ${message}`, 'clickhouse.cluster', 'ClickHouse', retryable, { cause: e });
+  if (/requested cluster .* not found|cluster_doesnt_exist/.test(text))
+    return fail(`the ClickHouse ${setting} is not in the remote_servers of ${where}`, false);
+  if (/no macro/.test(text))
+    return fail(
+      `the servers of ${setting} need the shard and replica macros for the Replicated tables (docs/CLICKHOUSE.md "Cluster")`,
+      false,
+    );
+  if (/no_zookeeper|without zookeeper|no zookeeper configuration/.test(text))
+    return fail(
+      `the servers of ${setting} need ClickHouse Keeper (or ZooKeeper) for ON CLUSTER and the Replicated tables (docs/CLICKHOUSE.md "Cluster")`,
+      false,
+    );
+  if (/distributed ddl queries are prohibited/.test(text))
+    return fail(
+      `the ClickHouse user of ${where} may not run ON CLUSTER (allow_distributed_ddl) for ${setting}`,
+      false,
+    );
+  if (/distributed_ddl_task_timeout/.test(text))
+    return fail(
+      `a server of ${setting} did not apply the schema in time (distributed_ddl_task_timeout; it applies it once it is back): start again when every server is up`,
+      true,
+    );
+  return undefined;
+}
+
 /** Why ClickHouse could not be opened, naming ClickHouse, its URL without password and the setting. */
-function clickHouseStartError(e: unknown, url: string): SettingError {
+function clickHouseStartError(e: unknown, url: string, cluster: string): SettingError {
   const err = e as Error & { code?: string | number; type?: string };
   const message = hideSecrets(withoutSecrets(err.message ?? String(e), urlSecrets(url)));
   const where = `ClickHouse at ${redactUrl(url)} (${settingName('clickhouse.url')})`;
   const text = `${message} ${String(err.code ?? '')} ${err.type ?? ''}`.toLowerCase();
+  if (cluster !== '') {
+    const clusterError = clusterStartError(e, message, text, where, cluster);
+    if (clusterError) return clusterError;
+  }
   if (
     /econnrefused|enotfound|eai_again|ehostunreach|etimedout|timeout|socket hang up|econnreset/.test(text)
   ) {

@@ -121,6 +121,27 @@ describe('config file errors', () => {
     ).toBe(4);
   });
 
+  it('refuse a ClickHouse cluster over the embedded store, at the line of clickhouse.cluster', () => {
+    const path = file(['clickhouse:', '  url: embedded:/tmp/x', '  cluster: analytics'].join('\n'));
+    expect(problems(() => loadConfig(path, {}))).toEqual([
+      `${path}:3: clickhouse.cluster analytics needs a ClickHouse server: the embedded store (clickhouse.url embedded:/tmp/x) is one process; set clickhouse.url to http(s)://user:pass@host:port/db of a server of the cluster, or clickhouse.cluster to ""`,
+    ]);
+    // from the environment: the variable is named
+    expect(problems(() => loadConfig(undefined, { CXSTREAM_CLICKHOUSE_CLUSTER: 'analytics' }))).toEqual([
+      'environment: CXSTREAM_CLICKHOUSE_CLUSTER: clickhouse.cluster analytics needs a ClickHouse server: the embedded store (clickhouse.url embedded:./.cxstream/clickhouse) is one process; set clickhouse.url to http(s)://user:pass@host:port/db of a server of the cluster, or clickhouse.cluster to ""',
+    ]);
+    const server = loadConfig(undefined, {
+      CXSTREAM_CLICKHOUSE_URL: 'http://default:pw@ch1:8123/cx',
+      CXSTREAM_CLICKHOUSE_CLUSTER: 'analytics',
+    });
+    expect(server.clickhouse.cluster).toBe('analytics');
+    expect(defaultConfig().clickhouse.cluster).toBe('');
+    const bad = file(['clickhouse:', '  url: http://ch1:8123/cx', "  cluster: 'a-b'"].join('\n'));
+    expect(problems(() => loadConfig(bad, {}))).toEqual([
+      `${bad}:3: clickhouse.cluster must be a cluster name of the servers' remote_servers: letters, digits and _ (got "a-b")`,
+    ]);
+  });
+
   it('never print a password: not of a URL, not of a secret key', () => {
     const path = file(
       ['clickhouse:', '  url: htp://analyst:Sup3rSecret@ch:8123/db', 'nats:', '  password: 12345678'].join(
