@@ -1,7 +1,7 @@
 /**
  * Memory per customer and checkpoint cost of one partition's state.
  *
- *   npm run bench:state -- [--customers C] [--slice S] [--record]
+ *   npm run bench:state -- [--customers C] [--slice S] [--hot H] [--record]
  *   (or BENCH_CUSTOMERS; default 1 000 000 customers)
  *
  * Drives a PartitionProcessor (default rules) directly with generated traffic (engine/demo/traffic.ts,
@@ -26,6 +26,8 @@ import { flag, fmt, jsonLine, recordRun, runInfo, table } from './report.js';
 const CUSTOMERS = flag('customers', 'BENCH_CUSTOMERS', 1_000_000);
 const SLICE = flag('slice', 'BENCH_SLICE', 25_000);
 const BATCH = 1000;
+/** Customers the processor keeps decoded (operators/customerStore.ts); absent: its default. */
+const HOT = process.argv.some((a) => a.startsWith('--hot')) ? flag('hot', 'BENCH_HOT', 0) : undefined;
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc (npm run bench:state does)');
@@ -44,7 +46,7 @@ function main(): void {
   const info = runInfo();
   jsonLine('run', { ...info, customers: CUSTOMERS, slice: SLICE });
   const rules = loadRules(loadConfig().rules);
-  const processor = new PartitionProcessor({ partition: 0, rules });
+  const processor = new PartitionProcessor({ partition: 0, rules, hotCustomers: HOT });
   const before = settle();
 
   let seq = 0;
@@ -86,6 +88,7 @@ function main(): void {
   const rssPerCustomer = (after.rss - before.rss) / customers;
   jsonLine('memory', {
     customers,
+    hotCustomers: processor.hotSize,
     events,
     applyRate: events / applySeconds,
     heapUsedBytes: after.heapUsed - before.heapUsed,
@@ -134,7 +137,7 @@ function main(): void {
   jsonLine('checkpoint', checkpoint);
 
   const body = [
-    `${fmt(customers)} customers, ${fmt(events)} events (one generated day each), default rules (${rules.length}); apply ${fmt(events / applySeconds)} events/s in one thread`,
+    `${fmt(customers)} customers (${fmt(processor.hotSize)} of them held as objects, the others as bytes), ${fmt(events)} events (one generated day each), default rules (${rules.length}); apply ${fmt(events / applySeconds)} events/s in one thread`,
     '',
     table(
       ['measure', 'value', 'target', 'met'],
