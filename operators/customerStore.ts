@@ -13,7 +13,8 @@
  * before) and a restore hands them back to the store.
  *
  * Entries with events waiting for the ordered lane (`pending`) or for a timer (`held`) stay hot: the
- * ordered lane holds those events by identity.
+ * ordered lane holds those events by identity. So do entries restored from a format without key
+ * groups until their first event (`appliedThrough`, checked before an event is decoded).
  */
 import { Packr } from 'msgpackr';
 import type { CustomerEntry } from './partitionState.js';
@@ -133,7 +134,7 @@ export class CustomerStore {
 
   /**
    * Encodes the least recently used hot entries until at most `hotLimit` are hot. Entries with
-   * pending or held events stay hot (they move to the most recently used end). Returns how many
+   * pending or held events or an `appliedThrough` stay hot (they move to the most recently used end). Returns how many
    * were encoded.
    */
   compact(): number {
@@ -144,7 +145,7 @@ export class CustomerStore {
     for (const [customer, entry] of this.hot) {
       if (excess <= 0) break;
       this.hot.delete(customer);
-      if (entry.pending.length > 0 || entry.held.length > 0) {
+      if (entry.pending.length > 0 || entry.held.length > 0 || entry.appliedThrough !== undefined) {
         kept.push([customer, entry]);
         continue;
       }

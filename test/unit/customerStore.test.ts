@@ -171,3 +171,35 @@ describe('PartitionProcessor with customers held as bytes', () => {
     expect(snapshotContent(snap.finish())).toEqual(snapshotContent(atCut));
   });
 });
+
+describe('a state of a version without key groups, held as bytes', () => {
+  it('skips the events its entries already hold although the store keeps no customer decoded', () => {
+    const mk = () =>
+      new PartitionProcessor({ partition: 0, keyGroups: 8, rules, hotCustomers: 0, allowedLatenessMs: 0 });
+    const events: CxEvent[] = [0, 1, 2].map((i) => ({
+      id: `e${i}`,
+      ts: Date.UTC(2026, 10, 1, 10) + i * 3_600_000,
+      customer: 'c1',
+      type: 'message',
+      channel: 'app',
+    }));
+    const before = mk();
+    feed(before, events, 0, 2);
+    before.advanceTo(events[1]!.ts + 1); // the ordered lane has seen both
+    expect(before.customer('c1')!.pending).toEqual([]);
+    // format 4: one partition's customers as objects, with the partition's last sequence
+    const old = {
+      version: 4,
+      partition: 0,
+      delta: false,
+      lastSeq: 2,
+      watermark: { maxEventTime: events[1]!.ts, value: events[1]!.ts },
+      customers: [['c1', before.customer('c1')]],
+    };
+    const after = mk();
+    after.restore(unpack(pack(old)));
+    expect(after.hotSize).toBe(1); // not encoded while its applied sequence matters
+    const out = feed(after, events, 0, 3, 3);
+    expect(out.flatMap((o) => o.events.map((r) => r.id))).toEqual(['e2']);
+  });
+});
