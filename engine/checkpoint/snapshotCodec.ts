@@ -11,7 +11,12 @@
  * partition for the whole encode (70–270 ms at 12k customers, 15 s at 1M).
  */
 import { Packr } from 'msgpackr';
-import type { CustomerEntry, KeyGroupSnapshot, PartitionSnapshot } from '../../operators/partitionState.js';
+import type {
+  CustomerEntry,
+  KeyGroupSnapshot,
+  PartitionSnapshot,
+  TimerList,
+} from '../../operators/partitionState.js';
 
 /**
  * Customers per chunk: one slice of a snapshot encoded between two batches. Customers held as
@@ -32,10 +37,14 @@ export interface EncodedSnapshot extends Omit<PartitionSnapshot, 'groups'> {
 /**
  * Encodes and decodes snapshots. The `state` of a checkpoint is the msgpack of
  * `{ version, keyGroups, delta, groups: [{ kg, lastSeq, watermark, structuresFrom, structures,
- * timers, pending, chunks }] }`; in format 6 each chunk is the msgpack of a flat list
- * `[customer, entry bytes, customer, entry bytes, ...]` of up to {@link CHUNK_CUSTOMERS} customers,
+ * timers, pending, chunks }] }`. In format 6 each chunk is the msgpack of
+ * `[customers, lengths, sizes, bytes]` for up to {@link CHUNK_CUSTOMERS} customers: their ids
+ * concatenated with each one's length, and their entries' bytes concatenated with each one's size,
  * each entry the msgpack its key group's store holds (operators/customerStore.ts, read with the
- * section's shared structures). Chunks let the worker encode a snapshot in slices between batches
+ * section's shared structures); the timers are `{ dues, customers, customerLengths, ids,
+ * idLengths }` the same way. A flat list of one value per customer cost ~9 µs per customer at 1M
+ * customers (bench:checkpoint, msgpack of 1M strings and bins and the garbage of it); four values
+ * per chunk cost a copy of the bytes. Chunks let the worker encode a snapshot in slices between batches
  * (engine/runtime/worker.ts), and let recovery hand each key group to its owner without decoding its
  * customers. In format 5 a chunk was the msgpack (with records) of `[customer, entry]` pairs; states
  * written by versions without key groups (formats 2–4) are decoded whole and upgraded by the processor.
@@ -51,16 +60,25 @@ export class SnapshotCodec {
    * grow by copying, and its result would have to be copied out: 1.5–2.5× the time).
    */
   encodeChunk(customers: ReadonlyArray<readonly [string, Uint8Array]>): Uint8Array {
-    let size = 64;
-    const flat: Array<string | Uint8Array> = new Array(customers.length * 2);
-    for (let i = 0; i < customers.length; i++) {
+    const n = customers.length;
+    const names: string[] = new Array(n);
+    const sizes: number[] = new Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
       const [customer, bytes] = customers[i]!;
-      flat[2 * i] = customer;
-      flat[2 * i + 1] = bytes;
-      size += bytes.byteLength + 3 * customer.length + 10;
+      names[i] = customer;
+      sizes[i] = bytes.byteLength;
+      total += bytes.byteLength;
     }
-    this.plain.useBuffer(Buffer.allocUnsafeSlow(size));
-    return this.plain.pack(flat);
+    const data = Buffer.allocUnsafeSlow(total);
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      data.set(customers[i]![1], at);
+      at += sizes[i]!;
+    }
+    const joined = joinStrings(names);
+    this.plain.useBuffer(Buffer.allocUnsafeSlow(total + 3 * joined.text.length + 10 * n + 64));
+    return this.plain.pack([joined.text, joined.lengths, sizes, data]);
   }
 
   /** The snapshot's bytes from its sections, in a buffer of its own (its `.buffer` can be transferred). */
@@ -72,11 +90,16 @@ export class SnapshotCodec {
       for (const keys of g.structures ?? []) for (const key of keys) size += 3 * key.length + 8;
       if (g.timers !== undefined)
         for (let i = 0; i < g.timers.dues.length; i++)
-          size += 20 + 3 * (g.timers.customers[i]!.length + g.timers.ids[i]!.length);
+          size += 30 + 3 * (g.timers.customers[i]!.length + g.timers.ids[i]!.length);
       for (const customer of g.pending ?? []) size += 3 * customer.length + 5;
     }
     this.plain.useBuffer(Buffer.allocUnsafeSlow(size));
-    const packed = this.plain.pack(snapshot);
+    const packed = this.plain.pack({
+      ...snapshot,
+      groups: snapshot.groups.map((g) =>
+        g.timers === undefined ? g : { ...g, timers: packTimers(g.timers) },
+      ),
+    });
     return new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
   }
 
@@ -97,7 +120,10 @@ export class SnapshotCodec {
   /** The sections of a snapshot, customers still in chunks; null for a state of a version without key groups. */
   sections(bytes: Uint8Array): EncodedSnapshot | null {
     const value = this.plain.unpack(bytes) as Partial<EncodedSnapshot>;
-    return Array.isArray(value.groups) ? (value as EncodedSnapshot) : null;
+    if (!Array.isArray(value.groups)) return null;
+    for (const g of value.groups)
+      if (g.timers !== undefined) g.timers = unpackTimers(g.timers as unknown as PackedTimers);
+    return value as EncodedSnapshot;
   }
 
   /**
@@ -109,6 +135,8 @@ export class SnapshotCodec {
     const value = this.plain.unpack(bytes) as Record<string, unknown>;
     if (Array.isArray(value.groups)) {
       const { groups, ...header } = value as unknown as EncodedSnapshot;
+      for (const g of groups)
+        if (g.timers !== undefined) g.timers = unpackTimers(g.timers as unknown as PackedTimers);
       const format5 = (header.version as number) === 5;
       return {
         ...header,
@@ -122,9 +150,18 @@ export class SnapshotCodec {
                   customers.push(pair);
                 continue;
               }
-              const flat = this.plain.unpack(chunk) as Array<string | Uint8Array>;
-              for (let i = 0; i < flat.length; i += 2)
-                customers.push([flat[i] as string, flat[i + 1] as Uint8Array]);
+              const [text, lengths, sizes, data] = this.plain.unpack(chunk) as [
+                string,
+                number[],
+                number[],
+                Uint8Array,
+              ];
+              const names = splitStrings(text, lengths);
+              let at = 0;
+              for (let i = 0; i < names.length; i++) {
+                customers.push([names[i]!, data.subarray(at, at + sizes[i]!)]);
+                at += sizes[i]!;
+              }
             }
             return { ...section, customers };
           }),
@@ -141,10 +178,55 @@ export class SnapshotCodec {
 }
 
 /** A customer of a snapshot as bytes (format 6 holds every customer encoded). */
-function encoded(item: KeyGroupSnapshot['customers'][number]): [string, Uint8Array] {
-  const [customer, entry] = item;
-  if (!(entry instanceof Uint8Array)) {
-    throw new Error(`customer ${customer} is not encoded: encode PartitionProcessor.snapshot(), not a cut`);
+function encoded(item: KeyGroupSnapshot['customers'][number]): readonly [string, Uint8Array] {
+  if (!(item[1] instanceof Uint8Array)) {
+    throw new Error(`customer ${item[0]} is not encoded: encode PartitionProcessor.snapshot(), not a cut`);
   }
-  return [customer, entry];
+  return item as readonly [string, Uint8Array];
+}
+
+/** Strings as one text and their lengths: one msgpack value instead of one per string. */
+function joinStrings(list: readonly string[]): { text: string; lengths: number[] } {
+  const lengths: number[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) lengths[i] = list[i]!.length;
+  return { text: list.join(''), lengths };
+}
+
+function splitStrings(text: string, lengths: readonly number[]): string[] {
+  const list: string[] = new Array(lengths.length);
+  let at = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    list[i] = text.slice(at, at + lengths[i]!);
+    at += lengths[i]!;
+  }
+  return list;
+}
+
+/** A section's timers as stored. */
+interface PackedTimers {
+  dues: number[];
+  customers: string;
+  customerLengths: number[];
+  ids: string;
+  idLengths: number[];
+}
+
+function packTimers(timers: TimerList): PackedTimers {
+  const customers = joinStrings(timers.customers);
+  const ids = joinStrings(timers.ids);
+  return {
+    dues: timers.dues,
+    customers: customers.text,
+    customerLengths: customers.lengths,
+    ids: ids.text,
+    idLengths: ids.lengths,
+  };
+}
+
+function unpackTimers(packed: PackedTimers): TimerList {
+  return {
+    dues: packed.dues,
+    customers: splitStrings(packed.customers, packed.customerLengths),
+    ids: splitStrings(packed.ids, packed.idLengths),
+  };
 }
