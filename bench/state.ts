@@ -1,30 +1,33 @@
 /**
  * Memory per customer and checkpoint cost of one partition's state.
  *
- *   npm run bench:state -- [--customers C] [--slice S] [--record]
+ *   npm run bench:state -- [--customers C] [--slice S] [--hot H] [--record]
  *   (or BENCH_CUSTOMERS; default 1 000 000 customers)
  *
  * Drives a PartitionProcessor (default rules) directly with generated traffic (engine/demo/traffic.ts,
  * one day per customer), S customers at a time so the generated events never crowd the heap, then
  * with the events dropped and a full GC measures heap and RSS growth per customer. Then the
- * checkpoint path of engine/runtime/worker.ts: msgpack of `processor.snapshot()` (encode time, size), the
- * bytes written and fsynced to a file, read back, decoded and restored into a fresh processor.
+ * checkpoint path of engine/runtime/worker.ts in one piece: `processor.snapshot()` encoded by the
+ * engine's SnapshotCodec (encode time, size), the bytes written and fsynced to a file, read back,
+ * decoded and restored into a fresh processor.
  */
 import { closeSync, fsyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { pack, unpack } from 'msgpackr';
+import { pack } from 'msgpackr';
+import { SnapshotCodec } from '../engine/checkpoint/snapshotCodec.js';
 import { loadConfig } from '../engine/config/config.js';
 import { loadRules } from '../engine/config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
-import type { PartitionSnapshot } from '../operators/partitionState.js';
 import { flag, fmt, jsonLine, recordRun, runInfo, table } from './report.js';
 
 const CUSTOMERS = flag('customers', 'BENCH_CUSTOMERS', 1_000_000);
 const SLICE = flag('slice', 'BENCH_SLICE', 25_000);
 const BATCH = 1000;
+/** Customers the processor keeps decoded (operators/customerStore.ts); absent: its default. */
+const HOT = process.argv.some((a) => a.startsWith('--hot')) ? flag('hot', 'BENCH_HOT', 0) : undefined;
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc (npm run bench:state does)');
@@ -43,7 +46,7 @@ function main(): void {
   const info = runInfo();
   jsonLine('run', { ...info, customers: CUSTOMERS, slice: SLICE });
   const rules = loadRules(loadConfig().rules);
-  const processor = new PartitionProcessor({ partition: 0, rules });
+  const processor = new PartitionProcessor({ partition: 0, rules, hotCustomers: HOT });
   const before = settle();
 
   let seq = 0;
@@ -85,6 +88,7 @@ function main(): void {
   const rssPerCustomer = (after.rss - before.rss) / customers;
   jsonLine('memory', {
     customers,
+    hotCustomers: processor.hotSize,
     events,
     applyRate: events / applySeconds,
     heapUsedBytes: after.heapUsed - before.heapUsed,
@@ -93,9 +97,10 @@ function main(): void {
     rssPerCustomer,
   });
 
-  // The checkpoint path of engine/runtime/worker.ts: pack(snapshot) there, unpack + restore on recovery.
+  // The checkpoint path of engine/runtime/worker.ts (which encodes the same chunks in slices), and of recovery.
+  const codec = new SnapshotCodec();
   let t = performance.now();
-  const bytes = pack(processor.snapshot());
+  const bytes = codec.encode(processor.snapshot());
   const encodeSeconds = (performance.now() - t) / 1000;
   const dir = mkdtempSync(join(tmpdir(), 'cxstream-bench-state-'));
   const file = join(dir, 'partition-0.ckpt');
@@ -109,7 +114,7 @@ function main(): void {
   const read = readFileSync(file);
   const readSeconds = (performance.now() - t) / 1000;
   t = performance.now();
-  const snapshot = unpack(read) as PartitionSnapshot;
+  const snapshot = codec.decode(read);
   const decodeSeconds = (performance.now() - t) / 1000;
   t = performance.now();
   const restored = new PartitionProcessor({ partition: 0, rules });
@@ -132,7 +137,7 @@ function main(): void {
   jsonLine('checkpoint', checkpoint);
 
   const body = [
-    `${fmt(customers)} customers, ${fmt(events)} events (one generated day each), default rules (${rules.length}); apply ${fmt(events / applySeconds)} events/s in one thread`,
+    `${fmt(customers)} customers (${fmt(processor.hotSize)} of them held as objects, the others as bytes), ${fmt(events)} events (one generated day each), default rules (${rules.length}); apply ${fmt(events / applySeconds)} events/s in one thread`,
     '',
     table(
       ['measure', 'value', 'target', 'met'],

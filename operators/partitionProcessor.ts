@@ -1,3 +1,4 @@
+import { CustomerStore } from './customerStore.js';
 import { type DecodeOptions, decodeEvent } from './decodeEvent.js';
 import {
   checkKeyGroups,
@@ -13,6 +14,8 @@ import {
   type KeyGroupSnapshot,
   type PartitionSnapshot,
   SNAPSHOT_VERSION,
+  type StoredEntry,
+  type Structures,
 } from './partitionState.js';
 import { type PrivacyOptions, PrivacyPolicy } from './privacy.js';
 import { type CustomerState, newCustomerState, type Profile, profileOf, updateProfile } from './profile.js';
@@ -27,7 +30,7 @@ import {
   type RuleSpec,
 } from './rules.js';
 import { upgradeSnapshot } from './snapshotUpgrade.js';
-import { TimerQueue } from './timers.js';
+import { type TimerList, TimerQueue } from './timers.js';
 import type { CxEvent, EventRow, ProfileRow, Reject, Trigger } from './types.js';
 import { Watermark, type WatermarkState } from './watermark.js';
 
@@ -66,6 +69,12 @@ export interface PartitionOptions {
   minEventTs?: number;
   /** Which fields are masked where values leave the partition (docs/PRIVACY.md). @default the default fields, no allowances */
   privacy?: PrivacyOptions;
+  /**
+   * Customers kept as objects (spread over the owned key groups); the least recently used beyond
+   * it are kept as their msgpack bytes and decoded when needed (operators/customerStore.ts). 0
+   * keeps only those with events waiting for the ordered lane or a timer. @default 20_000
+   */
+  hotCustomers?: number;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
@@ -88,9 +97,8 @@ export interface PartitionOutput extends DeliveryCounters {
  * depends on another key group, so where it runs does not change what it produces.
  */
 class KeyGroup {
-  readonly customers = new Map<string, CustomerEntry>();
   /** Customers changed since the last snapshot: what the next delta holds. */
-  changed = new Set<CustomerEntry>();
+  changed = new Set<string>();
   /** Highest stream sequence applied. */
   lastSeq = 0;
   /**
@@ -101,14 +109,31 @@ class KeyGroup {
   restoredSeq = 0;
   /** `lastSeq` and watermark value at the last snapshot: a delta leaves out a key group where nothing moved. */
   snapshotAt = { lastSeq: -1, watermark: Number.NaN, maxEventTime: Number.NaN };
+  /** Shared structures the stored snapshots hold: the next delta stores those added after them. */
+  structuresSaved = 0;
   readonly queue = new TimerQueue();
   readonly ordered = new OrderedEvents();
-  readonly resolveTimers = (customer: string) => this.customers.get(customer)?.timers;
 
   constructor(
     readonly kg: number,
     readonly watermark: Watermark,
+    readonly customers: CustomerStore,
+    /** A customer's timers as the queue pops one (decoding the customer when cold). */
+    readonly resolveTimers: (customer: string) => Record<string, TimerRecord> | undefined,
   ) {}
+}
+
+/**
+ * A snapshot at its cut, for a worker that encodes it in slices: the customers still held as
+ * objects are in it as objects, and must be encoded with {@link encode} before they change (copy
+ * on write, `PartitionProcessor.beforeChange`); {@link finish} then adds the shared structures the
+ * bytes refer to.
+ */
+export interface SnapshotCut {
+  readonly snapshot: PartitionSnapshot;
+  encode(kg: number, entry: CustomerEntry): Uint8Array;
+  /** The snapshot with the key groups' shared structures, once every entry in it is encoded. */
+  finish(): PartitionSnapshot;
 }
 
 /** A checkpoint chain to restore: a full snapshot and its deltas, and which of its key groups to take. */
@@ -146,6 +171,7 @@ export class PartitionProcessor {
   private readonly watermarkOptions: { allowedLatenessMs?: number; idleAfterMs?: number };
   private readonly groups = new Map<number, KeyGroup>();
   private readonly privacy: PrivacyPolicy;
+  private readonly hotCustomers: number;
   /**
    * Called with a customer's entry just before it changes (an event, a timer, a publication, a rule
    * swap): a snapshot still being encoded in slices encodes the entry first (copy on write).
@@ -173,6 +199,7 @@ export class PartitionProcessor {
       allowedLatenessMs: options.allowedLatenessMs,
       idleAfterMs: options.idleAfterMs,
     };
+    this.hotCustomers = options.hotCustomers ?? 20_000;
     const owns =
       options.owns ??
       (options.partitions === undefined
@@ -181,8 +208,8 @@ export class PartitionProcessor {
     for (const kg of owns) {
       if (!Number.isInteger(kg) || kg < 0 || kg >= this.keyGroups)
         throw new RangeError(`key group ${kg} out of range 0..${this.keyGroups - 1}`);
-      this.groups.set(kg, new KeyGroup(kg, new Watermark(this.watermarkOptions)));
     }
+    for (const kg of owns) this.groups.set(kg, this.newKeyGroup(kg, owns.length, []));
     this.rules = new RuleSet(compileRules(options.rules));
     this.privacy = new PrivacyPolicy(options.privacy);
     this.scope = { customer: '', state: newCustomerState(''), memory: {}, fired: {}, caps: {}, timers: {} };
@@ -195,6 +222,19 @@ export class PartitionProcessor {
       counters: { droppedByCap: 0, droppedByQuietHours: 0, deferred: 0 },
       privacy: this.privacy,
     };
+  }
+
+  /** A key group with no customers yet (`structures`: those of its restored bytes). */
+  private newKeyGroup(kg: number, owned: number, structures: Structures): KeyGroup {
+    const hot = this.hotCustomers === 0 ? 0 : Math.ceil(this.hotCustomers / owned);
+    const store = new CustomerStore(hot, structures);
+    return new KeyGroup(kg, new Watermark(this.watermarkOptions), store, (customer) => {
+      const entry = store.get(customer);
+      if (entry === undefined) return undefined;
+      // the queue may change a record (fire it, move it): a snapshot being encoded takes it first
+      this.beforeChange?.(entry);
+      return entry.timers;
+    });
   }
 
   /** The key groups this processor owns, ascending. */
@@ -230,13 +270,20 @@ export class PartitionProcessor {
   get pendingTimers(): number {
     let n = 0;
     for (const g of this.groups.values())
-      for (const entry of g.customers.values()) for (const _ in entry.timers) n++;
+      for (const [customer] of g.customers.items()) for (const _ in g.customers.peek(customer)!.timers) n++;
     return n;
   }
 
-  /** One customer's entry (read-only use: explain, tests); undefined when not held. */
+  /** One customer's entry (read-only use: explain, tests; a decoded copy when held as bytes); undefined when not held. */
   customer(customer: string): Readonly<CustomerEntry> | undefined {
-    return this.groups.get(keyGroupOf(customer, this.keyGroups))?.customers.get(customer);
+    return this.groups.get(keyGroupOf(customer, this.keyGroups))?.customers.peek(customer);
+  }
+
+  /** Customers held as objects (the others are held as bytes). */
+  get hotSize(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.customers.hotSize;
+    return n;
   }
 
   /** Number of customers held. */
@@ -260,10 +307,22 @@ export class PartitionProcessor {
    * The state as plain data, for a checkpoint: a section per owned key group with every customer,
    * or with `delta` only those changed since the previous snapshot (and no section for a key group
    * whose customers, last sequence and watermark did not move). Either way the next delta starts
-   * from here, so a snapshot that is not stored must be followed by a full one. Shares objects with
-   * the live state: encode it before the next call.
+   * from here, so a snapshot that is not stored must be followed by a full one. Every customer is
+   * in it as its bytes (held ones as they are, the others encoded now).
    */
   snapshot(delta = false): PartitionSnapshot {
+    const cut = this.snapshotCut(delta);
+    for (const section of cut.snapshot.groups)
+      for (const item of section.customers)
+        if (!(item[1] instanceof Uint8Array)) item[1] = cut.encode(section.kg, item[1]);
+    return cut.finish();
+  }
+
+  /**
+   * The state at this point, as {@link snapshot} but with the customers held as objects still
+   * objects (shared with the live state): a worker encodes them in slices while it goes on.
+   */
+  snapshotCut(delta = false): SnapshotCut {
     const groups: KeyGroupSnapshot[] = [];
     for (const kg of this.ownedKeyGroups) {
       const g = this.groups.get(kg)!;
@@ -274,14 +333,64 @@ export class PartitionProcessor {
         watermark.value !== g.snapshotAt.watermark ||
         watermark.maxEventTime !== g.snapshotAt.maxEventTime;
       if (delta && !moved) continue; // the chain's earlier section still holds all of it
-      const customers: Array<[string, CustomerEntry]> = [];
-      if (delta) for (const entry of g.changed) customers.push([entry.state.customer, entry]);
-      else for (const item of g.customers) customers.push(item);
+      const customers: Array<[string, StoredEntry]> = [];
+      const pending: string[] = [];
+      let timers: TimerList;
+      if (delta) {
+        // the timers of the changed customers (the full snapshot before holds the others')
+        timers = { dues: [], customers: [], ids: [] };
+        for (const customer of g.changed) {
+          const stored = g.customers.stored(customer)!;
+          customers.push([customer, stored]);
+          const entry = stored instanceof Uint8Array ? g.customers.decode(stored) : stored;
+          for (const id in entry.timers) {
+            timers.dues.push(entry.timers[id]!.queuedAt);
+            timers.customers.push(customer);
+            timers.ids.push(id);
+          }
+          if (entry.pending.length > 0) pending.push(customer);
+        }
+      } else {
+        timers = g.queue.entries();
+        for (const item of g.customers.items()) {
+          customers.push(item);
+          const entry = item[1];
+          // entries held as bytes have no pending events (operators/customerStore.ts)
+          if (!(entry instanceof Uint8Array) && entry.pending.length > 0) pending.push(item[0]);
+        }
+      }
       g.changed = new Set();
       g.snapshotAt = { lastSeq: g.lastSeq, watermark: watermark.value, maxEventTime: watermark.maxEventTime };
-      groups.push({ kg, lastSeq: g.lastSeq, watermark, customers });
+      groups.push({
+        kg,
+        lastSeq: g.lastSeq,
+        watermark,
+        customers,
+        structuresFrom: delta ? g.structuresSaved : 0,
+        structures: [],
+        timers,
+        pending,
+      });
     }
-    return { version: SNAPSHOT_VERSION, keyGroups: this.keyGroups, delta, groups };
+    const snapshot: PartitionSnapshot = {
+      version: SNAPSHOT_VERSION,
+      keyGroups: this.keyGroups,
+      delta,
+      groups,
+    };
+    return {
+      snapshot,
+      encode: (kg, entry) => this.groups.get(kg)!.customers.encode(entry),
+      finish: () => {
+        for (const section of groups) {
+          const g = this.groups.get(section.kg)!;
+          const all = g.customers.structures;
+          section.structures = all.slice(section.structuresFrom);
+          g.structuresSaved = all.length;
+        }
+        return snapshot;
+      },
+    };
   }
 
   /**
@@ -300,7 +409,7 @@ export class PartitionProcessor {
    * not own are ignored.
    */
   restoreChains(chains: ReadonlyArray<RestoreChain>): void {
-    const restored = new Map<number, KeyGroupSnapshot>();
+    const restored = new Map<number, RestoredGroup>();
     for (const chain of chains) {
       const upgraded = chain.snapshots.map((s) => upgradeSnapshot(s, this.defaultTz, this.keyGroups));
       upgraded.forEach((snapshot, i) => {
@@ -314,53 +423,66 @@ export class PartitionProcessor {
         }
       });
       // This chain's key groups: the full sections, then each delta's customers on top.
-      const own = new Map<
-        number,
-        { lastSeq: number; watermark: WatermarkState; customers: Map<string, CustomerEntry> }
-      >();
+      const own = new Map<number, RestoredGroup>();
       for (const snapshot of upgraded)
         for (const section of snapshot.groups) {
           if (!this.groups.has(section.kg) || chain.keyGroups?.has(section.kg) === false) continue;
           let g = own.get(section.kg);
           if (g === undefined) {
-            g = { lastSeq: 0, watermark: section.watermark, customers: new Map() };
+            g = {
+              lastSeq: 0,
+              watermark: section.watermark,
+              customers: new Map(),
+              structures: undefined,
+              timers: [],
+              pending: new Set(),
+            };
             own.set(section.kg, g);
           }
           g.lastSeq = Math.max(g.lastSeq, section.lastSeq);
           g.watermark = section.watermark;
-          for (const [customer, entry] of section.customers) g.customers.set(customer, entry);
+          addSection(g, section);
         }
       for (const [kg, g] of own) {
         const before = restored.get(kg);
         if (before === undefined) {
-          restored.set(kg, { kg, lastSeq: g.lastSeq, watermark: g.watermark, customers: [...g.customers] });
+          restored.set(kg, g);
           continue;
         }
-        // Several chains of one key group: partitions of a version without key groups.
+        // Several chains of one key group: partitions of a version without key groups (objects only).
+        if (before.structures !== undefined || g.structures !== undefined)
+          throw new Error(`key group ${kg} is in several checkpoint chains of the current format`);
         before.lastSeq = Math.max(before.lastSeq, g.lastSeq);
         before.watermark = {
           maxEventTime: Math.max(before.watermark.maxEventTime, g.watermark.maxEventTime),
           value: Math.max(before.watermark.value, g.watermark.value),
         };
-        for (const item of g.customers) before.customers.push(item);
+        for (const item of g.customers) before.customers.set(...item);
+        before.timers.push(...g.timers);
+        for (const customer of g.pending) before.pending.add(customer);
       }
     }
+    const owned = this.groups.size;
     for (const kg of this.groups.keys()) {
-      const g = new KeyGroup(kg, new Watermark(this.watermarkOptions));
-      this.groups.set(kg, g);
       const section = restored.get(kg);
+      const g = this.newKeyGroup(kg, owned, section?.structures ?? []);
+      this.groups.set(kg, g);
       if (section === undefined) continue;
-      const pending: PendingEvent[] = [];
+      g.structuresSaved = g.customers.structures.length;
       for (const [customer, entry] of section.customers) {
-        g.customers.set(customer, entry);
-        for (const [id, record] of Object.entries(entry.timers)) g.queue.restore(customer, id, record);
-        for (const p of entry.pending) pending.push(p);
+        if (entry instanceof Uint8Array) g.customers.setEncoded(customer, entry);
+        else g.customers.set(customer, entry);
       }
+      for (const list of section.timers) g.queue.load(list);
+      const pending: PendingEvent[] = [];
+      for (const customer of section.pending)
+        for (const p of g.customers.get(customer)!.pending) pending.push(p);
       pending.sort((a, b) => a.event.ts - b.event.ts || a.seq - b.seq);
       for (const p of pending) g.ordered.push(p);
       g.lastSeq = section.lastSeq;
       g.restoredSeq = section.lastSeq;
       g.watermark.restore(section.watermark);
+      g.customers.compact();
     }
   }
 
@@ -371,15 +493,24 @@ export class PartitionProcessor {
   setRules(specs: RuleSpec[]): void {
     const rules = new RuleSet(compileRules(specs));
     rules.onDecision = this.rules.onDecision;
+    const removed = this.rules.specs.some((spec) => !rules.has(spec.id));
     this.rules = rules;
-    for (const g of this.groups.values())
-      for (const entry of g.customers.values())
-        for (const id in entry.timers) {
-          const rule = entry.timers[id]!.rule;
+    // Finding the timers of removed rules decodes every customer held as bytes (~30–100 µs each):
+    // only when a rule was removed, not for a reload that changes rules in place.
+    if (!removed) return;
+    for (const g of this.groups.values()) {
+      for (const [customer] of g.customers.items()) {
+        const timers = g.customers.peek(customer)!.timers;
+        for (const id in timers) {
+          const rule = timers[id]!.rule;
           if (rule === '' || rules.has(rule)) continue;
+          const entry = g.customers.get(customer)!;
           this.touch(g, entry);
           delete entry.timers[id];
         }
+      }
+      g.customers.compact();
+    }
   }
 
   /**
@@ -422,11 +553,13 @@ export class PartitionProcessor {
       }
       g.lastSeq = seq;
       out.watermarks.set(kg, 0);
-      const entry = g.customers.get(customer);
-      if (entry?.appliedThrough !== undefined) {
-        // restored from a version whose sequences were per partition
-        if (seq <= entry.appliedThrough) continue;
-        delete entry.appliedThrough;
+      const stored = g.customers.stored(customer);
+      if (stored !== undefined && !(stored instanceof Uint8Array) && stored.appliedThrough !== undefined) {
+        // restored from a version whose sequences were per partition (the store keeps such entries
+        // as objects until this is settled)
+        if (seq <= stored.appliedThrough) continue;
+        this.touch(g, stored);
+        delete stored.appliedThrough;
       }
       const bytes = payload(i);
       const decoded = decodeEvent(bytes, subject, this.decodeOptions);
@@ -476,8 +609,10 @@ export class PartitionProcessor {
       g.watermark.idle(clock);
       this.processDue(g, out, clock);
       if (!flush) continue;
-      for (const entry of g.customers.values()) {
-        if (!entry.dirty) continue;
+      for (const [customer, stored] of g.customers.items()) {
+        if (!(stored instanceof Uint8Array ? g.customers.decode(stored) : stored).dirty) continue;
+        const entry = g.customers.get(customer)!;
+        this.touch(g, entry);
         delete entry.timers[PUBLISH_TIMER];
         this.publishProfile(
           g,
@@ -698,7 +833,7 @@ export class PartitionProcessor {
   /** The entry is about to change: the hook sees it as it was, and the next delta will hold it. */
   private touch(g: KeyGroup, entry: CustomerEntry): void {
     this.beforeChange?.(entry);
-    g.changed.add(entry);
+    g.changed.add(entry.state.customer);
   }
 
   private currentProfileOf(): Profile {
@@ -766,6 +901,7 @@ export class PartitionProcessor {
   private finish(out: PartitionOutput, all: boolean): PartitionOutput {
     let lastSeq = 0;
     for (const g of this.groups.values()) {
+      g.customers.compact();
       if (g.lastSeq > lastSeq) lastSeq = g.lastSeq;
       if (all || out.watermarks.has(g.kg)) out.watermarks.set(g.kg, g.watermark.value);
     }
@@ -823,4 +959,50 @@ function eventRow(e: CxEvent, partition: number, seq: number): EventRow {
     partition,
     seq,
   };
+}
+
+/** A key group gathered from a checkpoint chain (or several, from versions without key groups). */
+interface RestoredGroup {
+  lastSeq: number;
+  watermark: WatermarkState;
+  customers: Map<string, StoredEntry>;
+  /** Shared structures of the entries held as bytes (format 6). */
+  structures: Structures | undefined;
+  /** Timer entries to put in the queue. */
+  timers: TimerList[];
+  /** Customers with events waiting for the ordered lane. */
+  pending: Set<string>;
+}
+
+/** Adds a section (full, or a delta on top of what `g` holds) to a restored key group. */
+function addSection(g: RestoredGroup, section: KeyGroupSnapshot): void {
+  if (section.structures !== undefined) {
+    const from = section.structuresFrom ?? 0;
+    const list = g.structures ?? [];
+    if (from > list.length) {
+      throw new Error(
+        `key group ${section.kg}: a delta's shared structures start at ${from}, the chain before it holds ${list.length}`,
+      );
+    }
+    list.length = from;
+    for (const keys of section.structures) list.push(keys);
+    g.structures = list;
+  }
+  const objects: TimerList = { dues: [], customers: [], ids: [] };
+  for (const [customer, entry] of section.customers) {
+    g.customers.set(customer, entry);
+    g.pending.delete(customer);
+    if (entry instanceof Uint8Array) continue;
+    // formats up to 5: timers and pending events are read from the entries
+    for (const [id, record] of Object.entries(entry.timers)) {
+      record.queuedAt = record.due;
+      objects.dues.push(record.due);
+      objects.customers.push(customer);
+      objects.ids.push(id);
+    }
+    if (entry.pending.length > 0) g.pending.add(customer);
+  }
+  if (objects.dues.length > 0) g.timers.push(objects);
+  if (section.timers !== undefined) g.timers.push(section.timers);
+  for (const customer of section.pending ?? []) g.pending.add(customer);
 }

@@ -6,6 +6,7 @@ import type { PendingEvent } from './orderedEvents.js';
 import type { CustomerState } from './profile.js';
 import type { TimerRecord } from './ruleModel.js';
 import type { CustomerScope, RuleMemory } from './ruleSet.js';
+import type { TimerList } from './timers.js';
 import type { WatermarkState } from './watermark.js';
 
 /**
@@ -32,13 +33,37 @@ export interface KeyGroupSnapshot {
   lastSeq: number;
   /** Event-time watermark and the highest event time seen. */
   watermark: WatermarkState;
-  customers: Array<[customer: string, entry: CustomerEntry]>;
+  /**
+   * Each customer's entry as its msgpack bytes (format 6, operators/customerStore.ts), read with
+   * `structures`; as an object in formats up to 5 (and at a worker's cut, for entries still to encode).
+   */
+  customers: Array<[customer: string, entry: StoredEntry]>;
+  /**
+   * Format 6: the key group's shared msgpack structures from index `structuresFrom` on (a full
+   * snapshot has them all, a delta those added since the snapshot before it).
+   */
+  structuresFrom?: number;
+  structures?: Structures;
+  /**
+   * Format 6: timers to put back in the key group's queue, so a restore need not decode the entries:
+   * a full snapshot holds the queue as it was (stale entries too, dropped when they surface), a delta
+   * the timers of its customers. Without it (formats up to 5) they are read from the entries.
+   */
+  timers?: TimerList;
+  /** Format 6: customers with events waiting for the ordered lane (decoded on restore to queue them). */
+  pending?: string[];
 }
 
+/** A customer as the store holds it: the entry, or its encoded bytes. */
+export type StoredEntry = CustomerEntry | Uint8Array;
+
+/** Shared msgpack structures: each the key list of one object shape. */
+export type Structures = string[][];
+
 /** Snapshot format this code writes (older ones are upgraded on restore: operators/snapshotUpgrade.ts). */
-export const SNAPSHOT_VERSION = 5;
+export const SNAPSHOT_VERSION = 6;
 /** Snapshot formats this code restores (checkpoints refuse others before a worker sees them). */
-export const READABLE_SNAPSHOT_VERSIONS: readonly number[] = [2, 3, 4, SNAPSHOT_VERSION];
+export const READABLE_SNAPSHOT_VERSIONS: readonly number[] = [2, 3, 4, 5, SNAPSHOT_VERSION];
 
 /** One customer as the partition holds it (plain data). */
 export interface CustomerEntry {

@@ -3,8 +3,9 @@
  * picks up where the old one stopped. Formats 2 and 3 kept each rule's state under short field names
  * in one object per rule (pattern memory and cooldown marks together) and the caps in it under
  * `$cap`; format 4 spells the names out and keeps marks, caps and pattern memory apart, and holds the
- * events waiting for the ordered lane; format 5 splits a worker's state into key groups. A snapshot
- * of a newer format is refused.
+ * events waiting for the ordered lane; format 5 splits a worker's state into key groups; format 6
+ * holds each customer as its msgpack bytes (operators/customerStore.ts) and each key group's timers
+ * apart. A snapshot of a newer format is refused.
  */
 
 import { keyGroupOf } from './keyGroups.js';
@@ -36,6 +37,8 @@ export function upgradeSnapshot(
   const s = snapshot as Record<string, unknown>;
   const version = s.version;
   if (version === CURRENT) return snapshot as PartitionSnapshot;
+  // Format 5 is format 6 with the customers as objects: the restore reads their timers from them.
+  if (version === 5) return { ...(snapshot as PartitionSnapshot), version: CURRENT };
   if (typeof version === 'number' && version > CURRENT) {
     throw new Error(
       `snapshot format ${version} was written by a newer cxstream (this version reads formats up to ${CURRENT}): ` +
@@ -44,7 +47,7 @@ export function upgradeSnapshot(
   }
   if (version !== 2 && version !== 3 && version !== 4) {
     throw new Error(
-      `snapshot format ${String(version)} is not supported (this version reads 2, 3, 4 and ${CURRENT})`,
+      `snapshot format ${String(version)} is not supported (this version reads 2, 3, 4, 5 and ${CURRENT})`,
     );
   }
   const lastSeq = s.lastSeq as number;

@@ -14,6 +14,13 @@
  */
 import type { TimerRecord } from './ruleModel.js';
 
+/** Timer queue entries as parallel lists: due (the entry's `queuedAt`), customer, timer id. */
+export interface TimerList {
+  dues: number[];
+  customers: string[];
+  ids: string[];
+}
+
 /** Binary min-heap of timer entries over parallel arrays (no object per entry). */
 export class TimerQueue {
   private dues: number[] = [];
@@ -53,6 +60,28 @@ export class TimerQueue {
   restore(customer: string, id: string, record: TimerRecord): void {
     record.queuedAt = record.due;
     this.push(record.due, customer, id);
+  }
+
+  /** The heap's entries as they are (stale ones included), copied: what a full checkpoint stores. */
+  entries(): TimerList {
+    return { dues: this.dues.slice(), customers: this.customers.slice(), ids: this.ids.slice() };
+  }
+
+  /**
+   * Adds entries of a checkpoint, each at its record's `queuedAt` (the records are not read: they
+   * may still be encoded). Stale entries are dropped when they surface, duplicates pop once.
+   */
+  load(list: TimerList): void {
+    const n = list.dues.length;
+    if (this.dues.length > 0) {
+      for (let i = 0; i < n; i++) this.push(list.dues[i]!, list.customers[i]!, list.ids[i]!);
+      return;
+    }
+    // Into an empty heap (a full checkpoint): append and heapify, O(n) rather than n pushes.
+    this.dues = list.dues.slice();
+    this.customers = list.customers.slice();
+    this.ids = list.ids.slice();
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.siftDown(i);
   }
 
   /**
@@ -127,8 +156,12 @@ export class TimerQueue {
     this.dues.pop();
     this.customers.pop();
     this.ids.pop();
-    const size = last;
-    let i = 0;
+    this.siftDown(0);
+  }
+
+  private siftDown(from: number): void {
+    const size = this.dues.length;
+    let i = from;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= size) break;

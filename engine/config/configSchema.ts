@@ -290,6 +290,12 @@ export const configSchema = Type.Object(
           default: 60_000,
           description: "A customer's profile is published at most this often (event time).",
         }),
+        hotCustomers: Type.Integer({
+          minimum: 0,
+          default: 20_000,
+          description:
+            'Customers each worker keeps as objects; the least recently used beyond it are kept as msgpack bytes (~1 KB instead of ~6.6 KB) and decoded when an event, timer or publication needs them.',
+        }),
         tickIntervalMs: Type.Integer({
           minimum: 100,
           default: 5000,

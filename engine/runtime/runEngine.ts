@@ -62,6 +62,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
     rules,
     defaultTz: config.engine.defaultTz,
     profileIntervalMs: config.engine.profileIntervalMs,
+    hotCustomers: config.engine.hotCustomers,
     allowedLatenessMs: config.engine.allowedLatenessMs,
     idleAfterMs: config.engine.idleAfterMs,
     maxFutureSkewMs: config.engine.maxFutureSkewMs,

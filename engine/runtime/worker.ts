@@ -4,12 +4,16 @@
  * runs to completion before the next starts, and a snapshot is encoded in slices between them.
  */
 import { Piscina, workerData } from 'piscina';
-import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
-import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionState.js';
+import {
+  type PartitionOutput,
+  PartitionProcessor,
+  type SnapshotCut,
+} from '../../operators/partitionProcessor.js';
+import type { CustomerEntry } from '../../operators/partitionState.js';
 import { type CountedSelection, selectCounted } from '../../operators/regionSurge.js';
 import type { EventRow } from '../../operators/types.js';
 import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../../sinks/clickhouseRows.js';
-import { CHUNK_CUSTOMERS, type EncodedSection, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
+import { CHUNK_CUSTOMERS, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
 import { type CustomerView, customerView, DecisionLog } from './customerView.js';
 import type {
   BatchOutput,
@@ -56,7 +60,7 @@ export default function handleTask(
       listen();
       return encoded(processor.tick(null, false));
     case 'snapshot':
-      return snapshotInSlices(processor.snapshot(task.delta));
+      return snapshotInSlices(processor.snapshotCut(task.delta));
     case 'restore': {
       processor.restoreChains(
         task.chains.map((chain) => {
@@ -87,59 +91,63 @@ type WorkerSnapshot = Omit<SnapshotResult, 'afterTask'>;
 const SLICE_MS = 5;
 
 /**
- * Encodes a snapshot (the state at the cut `processor.snapshot()` made) in slices of a few ms, so
+ * Encodes a snapshot (the state at the cut `processor.snapshotCut()` made) in slices of a few ms, so
  * the batches that arrive meanwhile are not held up by it: between two slices the worker runs its
- * next task. An entry those batches are about to change is encoded first, as it was at the cut
- * (copy on write, `processor.beforeChange`). Resolves with the encoded state, moved to the main
- * thread; a checkpoint waits for it as it waited for the one-piece encode.
+ * next task. Customers held as bytes are copied as they are (bytes never change: a changed customer
+ * gets new ones); a customer held as an object that those batches are about to change is encoded
+ * first, as it was at the cut (copy on write, `processor.beforeChange`). Resolves with the encoded
+ * state, moved to the main thread; a checkpoint waits for it as it waited for the one-piece encode.
  */
-function snapshotInSlices(snapshot: PartitionSnapshot): Promise<WorkerSnapshot> {
-  const { groups, ...header } = snapshot;
-  const sections: EncodedSection[] = [];
-  // Every entry still to encode, with its customer and the section it goes to.
-  const waiting = new Map<CustomerEntry, [customer: string, section: EncodedSection]>();
-  for (const { customers, ...rest } of groups) {
-    const section: EncodedSection = { ...rest, chunks: [] };
-    sections.push(section);
-    for (const [customer, entry] of customers) waiting.set(entry, [customer, section]);
-  }
-  const pending = waiting.entries();
+function snapshotInSlices(cut: SnapshotCut): Promise<WorkerSnapshot> {
+  const { groups } = cut.snapshot;
+  const chunks: Uint8Array[][] = groups.map(() => []);
+  // Customers encoded ahead of their turn (copy on write), per section: chunked once it is done.
+  const early: Array<Array<[string, Uint8Array]>> = groups.map(() => []);
+  // Every entry held as an object at the cut and still to encode, with its customer and section.
+  const waiting = new Map<CustomerEntry, [customer: string, section: number]>();
+  groups.forEach((g, i) => {
+    for (const [customer, entry] of g.customers)
+      if (!(entry instanceof Uint8Array)) waiting.set(entry, [customer, i]);
+  });
   processor.beforeChange = (entry) => {
     const item = waiting.get(entry);
     if (item === undefined) return;
     waiting.delete(entry);
-    item[1].chunks.push(snapshotCodec.encodeChunk([[item[0], entry]]));
+    early[item[1]]!.push([item[0], cut.encode(groups[item[1]]!.kg, entry)]);
   };
+  let section = 0;
+  let next = 0;
+  let chunk: Array<[string, Uint8Array]> = [];
   return new Promise((resolve, reject) => {
     const slice = (): void => {
       try {
         const until = performance.now() + SLICE_MS;
-        while (waiting.size > 0) {
-          const chunk: Array<[string, CustomerEntry]> = [];
-          let section: EncodedSection | undefined;
-          // one live iterator for the whole snapshot: entries deleted meanwhile (encoded by
-          // beforeChange) are skipped, and no slice walks over the ones taken before it; a chunk
-          // holds customers of one section (they are grouped by section in the map)
-          for (let next = pending.next(); !next.done; next = pending.next()) {
-            const [entry, [customer, of]] = next.value;
-            if (section !== undefined && of !== section) {
-              section.chunks.push(snapshotCodec.encodeChunk(chunk));
-              chunk.length = 0;
+        for (; section < groups.length; section++, next = 0) {
+          const { kg, customers } = groups[section]!;
+          while (next < customers.length) {
+            const [customer, entry] = customers[next++]!;
+            if (entry instanceof Uint8Array) chunk.push([customer, entry]);
+            else if (waiting.delete(entry)) chunk.push([customer, cut.encode(kg, entry)]);
+            if (chunk.length === CHUNK_CUSTOMERS) {
+              chunks[section]!.push(snapshotCodec.encodeChunk(chunk));
+              chunk = [];
+              if (performance.now() >= until) {
+                setImmediate(slice); // the next task (a batch) runs before the next slice
+                return;
+              }
             }
-            section = of;
-            chunk.push([customer, entry]);
-            waiting.delete(entry);
-            if (chunk.length === CHUNK_CUSTOMERS) break;
           }
-          if (section !== undefined && chunk.length > 0)
-            section.chunks.push(snapshotCodec.encodeChunk(chunk));
-          if (waiting.size > 0 && performance.now() >= until) {
-            setImmediate(slice); // the next task (a batch) runs before the next slice
-            return;
-          }
+          // the section is done: none of its customers can be encoded early any more
+          chunk.push(...early[section]!);
+          if (chunk.length > 0) chunks[section]!.push(snapshotCodec.encodeChunk(chunk));
+          chunk = [];
         }
         processor.beforeChange = undefined;
-        const state = snapshotCodec.assemble({ ...header, groups: sections });
+        const { groups: sections, ...header } = cut.finish();
+        const state = snapshotCodec.assemble({
+          ...header,
+          groups: sections.map(({ customers: _, ...rest }, i) => ({ ...rest, chunks: chunks[i]! })),
+        });
         // the chain holds every owned key group, also those this delta leaves out
         resolve(moved({ keyGroups: [...processor.ownedKeyGroups], state }, [state]));
       } catch (e) {

@@ -31,6 +31,8 @@ export interface WorkerPoolOptions {
   defaultTz?: string;
   /** @default 60_000 */
   profileIntervalMs?: number;
+  /** Customers each worker keeps as objects (operators/customerStore.ts). @default 20_000 */
+  hotCustomers?: number;
   /** @default 5_000 */
   allowedLatenessMs?: number;
   /** @default 10_000 */
@@ -143,6 +145,7 @@ export class WorkerPool {
         rules: options.rules,
         defaultTz: options.defaultTz ?? 'Asia/Shanghai',
         profileIntervalMs: options.profileIntervalMs ?? 60_000,
+        hotCustomers: options.hotCustomers,
         allowedLatenessMs: options.allowedLatenessMs ?? 5_000,
         idleAfterMs: options.idleAfterMs ?? 10_000,
         maxFutureSkewMs: options.maxFutureSkewMs,

@@ -21,6 +21,8 @@ export interface WorkerOptions {
   defaultTz: string;
   /** Minimum event time between two published snapshots of one customer's profile. */
   profileIntervalMs: number;
+  /** Customers kept as objects (absent: the processor's default). */
+  hotCustomers?: number;
   /** Watermark = highest event time seen − this (ms). */
   allowedLatenessMs: number;
   /** Wall-clock ms without events after which the watermark follows the clock. */

@@ -42,11 +42,16 @@ export interface GoldenOutput {
  * batches of `batch`, then to 40 days after the last event so every pending timer fires, then the
  * end-of-replay flush.
  */
-export function runGolden(events: readonly CxEvent[], partitions = 1, batch = 500): GoldenOutput {
+export function runGolden(
+  events: readonly CxEvent[],
+  partitions = 1,
+  batch = 500,
+  hotCustomers?: number,
+): GoldenOutput {
   const rules = loadRules(['config/rules.yaml']);
   const processors = Array.from(
     { length: partitions },
-    (_, p) => new PartitionProcessor({ partition: p, partitions, rules }),
+    (_, p) => new PartitionProcessor({ partition: p, partitions, rules, hotCustomers }),
   );
   const outputs: PartitionOutput[] = [];
   const queues: Array<{ seqs: number[]; subjects: string[]; payloads: Uint8Array[] }> = processors.map(

@@ -30,6 +30,8 @@ describe('golden traffic', () => {
   const runs: Array<[string, () => GoldenOutput]> = [
     ['one partition, batches of 500', () => runGolden(events, 1, 500)],
     ['three partitions, batches of 97', () => runGolden(events, 3, 97)],
+    // every customer held as bytes between batches (decoded and encoded again around each event)
+    ['one partition, batches of 500, no customer kept decoded', () => runGolden(events, 1, 500, 0)],
   ];
   let recorded: Record<keyof typeof GOLDEN_FILES, string[]>;
   beforeAll(() => {

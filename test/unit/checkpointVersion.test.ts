@@ -71,7 +71,7 @@ describe('checkpoint versions', () => {
     const state = failure(
       pack({ format: 'cxstream.checkpoint', version: 3, snapshotVersion: 9, writtenBy: '99.0.0', ...record }),
     );
-    expect(state.message).toContain('in state format version 9 (this cxstream reads versions 2, 3, 4, 5)');
+    expect(state.message).toContain('in state format version 9 (this cxstream reads versions 2, 3, 4, 5, 6)');
   });
 
   it('reads a newer writer whose formats it knows (a downgrade after an upgrade that kept them)', () => {

@@ -154,8 +154,14 @@ function collect(result: Result, out: PartitionOutput): void {
   for (const p of out.profiles) result.profiles.add(JSON.stringify(p));
 }
 
-const processor = (lateness = LATENESS) =>
-  new PartitionProcessor({ partition: 0, rules, allowedLatenessMs: lateness, profileIntervalMs: MIN });
+const processor = (lateness = LATENESS, hotCustomers?: number) =>
+  new PartitionProcessor({
+    partition: 0,
+    rules,
+    allowedLatenessMs: lateness,
+    profileIntervalMs: MIN,
+    hotCustomers,
+  });
 
 function apply(p: PartitionProcessor, stream: Stream, from: number, to: number, result: Result): void {
   const batch = stream.slice(from, to);
@@ -189,8 +195,12 @@ function reference(stream: Stream, lateness = LATENESS): Result {
   return finish(p, stream, result);
 }
 
-/** A plan of cuts: batch ends, ticks, and crashes (snapshot at one cut, state lost at a later one). */
+/**
+ * A plan of cuts: batch ends, ticks, and crashes (snapshot at one cut, state lost at a later one),
+ * and how many customers the processor keeps decoded (the others are held as bytes).
+ */
 const planArb = fc.record({
+  hot: fc.constantFrom(0, 1, 3, undefined),
   cuts: fc.array(fc.nat(), { maxLength: 12 }),
   ticks: fc.array(fc.nat(), { maxLength: 6 }),
   crashes: fc.array(fc.record({ snapshotAt: fc.nat(), lostAfter: fc.nat(), replayFrom: fc.nat() }), {
@@ -200,6 +210,7 @@ const planArb = fc.record({
 
 /** Where batches end, ticks come, and crashes happen (positions modulo the stream's length). */
 interface Plan {
+  hot: number | undefined;
   cuts: number[];
   ticks: number[];
   crashes: Array<{ snapshotAt: number; lostAfter: number; replayFrom: number }>;
@@ -218,7 +229,7 @@ function chaotic(stream: Stream, plan: Plan): Result {
     };
   });
   const result = empty();
-  let p = processor();
+  let p = processor(LATENESS, plan.hot);
   let stored: Uint8Array | null = null;
   let storedAt = 0;
   let at = 0;
@@ -243,7 +254,7 @@ function chaotic(stream: Stream, plan: Plan): Result {
     const lost = crashes.find((c) => c.lostAfter === at && stored !== null && c.snapshotAt === storedAt);
     if (lost && stored) {
       // the engine dies: the state comes back from the stored snapshot, the stream from before it
-      p = processor();
+      p = processor(LATENESS, plan.hot);
       p.restore(unpack(stored));
       start = Math.min(lost.replayFrom, storedAt);
       at = start;

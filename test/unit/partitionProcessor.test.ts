@@ -21,6 +21,19 @@ function apply(p: PartitionProcessor, events: CxEvent[], firstSeq = 1, raw?: Uin
   return p.applyBatch(seqs, subjects, (i) => payloads[i]!, 1_000);
 }
 
+/**
+ * What a processor's snapshot holds, decoded: each key group's position and its customers' entries
+ * (the bytes themselves depend on the order in which shapes were first encoded).
+ */
+function contentOf(p: PartitionProcessor) {
+  return p.snapshot().groups.map(({ kg, lastSeq, watermark, customers }) => ({
+    kg,
+    lastSeq,
+    watermark,
+    customers: new Map(customers.map(([c]) => [c, p.customer(c)])),
+  }));
+}
+
 /** The customers of a snapshot, over its key-group sections. */
 function customersOf(snapshot: PartitionSnapshot): string[] {
   return snapshot.groups.flatMap((g) => g.customers.map(([c]) => c));
@@ -186,7 +199,7 @@ describe('PartitionProcessor', () => {
     expect(customersOf(delta2).sort()).toEqual(['c1', 'c2', 'c3', 'c4']);
     expect(customersOf(a.snapshot(true))).toEqual([]);
     const b = restoreFrom(full, delta1, delta2);
-    expect(b.snapshot()).toEqual(a.snapshot());
+    expect(contentOf(b)).toEqual(contentOf(a));
     const next = [
       ev('e6', 'c2', 'add_to_cart', T0 + 32 * 86_400_000, { sku: 'B' }),
       ev('e7', 'c4', 'add_to_cart', T0 + 32 * 86_400_000, { sku: 'C' }),

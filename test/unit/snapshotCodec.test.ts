@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { CHUNK_CUSTOMERS, SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
+import { CustomerStore } from '../../operators/customerStore.js';
 import type { CustomerEntry, PartitionSnapshot } from '../../operators/partitionState.js';
 
 const entry = (i: number) =>
@@ -12,8 +13,16 @@ const entry = (i: number) =>
     dirty: i % 2 === 1,
   }) as unknown as CustomerEntry;
 
+const store = new CustomerStore(0);
+const section = {
+  structuresFrom: 0,
+  timers: { dues: [1000], customers: ['c0'], ids: ['churn_risk'] },
+  pending: [],
+};
+
+/** A format-6 snapshot: customers as their bytes. */
 const snapshot = (customers: number): PartitionSnapshot => ({
-  version: 5,
+  version: 6,
   keyGroups: 128,
   delta: false,
   groups: [
@@ -21,16 +30,55 @@ const snapshot = (customers: number): PartitionSnapshot => ({
       kg: 3,
       lastSeq: 42,
       watermark: { maxEventTime: 5000, value: 0 },
-      customers: Array.from({ length: customers }, (_, i) => [`c${i}`, entry(i)]),
+      customers: Array.from({ length: customers }, (_, i) => [`c${i}`, store.encode(entry(i))]),
+      ...section,
+      structures: store.structures.map((keys) => [...keys]),
     },
-    { kg: 4, lastSeq: 40, watermark: { maxEventTime: 4000, value: 0 }, customers: [['x', entry(99)]] },
+    {
+      kg: 4,
+      lastSeq: 40,
+      watermark: { maxEventTime: 4000, value: 0 },
+      customers: [['x', store.encode(entry(99))]],
+      ...section,
+      structures: [],
+    },
   ],
+});
+
+/** A snapshot as plain values (bytes as Uint8Array, whatever view they are), for comparing. */
+const plain = (s: PartitionSnapshot) => ({
+  ...s,
+  groups: s.groups.map((g) => ({
+    ...g,
+    customers: g.customers.map(([c, b]) => [c, Uint8Array.from(b as Uint8Array)]),
+  })),
 });
 
 describe('SnapshotCodec', () => {
   it('round-trips a snapshot of several chunks, read by a codec that wrote none of them', () => {
     const s = snapshot(CHUNK_CUSTOMERS * 2 + 7);
     const bytes = new SnapshotCodec().encode(s);
+    const decoded = new SnapshotCodec().decode(bytes);
+    expect(plain(decoded)).toEqual(plain(s));
+    // and the entries read back with the section's structures, by a store that encoded none of them
+    const reader = new CustomerStore(0, decoded.groups[0]!.structures);
+    expect(reader.decode(decoded.groups[0]!.customers[7]![1] as Uint8Array)).toEqual(entry(7));
+  });
+
+  it('reads format 5: chunks of [customer, entry] pairs in msgpack with records', () => {
+    const s = {
+      version: 5,
+      keyGroups: 128,
+      delta: false,
+      groups: [
+        { kg: 3, lastSeq: 42, watermark: { maxEventTime: 5000, value: 0 }, customers: [['c1', entry(1)]] },
+      ],
+    };
+    const records = new Packr({ useRecords: true });
+    const bytes = new Packr({ useRecords: false }).pack({
+      ...s,
+      groups: s.groups.map(({ customers, ...g }) => ({ ...g, chunks: [records.pack(customers)] })),
+    });
     expect(new SnapshotCodec().decode(bytes)).toEqual(s);
   });
 
@@ -54,11 +102,13 @@ describe('SnapshotCodec', () => {
     const sections = groups.map(({ customers, ...section }) => ({
       ...section,
       chunks: [
-        codec.encodeChunk(customers.slice(0, 2)),
-        ...customers.slice(2).map((c) => codec.encodeChunk([c])),
+        codec.encodeChunk(customers.slice(0, 2) as Array<[string, Uint8Array]>),
+        ...customers.slice(2).map((c) => codec.encodeChunk([c as [string, Uint8Array]])),
       ],
     }));
-    expect(new SnapshotCodec().decode(codec.assemble({ ...header, groups: sections }))).toEqual(s);
+    expect(plain(new SnapshotCodec().decode(codec.assemble({ ...header, groups: sections })))).toEqual(
+      plain(s),
+    );
   });
 
   it('decodes only the key groups asked for, and lists the sections without decoding customers', () => {
@@ -82,7 +132,8 @@ describe('SnapshotCodec', () => {
     };
     const customers: Array<[string, CustomerEntry]> = [['c1', entry(1)]];
     const codec = new SnapshotCodec();
-    const bytes = new Packr({ useRecords: false }).pack({ ...old, chunks: [codec.encodeChunk(customers)] });
+    const records = new Packr({ useRecords: true });
+    const bytes = new Packr({ useRecords: false }).pack({ ...old, chunks: [records.pack(customers)] });
     expect(codec.decode(bytes)).toEqual({ ...old, customers });
     expect(codec.sections(bytes)).toBeNull();
   });
