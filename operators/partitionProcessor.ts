@@ -143,6 +143,20 @@ export interface RestoreChain {
   keyGroups?: ReadonlySet<number>;
 }
 
+/** One key group's position and size (`PartitionProcessor.keyGroupStats`); times are epoch ms, −Infinity before its first event. */
+export interface KeyGroupStats {
+  kg: number;
+  /** Highest stream sequence applied (0 before the first). */
+  lastSeq: number;
+  watermark: number;
+  maxEventTime: number;
+  /** Customers held, and those of them held as objects (the others as bytes). */
+  customers: number;
+  hotCustomers: number;
+  /** Timer queue entries, stale ones included: an upper bound of the pending timers. */
+  timersQueued: number;
+}
+
 /** Timer id of a customer's profile publication: after every other timer of the same millisecond. */
 const PUBLISH_TIMER = '~publish';
 
@@ -257,6 +271,26 @@ export class PartitionProcessor {
   /** Highest stream sequence applied in a key group (0 before its first). */
   lastSeqOf(kg: number): number {
     return this.groups.get(kg)?.lastSeq ?? 0;
+  }
+
+  /**
+   * Per owned key group, ascending: its position and size, for `cxstream status` and the per-key-group
+   * metrics. Cheap (no customer is decoded): `timersQueued` is the timer queue's length, which
+   * includes stale entries the queue drops lazily, so it is an upper bound of the pending timers.
+   */
+  keyGroupStats(): KeyGroupStats[] {
+    return this.ownedKeyGroups.map((kg) => {
+      const g = this.groups.get(kg)!;
+      return {
+        kg,
+        lastSeq: g.lastSeq,
+        watermark: g.watermark.value,
+        maxEventTime: g.watermark.maxSeen,
+        customers: g.customers.size,
+        hotCustomers: g.customers.hotSize,
+        timersQueued: g.queue.size,
+      };
+    });
   }
 
   /** Highest event time applied (−Infinity before the first). */

@@ -18,6 +18,7 @@ import { type CustomerView, customerView, DecisionLog } from './customerView.js'
 import type {
   BatchOutput,
   KeyGroupCounted,
+  PartitionStatus,
   RestoredSeqs,
   RuleErrorReport,
   SnapshotResult,
@@ -40,7 +41,15 @@ listen();
 /** Handles one task for this worker's partition. */
 export default function handleTask(
   task: WorkerTask,
-): BatchOutput | WorkerSnapshot | Promise<WorkerSnapshot> | RestoredSeqs | CustomerView | null | undefined {
+):
+  | BatchOutput
+  | WorkerSnapshot
+  | Promise<WorkerSnapshot>
+  | RestoredSeqs
+  | CustomerView
+  | PartitionStatus
+  | null
+  | undefined {
   switch (task.kind) {
     case 'events': {
       const { bytes, ends, seqs, subjects } = task;
@@ -81,6 +90,16 @@ export default function handleTask(
       return encoded(processor.tick(null, false));
     case 'explain':
       return customerView(processor, task.customer, decisions.of(task.customer), options.defaultTz);
+    case 'status':
+      return {
+        partition: options.partition,
+        // −Infinity (no event yet) has no JSON: the wire says null
+        keyGroups: processor.keyGroupStats().map((g) => ({
+          ...g,
+          watermark: Number.isFinite(g.watermark) ? g.watermark : null,
+          maxEventTime: Number.isFinite(g.maxEventTime) ? g.maxEventTime : null,
+        })),
+      };
   }
 }
 

@@ -13,10 +13,12 @@ import type {
   BatchOutput,
   EventBatchTask,
   ExplainTask,
+  PartitionStatus,
   RestoredSeqs,
   RestoreTask,
   SnapshotResult,
   SnapshotTask,
+  StatusTask,
   WorkerOptions,
   WorkerTask,
 } from './workerProtocol.js';
@@ -208,14 +210,14 @@ export class WorkerPool {
   /** Runs a task that is not a batch of events (tick, rule swap) on one partition. */
   run(
     partition: number,
-    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask>,
+    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask | StatusTask>,
   ): Promise<BatchOutput> {
     return this.numbered(partition, { no: 0, control: task, returned: false });
   }
 
   /** Runs the same task on every partition. */
   broadcast(
-    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask>,
+    task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask | StatusTask>,
   ): Promise<BatchOutput[]> {
     if (task.kind === 'aggregates') this.counting = task;
     return Promise.all(this.pools.map((_, p) => this.run(p, task)));
@@ -241,14 +243,24 @@ export class WorkerPool {
    * tasks (live explain); null when the partition holds no state for the customer. Not numbered: it
    * changes nothing, so checkpoints do not wait for it and a restart does not replay it.
    */
-  async explain(partition: number, customer: string): Promise<CustomerView | null> {
+  explain(partition: number, customer: string): Promise<CustomerView | null> {
+    return this.read<CustomerView | null>(partition, { kind: 'explain', customer } satisfies ExplainTask);
+  }
+
+  /**
+   * The position and size of each key group the partition owns, read in its worker between two of
+   * its tasks (`cx.admin.status`, the per-key-group metrics); not numbered, as {@link explain}.
+   */
+  status(partition: number): Promise<PartitionStatus> {
+    return this.read<PartitionStatus>(partition, { kind: 'status' } satisfies StatusTask);
+  }
+
+  /** Runs a task that only reads the worker's state, after any restart in progress. */
+  private async read<T>(partition: number, task: ExplainTask | StatusTask): Promise<T> {
     await this.restarts[partition];
-    const view = await this.send<CustomerView | null>(partition, {
-      kind: 'explain',
-      customer,
-    } satisfies ExplainTask);
+    const result = await this.send<T>(partition, task);
     this.checkReplaced(partition);
-    return view;
+    return result;
   }
 
   /**

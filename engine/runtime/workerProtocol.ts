@@ -107,9 +107,38 @@ export interface ExplainTask {
   customer: string;
 }
 
+/**
+ * Read the position and size of every key group the worker owns (`cx.admin.status`, the per-key-group
+ * metrics; engine/runtime/liveStatus.ts); answers a {@link PartitionStatus}. Changes nothing.
+ */
+export interface StatusTask {
+  kind: 'status';
+}
+
+/** A key group as a {@link StatusTask} reports it: times are epoch ms, null before its first event. */
+export interface KeyGroupStatus {
+  kg: number;
+  /** Highest stream sequence applied (0 before the first). */
+  lastSeq: number;
+  watermark: number | null;
+  maxEventTime: number | null;
+  customers: number;
+  /** Customers held as objects; the others are held as msgpack bytes. */
+  hotCustomers: number;
+  /** Timer queue entries, stale ones included: an upper bound of the pending timers. */
+  timersQueued: number;
+}
+
+/** What a {@link StatusTask} answers: the worker's key groups, ascending. */
+export interface PartitionStatus {
+  partition: number;
+  keyGroups: KeyGroupStatus[];
+}
+
 export type WorkerTask =
   | EventBatchTask
   | ExplainTask
+  | StatusTask
   | TickTask
   | RulesTask
   | SnapshotTask
