@@ -1,0 +1,100 @@
+/**
+ * Both sides of the admin requests (`cx.admin.<action>`, docs/CONTRACT.md "Admin requests"): the
+ * engine's subscription that answers them, and the client's request with the config's NATS settings,
+ * with why it got no answer in words an operator can act on. Live explain and status use them.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Config } from '../config/config.js';
+import { connectNats } from '../nats/connect.js';
+import { log } from './log.js';
+
+/** Answers requests on one admin subject until closed; {@link AdminServer.close} waits for the answers under way. */
+export interface AdminServer {
+  close(): Promise<void>;
+}
+
+/**
+ * Subscribes to `subject` and answers each request with the JSON of what `answer` returns for its
+ * body (`answer` turns its own failures into error replies). `what` names the feature in the log.
+ */
+export function answerRequests(
+  nc: NatsConnection,
+  subject: string,
+  what: string,
+  answer: (body: string) => Promise<unknown>,
+): AdminServer {
+  const answering = new Set<Promise<void>>();
+  const sub = nc.subscribe(subject, {
+    callback: (err, msg) => {
+      if (err) {
+        log.warn({ err }, `${subject}: the subscription failed; ${what} is off`);
+        return;
+      }
+      const done = answer(msg.string())
+        .then((reply) => void msg.respond(JSON.stringify(reply)))
+        .finally(() => answering.delete(done));
+      answering.add(done);
+    },
+  });
+  return {
+    async close() {
+      sub.unsubscribe();
+      await Promise.allSettled([...answering]);
+    },
+  };
+}
+
+/** An admin request got no usable answer (exit code 1: a restart of the engine, or a wait, may cure it). */
+export class AdminRequestError extends Error {
+  override name = 'AdminRequestError';
+}
+
+/**
+ * Sends `body` to `subject` and returns the engine's answer (JSON, as the engine's side of the
+ * request defines it), or throws an {@link AdminRequestError} saying what went wrong (no engine, no
+ * answer in time, a permission, an answer that is not JSON).
+ */
+export async function adminRequest<Reply>(
+  config: Readonly<Config>,
+  subject: string,
+  body: string,
+  timeoutMs: number,
+): Promise<Reply> {
+  const nc = await connectNats(config);
+  let text: string;
+  try {
+    text = (await nc.request(subject, body, { timeout: timeoutMs })).string();
+  } catch (e) {
+    throw new AdminRequestError(adminRequestFailure(subject, e, nc.getServer(), timeoutMs), { cause: e });
+  } finally {
+    await nc.close();
+  }
+  try {
+    return JSON.parse(text) as Reply;
+  } catch {
+    throw new AdminRequestError(
+      `the answer on ${subject} is not JSON (${text.slice(0, 80)}): is something else than cxstream answering there?`,
+    );
+  }
+}
+
+/** Why a request on `subject` got no answer, in words. */
+function adminRequestFailure(subject: string, e: unknown, server: string, timeoutMs: number): string {
+  const err = e as Error & { isNoResponders?: () => boolean; cause?: unknown };
+  const name = (err.cause as Error | undefined)?.name ?? err.name;
+  if (err.isNoResponders?.() || name === 'NoRespondersError')
+    return (
+      `no engine answers ${subject} on NATS at ${server}: start \`cxstream run\` with this NATS server ` +
+      '(it answers once its state is recovered); with NATS permissions, the engine must be allowed to subscribe to ' +
+      'cx.admin.> (docs/OPERATIONS.md "Secure NATS")'
+    );
+  if (name === 'TimeoutError')
+    return (
+      `no answer on ${subject} within ${timeoutMs / 1000} s from NATS at ${server}: the engine may be busy ` +
+      '(a recovery, a long batch), or a NATS permission stops the request or its reply (this user must be allowed ' +
+      `to publish to ${subject}, and the engine to publish to _INBOX.>)`
+    );
+  if (name === 'PermissionViolationError')
+    return `NATS refused the request: ${err.message}; grant this user publish on cx.admin.> (docs/OPERATIONS.md "Secure NATS")`;
+  return `the request on ${subject} failed: ${err.message}`;
+}
