@@ -75,6 +75,8 @@ export interface CheckpointStats {
   bytes: number;
   /** Partitions that stored a delta (the others a full record). */
   deltas: number;
+  /** Wall-clock time of the checkpoint (ms): the records' `createdAt`. */
+  createdAt: number;
   /** Time to encode, wait for delivery, and store (ms). */
   ms: number;
   /** Part of `ms` spent storing (ms). */
@@ -366,6 +368,7 @@ export class Checkpointer {
       coveredSeq,
       bytes,
       deltas: delta.filter(Boolean).length,
+      createdAt,
       ms: ended - started,
       storeMs: ended - storing,
     };

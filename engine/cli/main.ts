@@ -13,6 +13,7 @@ import { runReplay } from './replay.js';
 import { type ReportCliOptions, runReport } from './report.js';
 import { runLive } from './run.js';
 import { runSetup } from './setup.js';
+import { runStatus } from './status.js';
 import { runValidate } from './validate.js';
 
 /** Exit codes of docs/CONTRACT.md. */
@@ -158,6 +159,18 @@ export async function main(argv: string[]): Promise<void> {
         await runExplain({ customer, ...rest, timeoutMs: timeout * 1000 });
       },
     );
+
+  program
+    .command('status')
+    .description(
+      "ask the running engine (NATS request cx.admin.status) for this instance's workers, key groups, stream lag and last checkpoint",
+    )
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .option('--json', 'print the status as JSON')
+    .option('--timeout <seconds>', 'how long to wait for the answer', (v) => positiveInt(v, '--timeout'), 10)
+    .action(async (opts: { config?: string; json?: boolean; timeout: number }) => {
+      await runStatus({ config: opts.config, json: opts.json, timeoutMs: opts.timeout * 1000 });
+    });
 
   program
     .command('funnel')

@@ -94,12 +94,42 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Per key group (engine.keyGroups series each, 128 by default; docs/CONTRACT.md "HTTP"), read from
+  // the workers every few seconds (engine/runtime/liveStatus.ts followKeyGroups), not per event.
+  readonly keyGroupAppliedSeq = this.keyGroupGauge(
+    'cx_keygroup_applied_seq',
+    'Highest stream sequence applied in the key group (0 before its first event)',
+  );
+  readonly keyGroupWatermark = this.keyGroupGauge(
+    'cx_keygroup_watermark_ms',
+    "The key group's watermark, epoch ms of event time (absent before its first event)",
+  );
+  readonly keyGroupMaxEventTime = this.keyGroupGauge(
+    'cx_keygroup_max_event_time_ms',
+    'Latest event time applied in the key group, epoch ms (absent before its first event)',
+  );
+  readonly keyGroupCustomers = this.keyGroupGauge('cx_keygroup_customers', 'Customers held in the key group');
+  readonly keyGroupTimers = this.keyGroupGauge(
+    'cx_keygroup_timers_queued',
+    "Entries in the key group's timer queue (stale ones included: an upper bound of the pending timers)",
+  );
+
   readonly buildInfo = new Gauge({
     name: 'cx_build_info',
     help: 'Always 1; the version label tells which cxstream runs (useful during an upgrade)',
     labelNames: ['version'] as const,
     registers: [this.registry],
   });
+
+  /** A gauge per key group, labelled with the worker that owns it. */
+  private keyGroupGauge(name: string, help: string): Gauge<'key_group' | 'partition'> {
+    return new Gauge({
+      name,
+      help,
+      labelNames: ['key_group', 'partition'] as const,
+      registers: [this.registry],
+    });
+  }
 
   constructor() {
     // prom-client's own names already start with process_ or nodejs_: the prefix makes them

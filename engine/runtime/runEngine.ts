@@ -7,7 +7,9 @@ import { recover } from '../checkpoint/recovery.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import { type Config, minEventTs } from '../config/config.js';
 import type { EventSource } from '../source/eventSource.js';
+import type { AdminServer } from './admin.js';
 import { type ExplainServer, serveExplain } from './liveExplain.js';
+import { followKeyGroups, serveStatus, streamReader } from './liveStatus.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type PipelineSinks, runPipeline } from './pipeline.js';
@@ -34,7 +36,7 @@ export interface RunOptions {
    * before the pipeline starts reading the source: readiness (`/readyz`).
    */
   onRecovered?: () => void;
-  /** Answer live explain requests (`cx.admin.explain`) on this connection once the state is recovered. */
+  /** Answer live explain and status requests (`cx.admin.explain`, `cx.admin.status`) on this connection once the state is recovered. */
   admin?: NatsConnection;
   /** Replays: event time every partition moves to once the source completed (`replay --until`). */
   advanceTo?: number;
@@ -71,6 +73,8 @@ export async function runEngine(options: RunOptions): Promise<void> {
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   let explain: ExplainServer | null = null;
+  let status: AdminServer | null = null;
+  let stopKeyGroupMetrics = (): void => {};
   try {
     const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
       (spec) => new RegionSurge(spec, pool.keyGroups, Date.now),
@@ -94,7 +98,19 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     let first = checkpoints !== undefined;
-    if (options.admin) explain = serveExplain(options.admin, pool);
+    if (options.admin) {
+      explain = serveExplain(options.admin, pool);
+      const { nc, durable, store } = options.checkpoints ?? {};
+      status = serveStatus(options.admin, {
+        pool,
+        stream: nc ? streamReader(nc, durable!) : undefined,
+        checkpoints:
+          checkpoints && store
+            ? { checkpointer: checkpoints.checkpointer, store: store.location }
+            : undefined,
+      });
+    }
+    if (options.metrics) stopKeyGroupMetrics = followKeyGroups(options.metrics, pool);
     options.onRecovered?.();
     await runPipeline({
       aggregates,
@@ -120,7 +136,9 @@ export async function runEngine(options: RunOptions): Promise<void> {
       },
     });
   } finally {
+    stopKeyGroupMetrics();
     await explain?.close();
+    await status?.close();
     await pool.close();
   }
 }
