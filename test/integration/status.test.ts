@@ -1,0 +1,141 @@
+/**
+ * `cxstream status` against the real `cxstream run` process and a private nats-server: the engine
+ * answers `cx.admin.status` with every key group exactly once, each at the last sequence published
+ * to it, the stream and consumer positions and its last checkpoint; /metrics carries the same per
+ * key group; and with no engine the command says so (exit 1).
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { pack } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import type { EngineStatus } from '../../engine/runtime/liveStatus.js';
+import { keyGroupOf } from '../../operators/keyGroups.js';
+import type { CxEvent } from '../../operators/types.js';
+import { check } from '../harness/check.js';
+import { freePort, runCli } from '../harness/cli.js';
+import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
+
+const KEY_GROUPS = 128;
+const MIN = 60_000;
+// Event times near the wall clock: the engine dead-letters events far ahead of it.
+const T0 = Math.floor(Date.now() / MIN) * MIN - 60 * MIN;
+
+describe('cxstream status', () => {
+  const bed = engineBed('cxstream-status-');
+  const env = () => ({ CXSTREAM_NATS_URL: bed.server.url });
+
+  it('shows every key group once at the sequence last published to it, the lag, the checkpoint and the metrics', async () => {
+    bed.engine = new EngineProcess(
+      engineEnv(bed.server.url, bed.dir, {
+        CXSTREAM_METRICS_PORT: String(await freePort()),
+        CXSTREAM_AGGREGATES: '',
+        CXSTREAM_CHECKPOINT_INTERVAL_MS: '500',
+      }),
+    );
+    await bed.engine.consuming(bed.nc);
+
+    // 300 customers, 1 to 3 events each: most key groups get some, a few may get none
+    const js = jetstream(bed.nc);
+    const lastSeq = new Array<number>(KEY_GROUPS).fill(0);
+    const customers = Array.from({ length: KEY_GROUPS }, () => new Set<string>());
+    let published = 0;
+    for (let i = 0; i < 300; i++) {
+      const customer = `c${i}`;
+      for (let k = 0; k <= i % 3; k++) {
+        const e: CxEvent = { id: `e${i}-${k}`, ts: T0 + k * MIN, customer, type: 'message', channel: 'app' };
+        const ack = await js.publish(`cx.events.app.message.${customer}`, pack(e), { msgID: e.id });
+        const kg = keyGroupOf(customer, KEY_GROUPS);
+        lastSeq[kg] = ack.seq;
+        customers[kg]!.add(customer);
+        published = ack.seq;
+      }
+    }
+    const jsm = await jetstreamManager(bed.nc);
+    await check(
+      async () => {
+        const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
+        return info.delivered.stream_seq >= published && info.num_ack_pending === 0;
+      },
+      30_000,
+      () => bed.engine.stderrTail(),
+    );
+
+    // acked = covered by a checkpoint; the answer names it once the checkpoint after the last ack is in
+    const status = await check(
+      async () => {
+        const run = await runCli(['status', '--json'], env());
+        if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.stderr}`);
+        const s = JSON.parse(run.stdout) as EngineStatus;
+        return s.checkpoint?.last?.coveredSeq === published && s.stream?.ackFloor === published ? s : null;
+      },
+      30_000,
+      () => bed.engine.stderrTail(),
+      200,
+    );
+    expect(status.instance.pid).toBeGreaterThan(0);
+    expect(status.instance.recoveredAt).toBeGreaterThanOrEqual(status.instance.startedAt);
+    expect(status.keyGroups).toBe(KEY_GROUPS);
+    expect(status.partitions).toBe(2);
+    expect(status.workers.map((w) => [w.partition, w.ranges])).toEqual([
+      [0, '0-63'],
+      [1, '64-127'],
+    ]);
+    const kgs = status.workers.flatMap((w) => w.keyGroups);
+    // every key group exactly once
+    expect(kgs.map((g) => g.kg).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: KEY_GROUPS }, (_, k) => k),
+    );
+    for (const g of kgs) {
+      expect({ kg: g.kg, lastSeq: g.lastSeq, customers: g.customers }).toEqual({
+        kg: g.kg,
+        lastSeq: lastSeq[g.kg],
+        customers: customers[g.kg]!.size,
+      });
+      if (g.lastSeq > 0) expect(g.maxEventTime).toBeGreaterThanOrEqual(T0);
+      else expect(g.watermark).toBeNull();
+    }
+    expect(status.workers.reduce((n, w) => n + w.customers, 0)).toBe(300);
+    expect(status.stream).toMatchObject({
+      stream: 'CX_EVENTS',
+      durable: 'cxstream',
+      lastSeq: published,
+      deliveredSeq: published,
+      pending: 0,
+      unacked: 0,
+    });
+    expect(status.checkpoint!.last!.full + status.checkpoint!.last!.deltas).toBe(2);
+
+    const text = await runCli(['status'], env());
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('key groups: 128 over 2 workers, each owned once\n');
+    expect(text.stdout).toContain(
+      `stream CX_EVENTS: last seq ${published}; consumer cxstream: delivered up to ${published}`,
+    );
+
+    // the gauges are read every 5 s: one series per key group, at the same sequences
+    const url = bed.engine.httpUrl()!;
+    await check(
+      async () => {
+        const body = await (await fetch(`${url}/metrics`)).text();
+        const series = [
+          ...body.matchAll(/^cx_keygroup_applied_seq\{key_group="(\d+)",partition="(\d)"\} (\d+)$/gm),
+        ];
+        if (series.length !== KEY_GROUPS) return false;
+        for (const [, kg, partition, seq] of series) {
+          expect(Number(partition)).toBe(Number(kg) < 64 ? 0 : 1);
+          if (Number(seq) !== lastSeq[Number(kg)]) return false;
+        }
+        return body.includes('# TYPE cx_keygroup_customers gauge');
+      },
+      20_000,
+      () => bed.engine.stderrTail(),
+      500,
+    );
+  }, 120_000);
+
+  it('says no engine answers once it stopped (exit 1)', async () => {
+    expect(await bed.engine.stop()).toBe(0);
+    const none = await runCli(['status', '--timeout', '2'], env());
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('cxstream: no engine answers cx.admin.status on NATS at');
+  }, 60_000);
+});
