@@ -92,6 +92,19 @@ export class EngineProcess {
     );
   }
 
+  /** Resolves once the engine's consumer delivered the stream up to `seq` and has no ack pending. */
+  async delivered(nc: NatsConnection, seq: number, timeoutMs = 30_000): Promise<void> {
+    const jsm = await jetstreamManager(nc);
+    await check(
+      async () => {
+        const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
+        return info.delivered.stream_seq >= seq && info.num_ack_pending === 0;
+      },
+      timeoutMs,
+      () => this.stderrTail(),
+    );
+  }
+
   /** The engine's HTTP server (`/metrics`), once it logged where it listens. */
   httpUrl(): string | undefined {
     const port = this.line('http listening')?.port;

@@ -4,7 +4,7 @@
  * to it, the stream and consumer positions and its last checkpoint; /metrics carries the same per
  * key group; and with no engine the command says so (exit 1).
  */
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import type { EngineStatus } from '../../engine/runtime/liveStatus.js';
@@ -49,15 +49,7 @@ describe('cxstream status', () => {
         published = ack.seq;
       }
     }
-    const jsm = await jetstreamManager(bed.nc);
-    await check(
-      async () => {
-        const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
-        return info.delivered.stream_seq >= published && info.num_ack_pending === 0;
-      },
-      30_000,
-      () => bed.engine.stderrTail(),
-    );
+    await bed.engine.delivered(bed.nc, published);
 
     // acked = covered by a checkpoint; the answer names it once the checkpoint after the last ack is in
     const status = await check(
