@@ -166,6 +166,20 @@ export class Checkpointer {
   }
 
   /**
+   * Per worker: its chain of stored records as the next checkpoint extends it: when its full record
+   * was taken (null when unknown, e.g. a record of an older version) and the deltas stored after it;
+   * null when its next record is a full one (before the first, after a failed checkpoint).
+   */
+  get chainStatus(): Array<{ fullAt: number | null; deltas: number } | null> {
+    return this.chains.map((c) => {
+      if (c === null) return null;
+      // full records are named `<createdAt>-<random>` (take below)
+      const fullAt = Number.parseInt(c.base, 10);
+      return { fullAt: Number.isFinite(fullAt) ? fullAt : null, deltas: c.deltas };
+    });
+  }
+
+  /**
    * Loads the stored records and restores each worker's key groups from them, whatever grouping
    * wrote them (engine/checkpoint/restorePlan.ts). Refuses records of another key-group count or
    * format. Call before the first event reaches the workers.

@@ -73,17 +73,26 @@ export function formatStatus(s: EngineStatus, now: number): string {
       `last checkpoint: ${time(c.last.at)} (${ago(now, c.last.at)}), covers seq ≤ ${c.last.coveredSeq}, ` +
         `${c.last.full} full + ${c.last.deltas} delta records, ${c.last.bytes} bytes, ${c.last.ms} ms (store ${c.store})`,
     );
+  // a restore reads each worker's full record and the deltas after it
+  const chain = (p: number): string => {
+    if (c === null) return 'off';
+    const ch = c.chains[p];
+    if (ch === undefined || ch === null) return 'next full';
+    return `full ${ch.fullAt === null ? 'at ?' : ago(now, ch.fullAt)} + ${ch.deltas} delta${ch.deltas === 1 ? '' : 's'}`;
+  };
   lines.push(
     '',
     ...table(
-      ['worker', 'key groups', 'customers', 'as objects', 'as bytes'],
+      ['worker', 'key groups', 'customers', 'as objects', 'as bytes', 'checkpoint chain'],
       s.workers.map((w) => [
         String(w.partition),
         w.ranges,
         String(w.customers),
         String(w.hotCustomers),
         String(w.customers - w.hotCustomers),
+        chain(w.partition),
       ]),
+      [5],
     ),
     '',
     ...table(
@@ -107,11 +116,15 @@ export function formatStatus(s: EngineStatus, now: number): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Columns padded to their widest cell; the first column left-aligned, the others right. */
-function table(header: string[], rows: string[][]): string[] {
+/** Columns padded to their widest cell; the first and the `text` columns left-aligned, the others right. */
+function table(header: string[], rows: string[][], text: readonly number[] = []): string[] {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+  const left = (c: number) => c === 0 || text.includes(c);
   const line = (cells: string[]) =>
-    cells.map((v, c) => (c === 0 ? v.padEnd(widths[c]!) : v.padStart(widths[c]!))).join('  ');
+    cells
+      .map((v, c) => (left(c) ? v.padEnd(widths[c]!) : v.padStart(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)];
 }
 

@@ -70,6 +70,11 @@ export interface CheckpointStatus {
     bytes: number;
     ms: number;
   } | null;
+  /**
+   * Per worker, the chain of records a restore would read now: when its full record was taken (null
+   * when unknown) and the deltas after it; null when its next record will be full.
+   */
+  chains: Array<{ partition: number; fullAt: number | null; deltas: number } | null>;
 }
 
 /** What `cx.admin.status` answers. */
@@ -167,7 +172,7 @@ export interface StatusSources {
   /** The stream and consumer positions (absent: not read). */
   stream?: () => Promise<StreamStatus>;
   /** The checkpointer and where it stores (absent: no checkpoints). */
-  checkpoints?: { checkpointer: Pick<Checkpointer, 'lastCheckpoint'>; store: string };
+  checkpoints?: { checkpointer: Pick<Checkpointer, 'lastCheckpoint' | 'chainStatus'>; store: string };
 }
 
 /** The whole status, as the engine answers it. */
@@ -210,6 +215,9 @@ async function engineStatus(
                   bytes: last.bytes,
                   ms: Math.round(last.ms),
                 },
+          chains: sources.checkpoints.checkpointer.chainStatus.map((c, partition) =>
+            c === null ? null : { partition, ...c },
+          ),
         }
       : null,
   };

@@ -95,6 +95,12 @@ describe('cxstream status', () => {
       unacked: 0,
     });
     expect(status.checkpoint!.last!.full + status.checkpoint!.last!.deltas).toBe(2);
+    // each worker's chain: the full record of this run (the first checkpoint) and the deltas since
+    for (const [p, chain] of status.checkpoint!.chains.entries()) {
+      expect(chain!.partition).toBe(p);
+      expect(chain!.fullAt).toBeGreaterThanOrEqual(status.instance.recoveredAt);
+      expect(chain!.fullAt).toBeLessThanOrEqual(status.checkpoint!.last!.at);
+    }
 
     const text = await runCli(['status'], env());
     expect(text.code).toBe(0);

@@ -118,6 +118,10 @@ function engine(workers: PartitionStatus[]): EngineStatus {
     checkpoint: {
       store: '/tmp/state',
       last: { at: T0 + 60_000, coveredSeq: 100, full: 1, deltas: 1, bytes: 2048, ms: 12 },
+      chains: [
+        { partition: 0, fullAt: T0 + 5000, deltas: 3 },
+        { partition: 1, fullAt: T0 + 60_000, deltas: 0 },
+      ],
     },
   };
 }
@@ -181,9 +185,9 @@ describe('formatStatus', () => {
       'last checkpoint: 2026-11-20T02:01:00.000Z (5s ago), covers seq ≤ 100, 1 full + 1 delta records, 2048 bytes, 12 ms (store /tmp/state)',
     );
     expect(lines.slice(5, 8)).toEqual([
-      'worker  key groups  customers  as objects  as bytes',
-      '0              0-1          3           2         1',
-      '1              2-3          1           0         1',
+      'worker  key groups  customers  as objects  as bytes  checkpoint chain',
+      '0              0-1          3           2         1  full 1m 0s ago + 3 deltas',
+      '1              2-3          1           0         1  full 5s ago + 0 deltas',
     ]);
     expect(lines[9]).toBe(
       'key group  worker  applied seq                 watermark            max event time  customers  timers',
@@ -204,13 +208,14 @@ describe('formatStatus', () => {
         ...s,
         stream: null,
         streamError: 'stream not found',
-        checkpoint: { store: '/tmp/state', last: null },
+        checkpoint: { store: '/tmp/state', last: null, chains: [null] },
       },
       T0,
     );
     expect(text).toContain('key groups: 4 over 1 worker, each owned once\n');
     expect(text).toContain('stream: not read (stream not found)\n');
     expect(text).toContain('last checkpoint: none since the engine started (store /tmp/state)\n');
+    expect(text).toContain('\n0              0-3          0           0         0  next full\n');
   });
 });
 
