@@ -83,16 +83,27 @@ export function formatStatus(s: EngineStatus, now: number): string {
   lines.push(
     '',
     ...table(
-      ['worker', 'key groups', 'customers', 'as objects', 'as bytes', 'checkpoint chain'],
+      [
+        'worker',
+        'key groups',
+        'routed',
+        'backlog',
+        'customers',
+        'as objects',
+        'as bytes',
+        'checkpoint chain',
+      ],
       s.workers.map((w) => [
         String(w.partition),
         w.ranges,
+        w.routed === null ? '-' : String(w.routed),
+        w.backlog === null ? '-' : String(w.backlog),
         String(w.customers),
         String(w.hotCustomers),
         String(w.customers - w.hotCustomers),
         chain(w.partition),
       ]),
-      [5],
+      [7],
     ),
     '',
     ...table(
@@ -111,7 +122,7 @@ export function formatStatus(s: EngineStatus, now: number): string {
         ]),
     ),
     '',
-    'times in UTC; timers: queue entries (an upper bound of the pending timers)',
+    'times in UTC; routed: events routed to the worker since the engine started, backlog: those not applied yet; timers: queue entries (an upper bound of the pending timers)',
   );
   return `${lines.join('\n')}\n`;
 }

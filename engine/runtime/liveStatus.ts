@@ -25,9 +25,34 @@ import type { KeyGroupStatus, PartitionStatus } from './workerProtocol.js';
 /** The subject of status requests (under `cx.admin.>`, which the engine subscribes to). */
 export const STATUS_SUBJECT = 'cx.admin.status';
 
+/**
+ * Per worker: events the main thread routed to it and events of the batches whose output came back
+ * from it, since the engine started; their difference is what waits for the worker (in the batch
+ * being built or in its queue). Counted on the main thread only, so a worker restarted in place
+ * does not reset it.
+ */
+export class WorkerBacklog {
+  readonly routed: number[];
+  readonly applied: number[];
+
+  constructor(partitions: number) {
+    this.routed = new Array<number>(partitions).fill(0);
+    this.applied = new Array<number>(partitions).fill(0);
+  }
+
+  /** Events routed to worker `p` and not applied yet. */
+  of(p: number): number {
+    return this.routed[p]! - this.applied[p]!;
+  }
+}
+
 /** One worker (partition thread) and the key groups it owns. */
 export interface WorkerStatus {
   partition: number;
+  /** Events routed to the worker since the engine started ({@link WorkerBacklog}); null when not counted. */
+  routed: number | null;
+  /** Of those, the ones it has not applied yet; null when not counted. */
+  backlog: number | null;
   /** Its key groups as ranges, e.g. `0-63` (contiguous by construction; several ranges would say so). */
   ranges: string;
   /** Customers held in all its key groups, and those of them held as objects (the others as bytes). */
@@ -116,8 +141,8 @@ export function keyGroupRanges(kgs: readonly number[]): string {
   return parts.join(', ');
 }
 
-/** A worker's answer with its totals and ranges. */
-export function workerStatus(answer: PartitionStatus): WorkerStatus {
+/** A worker's answer with its totals and ranges (and its events, when counted). */
+export function workerStatus(answer: PartitionStatus, backlog?: WorkerBacklog): WorkerStatus {
   let customers = 0;
   let hotCustomers = 0;
   for (const g of answer.keyGroups) {
@@ -126,6 +151,8 @@ export function workerStatus(answer: PartitionStatus): WorkerStatus {
   }
   return {
     partition: answer.partition,
+    routed: backlog?.routed[answer.partition] ?? null,
+    backlog: backlog?.of(answer.partition) ?? null,
     ranges: keyGroupRanges(answer.keyGroups.map((g) => g.kg)),
     customers,
     hotCustomers,
@@ -171,6 +198,8 @@ export interface StatusSources {
   pool: Pick<WorkerPool, 'status' | 'partitions' | 'keyGroups'>;
   /** The stream and consumer positions (absent: not read). */
   stream?: () => Promise<StreamStatus>;
+  /** Events routed to each worker and applied by it (absent: not counted). */
+  backlog?: WorkerBacklog;
   /** The checkpointer and where it stores (absent: no checkpoints). */
   checkpoints?: { checkpointer: Pick<Checkpointer, 'lastCheckpoint' | 'chainStatus'>; store: string };
 }
@@ -199,7 +228,8 @@ async function engineStatus(
     },
     keyGroups: pool.keyGroups,
     partitions: pool.partitions,
-    workers: answers.map(workerStatus),
+    // read after the workers answered: what they applied by then was routed before
+    workers: answers.map((a) => workerStatus(a, sources.backlog)),
     ...stream,
     checkpoint: sources.checkpoints
       ? {
@@ -262,16 +292,20 @@ export function setKeyGroupMetrics(metrics: Metrics, answers: readonly Partition
 }
 
 /**
- * Reads every worker's key groups now and every `intervalMs` into the cx_keygroup_* gauges, until
- * the returned function is called. A read still under way (a worker in a long batch) skips the turn.
+ * Reads every worker's key groups now and every `intervalMs` into the cx_keygroup_* gauges (and the
+ * backlog into cx_worker_backlog_events), until the returned function is called. A read still under way (a worker in a long batch) skips the turn.
  */
 export function followKeyGroups(
   metrics: Metrics,
   pool: Pick<WorkerPool, 'status' | 'partitions'>,
+  backlog?: WorkerBacklog,
   intervalMs = KEY_GROUP_METRICS_INTERVAL_MS,
 ): () => void {
   let reading = false;
   const read = (): void => {
+    if (backlog)
+      for (let p = 0; p < pool.partitions; p++)
+        metrics.workerBacklog.set({ partition: String(p) }, backlog.of(p));
     if (reading) return;
     reading = true;
     readWorkers(pool)

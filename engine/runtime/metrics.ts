@@ -114,6 +114,13 @@ export class Metrics {
     "Entries in the key group's timer queue (stale ones included: an upper bound of the pending timers)",
   );
 
+  readonly workerBacklog = new Gauge({
+    name: 'cx_worker_backlog_events',
+    help: 'Events routed to the worker and not yet applied by it (waiting for a batch or in its queue)',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+
   readonly buildInfo = new Gauge({
     name: 'cx_build_info',
     help: 'Always 1; the version label tells which cxstream runs (useful during an upgrade)',

@@ -25,6 +25,7 @@ import type { Trigger } from '../../operators/types.js';
 import type { Checkpointer, CheckpointStats } from '../checkpoint/checkpointer.js';
 import type { EventSource, RawEvent } from '../source/eventSource.js';
 import { Deliverer, type PipelineSinks } from './deliverer.js';
+import type { WorkerBacklog } from './liveStatus.js';
 import type { Metrics } from './metrics.js';
 import { TaskDelivery } from './taskDelivery.js';
 import { TASKS_IN_FLIGHT, type WorkerPool } from './workerPool.js';
@@ -54,6 +55,8 @@ export interface PipelineOptions {
   /** Scheduler of the tick timer (virtual time in tests). @default asyncScheduler */
   scheduler?: SchedulerLike;
   metrics?: Metrics;
+  /** Counts the events routed to each worker and applied by it (`cxstream status`). */
+  backlog?: WorkerBacklog;
   /** Called with each output after the sinks accepted it (progress, demo summary). */
   onOutput?: (output: BatchOutput) => void;
   /**
@@ -108,7 +111,7 @@ interface PartitionResult {
  * completed and every output is delivered, including the end of a replay and the last checkpoint.
  */
 export async function runPipeline(options: PipelineOptions): Promise<void> {
-  const { source, pool, metrics } = options;
+  const { source, pool, metrics, backlog } = options;
   const partitions = pool.partitions;
   const deliverer = new Deliverer({
     sinks: options.sinks,
@@ -159,6 +162,9 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
       slices$.pipe(
         map((slices) => slices[p]!),
         filter((slice) => slice.length > 0),
+        tap((slice) => {
+          if (backlog) backlog.routed[p]! += slice.length;
+        }),
         map((items): Work<RawEvent, ControlRequest> => ({ items })),
         mergeWith(controls$.pipe(map((control): Work<RawEvent, ControlRequest> => ({ control })))),
         // A partition's batches reach its worker in stream order, and a control task goes in between
@@ -173,6 +179,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
             const out = batch
               ? await pool.runEvents(p, batch, options.clock())
               : await pool.run(p, (control as ControlRequest).task);
+            if (batch && backlog) backlog.applied[p]! += batch.length;
             return { p, batch, control, out, started };
           },
         }),

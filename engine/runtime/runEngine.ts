@@ -9,7 +9,7 @@ import { type Config, minEventTs } from '../config/config.js';
 import type { EventSource } from '../source/eventSource.js';
 import type { AdminServer } from './admin.js';
 import { type ExplainServer, serveExplain } from './liveExplain.js';
-import { followKeyGroups, serveStatus, streamReader } from './liveStatus.js';
+import { followKeyGroups, serveStatus, streamReader, WorkerBacklog } from './liveStatus.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type PipelineSinks, runPipeline } from './pipeline.js';
@@ -98,11 +98,13 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     let first = checkpoints !== undefined;
+    const backlog = new WorkerBacklog(pool.partitions);
     if (options.admin) {
       explain = serveExplain(options.admin, pool);
       const { nc, durable, store } = options.checkpoints ?? {};
       status = serveStatus(options.admin, {
         pool,
+        backlog,
         stream: nc ? streamReader(nc, durable!) : undefined,
         checkpoints:
           checkpoints && store
@@ -110,7 +112,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
             : undefined,
       });
     }
-    if (options.metrics) stopKeyGroupMetrics = followKeyGroups(options.metrics, pool);
+    if (options.metrics) stopKeyGroupMetrics = followKeyGroups(options.metrics, pool, backlog);
     options.onRecovered?.();
     await runPipeline({
       aggregates,
@@ -126,6 +128,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       tickIntervalMs: config.engine.tickIntervalMs,
       maxOutageMs: config.nats.maxOutageMs,
       metrics: options.metrics,
+      backlog,
       onOutput: (out) => {
         // the fault tests measure recovery up to this line
         if (first && (out.events.length > 0 || out.rejects.length > 0)) {

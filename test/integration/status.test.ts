@@ -67,10 +67,12 @@ describe('cxstream status', () => {
     expect(status.instance.recoveredAt).toBeGreaterThanOrEqual(status.instance.startedAt);
     expect(status.keyGroups).toBe(KEY_GROUPS);
     expect(status.partitions).toBe(2);
-    expect(status.workers.map((w) => [w.partition, w.ranges])).toEqual([
-      [0, '0-63'],
-      [1, '64-127'],
+    // everything was acked, so every event was applied: nothing waits for a worker
+    expect(status.workers.map((w) => [w.partition, w.ranges, w.backlog])).toEqual([
+      [0, '0-63', 0],
+      [1, '64-127', 0],
     ]);
+    expect(status.workers.reduce((n, w) => n + w.routed!, 0)).toBe(published);
     const kgs = status.workers.flatMap((w) => w.keyGroups);
     // every key group exactly once
     expect(kgs.map((g) => g.kg).sort((a, b) => a - b)).toEqual(
@@ -122,7 +124,10 @@ describe('cxstream status', () => {
           expect(Number(partition)).toBe(Number(kg) < 64 ? 0 : 1);
           if (Number(seq) !== lastSeq[Number(kg)]) return false;
         }
-        return body.includes('# TYPE cx_keygroup_customers gauge');
+        return (
+          body.includes('# TYPE cx_keygroup_customers gauge') &&
+          body.includes('cx_worker_backlog_events{partition="1"} 0')
+        );
       },
       20_000,
       () => bed.engine.stderrTail(),

@@ -11,6 +11,7 @@ import {
   type EngineStatus,
   keyGroupRanges,
   setKeyGroupMetrics,
+  WorkerBacklog,
   workerStatus,
 } from '../../engine/runtime/liveStatus.js';
 import { Metrics } from '../../engine/runtime/metrics.js';
@@ -87,13 +88,32 @@ describe('workerStatus', () => {
       partition: 1,
       keyGroups: [kg(64, { customers: 3, hotCustomers: 1 }), kg(65, { customers: 4, hotCustomers: 4 })],
     });
-    expect(w).toMatchObject({ partition: 1, ranges: '64-65', customers: 7, hotCustomers: 5 });
+    expect(w).toMatchObject({
+      partition: 1,
+      ranges: '64-65',
+      customers: 7,
+      hotCustomers: 5,
+      routed: null,
+      backlog: null,
+    });
+    expect(workerStatus({ partition: 1, keyGroups: [] }, counted([5, 30], [5, 18]))).toMatchObject({
+      routed: 30,
+      backlog: 12,
+    });
     expect(w.keyGroups).toHaveLength(2);
   });
 });
 
-/** An engine status with two workers over four key groups. */
-function engine(workers: PartitionStatus[]): EngineStatus {
+/** A backlog with these events routed to and applied by each worker. */
+function counted(routed: number[], applied: number[]): WorkerBacklog {
+  const backlog = new WorkerBacklog(routed.length);
+  backlog.routed.splice(0, routed.length, ...routed);
+  backlog.applied.splice(0, applied.length, ...applied);
+  return backlog;
+}
+
+/** An engine status over four key groups. */
+function engine(workers: PartitionStatus[], backlog?: WorkerBacklog): EngineStatus {
   return {
     instance: {
       host: 'h1',
@@ -105,7 +125,7 @@ function engine(workers: PartitionStatus[]): EngineStatus {
     },
     keyGroups: 4,
     partitions: workers.length,
-    workers: workers.map(workerStatus),
+    workers: workers.map((w) => workerStatus(w, backlog)),
     stream: {
       stream: 'CX_EVENTS',
       durable: 'cxstream',
@@ -154,23 +174,26 @@ describe('keyGroupProblems', () => {
 describe('formatStatus', () => {
   it('prints the instance, the lag, the last checkpoint, and a row per worker and per key group', () => {
     const text = formatStatus(
-      engine([
-        {
-          partition: 0,
-          keyGroups: [
-            kg(0, {
-              lastSeq: 118,
-              watermark: T0,
-              maxEventTime: T0 + 5000,
-              customers: 3,
-              hotCustomers: 2,
-              timersQueued: 6,
-            }),
-            kg(1),
-          ],
-        },
-        { partition: 1, keyGroups: [kg(2), kg(3, { lastSeq: 120, customers: 1, hotCustomers: 0 })] },
-      ]),
+      engine(
+        [
+          {
+            partition: 0,
+            keyGroups: [
+              kg(0, {
+                lastSeq: 118,
+                watermark: T0,
+                maxEventTime: T0 + 5000,
+                customers: 3,
+                hotCustomers: 2,
+                timersQueued: 6,
+              }),
+              kg(1),
+            ],
+          },
+          { partition: 1, keyGroups: [kg(2), kg(3, { lastSeq: 120, customers: 1, hotCustomers: 0 })] },
+        ],
+        counted([100, 40], [75, 40]),
+      ),
       T0 + 65_000,
     );
     const lines = text.split('\n');
@@ -185,9 +208,9 @@ describe('formatStatus', () => {
       'last checkpoint: 2026-11-20T02:01:00.000Z (5s ago), covers seq ≤ 100, 1 full + 1 delta records, 2048 bytes, 12 ms (store /tmp/state)',
     );
     expect(lines.slice(5, 8)).toEqual([
-      'worker  key groups  customers  as objects  as bytes  checkpoint chain',
-      '0              0-1          3           2         1  full 1m 0s ago + 3 deltas',
-      '1              2-3          1           0         1  full 5s ago + 0 deltas',
+      'worker  key groups  routed  backlog  customers  as objects  as bytes  checkpoint chain',
+      '0              0-1     100       25          3           2         1  full 1m 0s ago + 3 deltas',
+      '1              2-3      40        0          1           0         1  full 5s ago + 0 deltas',
     ]);
     expect(lines[9]).toBe(
       'key group  worker  applied seq                 watermark            max event time  customers  timers',
@@ -215,7 +238,9 @@ describe('formatStatus', () => {
     expect(text).toContain('key groups: 4 over 1 worker, each owned once\n');
     expect(text).toContain('stream: not read (stream not found)\n');
     expect(text).toContain('last checkpoint: none since the engine started (store /tmp/state)\n');
-    expect(text).toContain('\n0              0-3          0           0         0  next full\n');
+    expect(text).toContain(
+      '\n0              0-3       -        -          0           0         0  next full\n',
+    );
   });
 });
 
