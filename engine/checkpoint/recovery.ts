@@ -130,6 +130,8 @@ export async function recover(options: RecoveryOptions, pool: WorkerPool, aggreg
   );
   return {
     checkpointer,
+    /** What the state was restored from (`cxstream status`). */
+    recovery,
     intervalMs: config.checkpoint.intervalMs,
     earlyAt: Math.max(1, Math.floor(maxInFlight / 2)),
     onCheckpoint: (stats: CheckpointStats) => {

@@ -67,12 +67,18 @@ export function formatStatus(s: EngineStatus, now: number): string {
   }
   const c = s.checkpoint;
   if (c === null) lines.push('checkpoints: off');
-  else if (c.last === null) lines.push(`last checkpoint: none since the engine started (store ${c.store})`);
-  else
+  else {
     lines.push(
-      `last checkpoint: ${time(c.last.at)} (${ago(now, c.last.at)}), covers seq ≤ ${c.last.coveredSeq}, ` +
-        `${c.last.full} full + ${c.last.deltas} delta records, ${c.last.bytes} bytes, ${c.last.ms} ms (store ${c.store})`,
+      c.recovered.workers === 0
+        ? 'recovered: no checkpoint, the state started empty'
+        : `recovered: checkpoints covering seq ≤ ${c.recovered.coveredSeq} (${c.recovered.workers} worker records, ` +
+            `${c.recovered.bytes} bytes, ${c.recovered.ms} ms)`,
+      c.last === null
+        ? `last checkpoint: none since the engine started (store ${c.store})`
+        : `last checkpoint: ${time(c.last.at)} (${ago(now, c.last.at)}), covers seq ≤ ${c.last.coveredSeq}, ` +
+            `${c.last.full} full + ${c.last.deltas} delta records, ${c.last.bytes} bytes, ${c.last.ms} ms (store ${c.store})`,
     );
+  }
   // a restore reads each worker's full record and the deltas after it
   const chain = (p: number): string => {
     if (c === null) return 'off';

@@ -13,7 +13,7 @@
 import { hostname } from 'node:os';
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Checkpointer } from '../checkpoint/checkpointer.js';
+import type { Checkpointer, RecoveryInfo } from '../checkpoint/checkpointer.js';
 import { type Config, cxstreamVersion } from '../config/config.js';
 import { natsNames } from '../nats/streams.js';
 import { AdminRequestError, type AdminServer, adminRequest, answerRequests } from './admin.js';
@@ -81,9 +81,15 @@ export interface StreamStatus {
   unacked: number;
 }
 
-/** The latest checkpoint this instance stored since it started (null: none yet). */
+/** The checkpoints: what the state was recovered from, and the latest this instance stored. */
 export interface CheckpointStatus {
   store: string;
+  /**
+   * What the engine restored at start: the lowest `coveredSeq` of the records (0: it started
+   * empty), the workers restored from a record, the bytes read and the time it took.
+   */
+  recovered: { coveredSeq: number; workers: number; bytes: number; ms: number };
+  /** The latest checkpoint since the engine started (null: none yet). */
   last: {
     /** Wall-clock time of the checkpoint (epoch ms). */
     at: number;
@@ -201,7 +207,11 @@ export interface StatusSources {
   /** Events routed to each worker and applied by it (absent: not counted). */
   backlog?: WorkerBacklog;
   /** The checkpointer and where it stores (absent: no checkpoints). */
-  checkpoints?: { checkpointer: Pick<Checkpointer, 'lastCheckpoint' | 'chainStatus'>; store: string };
+  checkpoints?: {
+    checkpointer: Pick<Checkpointer, 'lastCheckpoint' | 'chainStatus'>;
+    store: string;
+    recovery: RecoveryInfo;
+  };
 }
 
 /** The whole status, as the engine answers it. */
@@ -234,6 +244,12 @@ async function engineStatus(
     checkpoint: sources.checkpoints
       ? {
           store: sources.checkpoints.store,
+          recovered: {
+            coveredSeq: sources.checkpoints.recovery.coveredSeq,
+            workers: sources.checkpoints.recovery.restored.length,
+            bytes: sources.checkpoints.recovery.bytes,
+            ms: Math.round(sources.checkpoints.recovery.ms),
+          },
           last:
             last === null
               ? null

@@ -108,7 +108,11 @@ export async function runEngine(options: RunOptions): Promise<void> {
         stream: nc ? streamReader(nc, durable!) : undefined,
         checkpoints:
           checkpoints && store
-            ? { checkpointer: checkpoints.checkpointer, store: store.location }
+            ? {
+                checkpointer: checkpoints.checkpointer,
+                store: store.location,
+                recovery: checkpoints.recovery,
+              }
             : undefined,
       });
     }

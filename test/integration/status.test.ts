@@ -22,22 +22,55 @@ const T0 = Math.floor(Date.now() / MIN) * MIN - 60 * MIN;
 describe('cxstream status', () => {
   const bed = engineBed('cxstream-status-');
   const env = () => ({ CXSTREAM_NATS_URL: bed.server.url });
-
-  it('shows every key group once at the sequence last published to it, the lag, the checkpoint and the metrics', async () => {
-    bed.engine = new EngineProcess(
+  const engineWith = async (partitions: number) =>
+    new EngineProcess(
       engineEnv(bed.server.url, bed.dir, {
         CXSTREAM_METRICS_PORT: String(await freePort()),
         CXSTREAM_AGGREGATES: '',
         CXSTREAM_CHECKPOINT_INTERVAL_MS: '500',
+        CXSTREAM_ENGINE_PARTITIONS: String(partitions),
       }),
     );
+  /** `status --json` once `ready` holds for it. */
+  const statusWhen = (ready: (s: EngineStatus) => boolean) =>
+    check(
+      async () => {
+        const run = await runCli(['status', '--json'], env());
+        if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.stderr}`);
+        const s = JSON.parse(run.stdout) as EngineStatus;
+        return ready(s) ? s : null;
+      },
+      30_000,
+      () => bed.engine.stderrTail(),
+      200,
+    );
+  /** Every key group once, at the last sequence published to it, holding its customers. */
+  const expectKeyGroups = (status: EngineStatus) => {
+    const kgs = status.workers.flatMap((w) => w.keyGroups);
+    expect(kgs.map((g) => g.kg).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: KEY_GROUPS }, (_, k) => k),
+    );
+    for (const g of kgs) {
+      expect({ kg: g.kg, lastSeq: g.lastSeq, customers: g.customers }).toEqual({
+        kg: g.kg,
+        lastSeq: lastSeq[g.kg],
+        customers: customers[g.kg]!.size,
+      });
+      if (g.lastSeq > 0) expect(g.maxEventTime).toBeGreaterThanOrEqual(T0);
+      else expect(g.watermark).toBeNull();
+    }
+    expect(status.workers.reduce((n, w) => n + w.customers, 0)).toBe(300);
+  };
+  const lastSeq = new Array<number>(KEY_GROUPS).fill(0);
+  const customers = Array.from({ length: KEY_GROUPS }, () => new Set<string>());
+  let published = 0;
+
+  it('shows every key group once at the sequence last published to it, the lag, the checkpoint and the metrics', async () => {
+    bed.engine = await engineWith(2);
     await bed.engine.consuming(bed.nc);
 
     // 300 customers, 1 to 3 events each: most key groups get some, a few may get none
     const js = jetstream(bed.nc);
-    const lastSeq = new Array<number>(KEY_GROUPS).fill(0);
-    const customers = Array.from({ length: KEY_GROUPS }, () => new Set<string>());
-    let published = 0;
     for (let i = 0; i < 300; i++) {
       const customer = `c${i}`;
       for (let k = 0; k <= i % 3; k++) {
@@ -52,16 +85,8 @@ describe('cxstream status', () => {
     await bed.engine.delivered(bed.nc, published);
 
     // acked = covered by a checkpoint; the answer names it once the checkpoint after the last ack is in
-    const status = await check(
-      async () => {
-        const run = await runCli(['status', '--json'], env());
-        if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.stderr}`);
-        const s = JSON.parse(run.stdout) as EngineStatus;
-        return s.checkpoint?.last?.coveredSeq === published && s.stream?.ackFloor === published ? s : null;
-      },
-      30_000,
-      () => bed.engine.stderrTail(),
-      200,
+    const status = await statusWhen(
+      (s) => s.checkpoint?.last?.coveredSeq === published && s.stream?.ackFloor === published,
     );
     expect(status.instance.pid).toBeGreaterThan(0);
     expect(status.instance.recoveredAt).toBeGreaterThanOrEqual(status.instance.startedAt);
@@ -73,21 +98,8 @@ describe('cxstream status', () => {
       [1, '64-127', 0],
     ]);
     expect(status.workers.reduce((n, w) => n + w.routed!, 0)).toBe(published);
-    const kgs = status.workers.flatMap((w) => w.keyGroups);
-    // every key group exactly once
-    expect(kgs.map((g) => g.kg).sort((a, b) => a - b)).toEqual(
-      Array.from({ length: KEY_GROUPS }, (_, k) => k),
-    );
-    for (const g of kgs) {
-      expect({ kg: g.kg, lastSeq: g.lastSeq, customers: g.customers }).toEqual({
-        kg: g.kg,
-        lastSeq: lastSeq[g.kg],
-        customers: customers[g.kg]!.size,
-      });
-      if (g.lastSeq > 0) expect(g.maxEventTime).toBeGreaterThanOrEqual(T0);
-      else expect(g.watermark).toBeNull();
-    }
-    expect(status.workers.reduce((n, w) => n + w.customers, 0)).toBe(300);
+    expectKeyGroups(status);
+    expect(status.checkpoint!.recovered).toMatchObject({ coveredSeq: 0, workers: 0 });
     expect(status.stream).toMatchObject({
       stream: 'CX_EVENTS',
       durable: 'cxstream',
@@ -134,6 +146,21 @@ describe('cxstream status', () => {
       500,
     );
   }, 120_000);
+
+  it('after a restart with 3 workers: the key groups restored from the checkpoints, at the same sequences', async () => {
+    expect(await bed.engine.stop()).toBe(0);
+    bed.engine = await engineWith(3);
+    const status = await statusWhen(() => true);
+    expect(status.workers.map((w) => [w.partition, w.ranges, w.routed])).toEqual([
+      [0, '0-42', 0],
+      [1, '43-85', 0],
+      [2, '86-127', 0],
+    ]);
+    expect(status.checkpoint!.recovered).toMatchObject({ coveredSeq: published, workers: 3 });
+    expectKeyGroups(status);
+    const text = await runCli(['status'], env());
+    expect(text.stdout).toContain(`recovered: checkpoints covering seq ≤ ${published} (3 worker records, `);
+  }, 60_000);
 
   it('says no engine answers once it stopped (exit 1)', async () => {
     expect(await bed.engine.stop()).toBe(0);

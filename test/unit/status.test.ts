@@ -137,6 +137,7 @@ function engine(workers: PartitionStatus[], backlog?: WorkerBacklog): EngineStat
     },
     checkpoint: {
       store: '/tmp/state',
+      recovered: { coveredSeq: 40, workers: 2, bytes: 1000, ms: 30 },
       last: { at: T0 + 60_000, coveredSeq: 100, full: 1, deltas: 1, bytes: 2048, ms: 12 },
       chains: [
         { partition: 0, fullAt: T0 + 5000, deltas: 3 },
@@ -204,24 +205,25 @@ describe('formatStatus', () => {
     expect(lines[2]).toBe(
       'stream CX_EVENTS: last seq 120; consumer cxstream: delivered up to 110, ack floor 100; lag: 10 not yet delivered, 20 above the ack floor (not yet checkpointed)',
     );
-    expect(lines[3]).toBe(
+    expect(lines[3]).toBe('recovered: checkpoints covering seq ≤ 40 (2 worker records, 1000 bytes, 30 ms)');
+    expect(lines[4]).toBe(
       'last checkpoint: 2026-11-20T02:01:00.000Z (5s ago), covers seq ≤ 100, 1 full + 1 delta records, 2048 bytes, 12 ms (store /tmp/state)',
     );
-    expect(lines.slice(5, 8)).toEqual([
+    expect(lines.slice(6, 9)).toEqual([
       'worker  key groups  routed  backlog  customers  as objects  as bytes  checkpoint chain',
       '0              0-1     100       25          3           2         1  full 1m 0s ago + 3 deltas',
       '1              2-3      40        0          1           0         1  full 5s ago + 0 deltas',
     ]);
-    expect(lines[9]).toBe(
+    expect(lines[10]).toBe(
       'key group  worker  applied seq                 watermark            max event time  customers  timers',
     );
-    expect(lines[10]).toBe(
+    expect(lines[11]).toBe(
       '0               0          118  2026-11-20T02:00:00.000Z  2026-11-20T02:00:05.000Z          3       6',
     );
-    expect(lines[11]).toBe(
+    expect(lines[12]).toBe(
       '1               0            0                         -                         -          0       0',
     );
-    expect(lines[13]).toMatch(/^3 {15}1 {10}120 /);
+    expect(lines[14]).toMatch(/^3 {15}1 {10}120 /);
   });
 
   it('says when the stream was not read and no checkpoint was taken yet', () => {
@@ -231,12 +233,18 @@ describe('formatStatus', () => {
         ...s,
         stream: null,
         streamError: 'stream not found',
-        checkpoint: { store: '/tmp/state', last: null, chains: [null] },
+        checkpoint: {
+          store: '/tmp/state',
+          recovered: { coveredSeq: 0, workers: 0, bytes: 0, ms: 0 },
+          last: null,
+          chains: [null],
+        },
       },
       T0,
     );
     expect(text).toContain('key groups: 4 over 1 worker, each owned once\n');
     expect(text).toContain('stream: not read (stream not found)\n');
+    expect(text).toContain('recovered: no checkpoint, the state started empty\n');
     expect(text).toContain('last checkpoint: none since the engine started (store /tmp/state)\n');
     expect(text).toContain(
       '\n0              0-3       -        -          0           0         0  next full\n',
