@@ -339,6 +339,46 @@ export function followKeyGroups(
   return () => clearInterval(timer);
 }
 
+/** What {@link startStatus} started: the backlog counts the pipeline keeps, and the stop of it all. */
+export interface StatusService {
+  backlog: WorkerBacklog;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts what reads the engine's status once its state is recovered: the answers to
+ * {@link STATUS_SUBJECT} on `admin` (when given) and the cx_keygroup_* gauges (with `metrics`).
+ * `checkpoints` are the run's options (the NATS connection, durable and store) and `recovered` what
+ * recovery returned; either is absent without checkpoints.
+ */
+export function startStatus(options: {
+  pool: Pick<WorkerPool, 'status' | 'partitions' | 'keyGroups'>;
+  admin?: NatsConnection;
+  metrics?: Metrics;
+  checkpoints?: { nc: NatsConnection | null; durable: string; store: { location: string } };
+  recovered?: { checkpointer: Pick<Checkpointer, 'lastCheckpoint' | 'chainStatus'>; recovery: RecoveryInfo };
+}): StatusService {
+  const { pool, checkpoints, recovered } = options;
+  const backlog = new WorkerBacklog(pool.partitions);
+  const server = options.admin
+    ? serveStatus(options.admin, {
+        pool,
+        backlog,
+        stream: checkpoints?.nc ? streamReader(checkpoints.nc, checkpoints.durable) : undefined,
+        checkpoints:
+          checkpoints && recovered ? { ...recovered, store: checkpoints.store.location } : undefined,
+      })
+    : null;
+  const stopMetrics = options.metrics ? followKeyGroups(options.metrics, pool, backlog) : () => {};
+  return {
+    backlog,
+    async close() {
+      stopMetrics();
+      await server?.close();
+    },
+  };
+}
+
 /** Asks the running engine for its status (`cxstream status`); an `AdminRequestError` when it cannot tell. */
 export async function requestStatus(config: Readonly<Config>, timeoutMs: number): Promise<EngineStatus> {
   const reply = await adminRequest<StatusReply>(config, STATUS_SUBJECT, '', timeoutMs);

@@ -7,9 +7,8 @@ import { recover } from '../checkpoint/recovery.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import { type Config, minEventTs } from '../config/config.js';
 import type { EventSource } from '../source/eventSource.js';
-import type { AdminServer } from './admin.js';
 import { type ExplainServer, serveExplain } from './liveExplain.js';
-import { followKeyGroups, serveStatus, streamReader, WorkerBacklog } from './liveStatus.js';
+import { type StatusService, startStatus } from './liveStatus.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
 import { type PipelineSinks, runPipeline } from './pipeline.js';
@@ -73,8 +72,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   let explain: ExplainServer | null = null;
-  let status: AdminServer | null = null;
-  let stopKeyGroupMetrics = (): void => {};
+  let status: StatusService | null = null;
   try {
     const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
       (spec) => new RegionSurge(spec, pool.keyGroups, Date.now),
@@ -98,25 +96,9 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     let first = checkpoints !== undefined;
-    const backlog = new WorkerBacklog(pool.partitions);
-    if (options.admin) {
-      explain = serveExplain(options.admin, pool);
-      const { nc, durable, store } = options.checkpoints ?? {};
-      status = serveStatus(options.admin, {
-        pool,
-        backlog,
-        stream: nc ? streamReader(nc, durable!) : undefined,
-        checkpoints:
-          checkpoints && store
-            ? {
-                checkpointer: checkpoints.checkpointer,
-                store: store.location,
-                recovery: checkpoints.recovery,
-              }
-            : undefined,
-      });
-    }
-    if (options.metrics) stopKeyGroupMetrics = followKeyGroups(options.metrics, pool, backlog);
+    if (options.admin) explain = serveExplain(options.admin, pool);
+    const { admin, metrics } = options;
+    status = startStatus({ pool, admin, metrics, checkpoints: options.checkpoints, recovered: checkpoints });
     options.onRecovered?.();
     await runPipeline({
       aggregates,
@@ -132,7 +114,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       tickIntervalMs: config.engine.tickIntervalMs,
       maxOutageMs: config.nats.maxOutageMs,
       metrics: options.metrics,
-      backlog,
+      backlog: status.backlog,
       onOutput: (out) => {
         // the fault tests measure recovery up to this line
         if (first && (out.events.length > 0 || out.rejects.length > 0)) {
@@ -143,7 +125,6 @@ export async function runEngine(options: RunOptions): Promise<void> {
       },
     });
   } finally {
-    stopKeyGroupMetrics();
     await explain?.close();
     await status?.close();
     await pool.close();
