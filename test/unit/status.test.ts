@@ -4,11 +4,12 @@
  * gauges. The real request against `cxstream run`: test/integration/status.test.ts.
  */
 import { pack } from 'msgpackr';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { formatStatus, keyGroupProblems } from '../../engine/cli/status.js';
 import { loadRules } from '../../engine/config/rulesFile.js';
 import {
   type EngineStatus,
+  followKeyGroups,
   keyGroupRanges,
   setKeyGroupMetrics,
   WorkerBacklog,
@@ -272,5 +273,41 @@ describe('setKeyGroupMetrics', () => {
     expect(text).toContain(`cx_keygroup_max_event_time_ms{key_group="0",partition="0"} ${T0 + 5000}`);
     expect(text).toContain('cx_keygroup_customers{key_group="0",partition="0"} 2');
     expect(text).toContain('cx_keygroup_timers_queued{key_group="0",partition="0"} 3');
+  });
+});
+
+describe('followKeyGroups', () => {
+  it('reads every worker at once and on its cadence, skipping a turn while a read is under way', async () => {
+    vi.useFakeTimers();
+    try {
+      const metrics = new Metrics();
+      const pending: Array<() => void> = [];
+      let reads = 0;
+      const pool = {
+        partitions: 2,
+        status: (p: number) =>
+          new Promise<PartitionStatus>((resolve) => {
+            reads++;
+            pending.push(() => resolve({ partition: p, keyGroups: [kg(p, { lastSeq: 10 + p })] }));
+          }),
+      };
+      const stop = followKeyGroups(metrics, pool, counted([7, 3], [5, 3]), 1000);
+      expect(reads).toBe(2);
+      // the workers have not answered: the next turn is skipped
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(reads).toBe(2);
+      for (const answer of pending.splice(0)) answer();
+      await vi.advanceTimersByTimeAsync(0);
+      const text = await metrics.registry.metrics();
+      expect(text).toContain('cx_keygroup_applied_seq{key_group="1",partition="1"} 11');
+      expect(text).toContain('cx_worker_backlog_events{partition="0"} 2');
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(reads).toBe(4);
+      stop();
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(reads).toBe(4);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
