@@ -238,7 +238,7 @@ async function engineStatus(
     },
     keyGroups: pool.keyGroups,
     partitions: pool.partitions,
-    // read after the workers answered: what they applied by then was routed before
+    // main-thread counts, read together: routed never falls behind applied
     workers: answers.map((a) => workerStatus(a, sources.backlog)),
     ...stream,
     checkpoint: sources.checkpoints
