@@ -62,6 +62,7 @@ export default function handleTask(
     case 'snapshot':
       return snapshotInSlices(processor.snapshotCut(task.delta));
     case 'restore': {
+      processor.addTombstones(task.tombstones ?? []);
       processor.restoreChains(
         task.chains.map((chain) => {
           const keyGroups = new Set(chain.keyGroups);
@@ -79,6 +80,10 @@ export default function handleTask(
     case 'aggregates':
       counting = task.selection;
       return encoded(processor.tick(null, false));
+    case 'forget': {
+      const forgotten = processor.forget(task.customer, task.tombstone);
+      return encoded({ ...processor.tick(null, false), forgotten });
+    }
     case 'explain':
       return customerView(processor, task.customer, decisions.of(task.customer), options.defaultTz);
   }
@@ -168,7 +173,7 @@ const countedMaxTs = new Map<number, number>();
  * The output with its ClickHouse rows encoded here: their bytes are moved to the main thread, not
  * row objects or strings cloned.
  */
-function encoded(out: PartitionOutput): BatchOutput {
+function encoded(out: PartitionOutput & Pick<BatchOutput, 'forgotten'>): BatchOutput {
   const events = encodeEventRows(out.events, options.rowFormat);
   const profileRows = encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat);
   // the pool numbers the tasks (`task`)
