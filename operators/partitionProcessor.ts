@@ -490,18 +490,21 @@ export class PartitionProcessor {
       this.groups.set(kg, g);
       if (section === undefined) continue;
       g.structuresSaved = g.customers.structures.length;
+      const dropped: string[] = [];
       for (const [customer, entry] of section.customers) {
         // A checkpoint taken before the customer was forgotten: dropped here, so a restore gives what
-        // a replay of the purged stream gives. Its timer entries are dropped as they surface (the
-        // queue finds no record).
+        // a replay of the purged stream gives, and the next full checkpoint does not hold it.
         if (this.tombstones.has(customer)) {
-          this.droppedOnRestore++;
+          dropped.push(customer);
           continue;
         }
         if (entry instanceof Uint8Array) g.customers.setEncoded(customer, entry);
         else g.customers.set(customer, entry);
       }
       for (const list of section.timers) g.queue.load(list);
+      // also entries of forgotten customers that a record holds without the customer (stale ones)
+      if (this.tombstones.size > 0) g.queue.removeCustomers((c) => this.tombstones.has(c));
+      this.droppedOnRestore += dropped.length;
       const pending: PendingEvent[] = [];
       for (const customer of section.pending)
         for (const p of g.customers.get(customer)?.pending ?? []) pending.push(p);
@@ -542,6 +545,7 @@ export class PartitionProcessor {
     if (!(stored instanceof Uint8Array)) this.beforeChange?.(stored);
     const timers = Object.keys(entry.timers).filter((id) => id !== PUBLISH_TIMER).length;
     const waiting = g.ordered.removeCustomer(customer) + entry.held.length;
+    g.queue.removeCustomers((c) => c === customer);
     g.customers.delete(customer);
     g.changed.delete(customer);
     return { found: true, timers, waitingEvents: waiting };

@@ -82,6 +82,7 @@ export default function handleTask(
       return encoded(processor.tick(null, false));
     case 'forget': {
       const forgotten = processor.forget(task.customer, task.tombstone);
+      decisions.forget(task.customer);
       return encoded({ ...processor.tick(null, false), forgotten });
     }
     case 'explain':
