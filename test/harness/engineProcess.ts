@@ -92,6 +92,22 @@ export class EngineProcess {
     );
   }
 
+  /**
+   * Resolves once the engine's durable consumer has been delivered the first `published` messages
+   * of CX_EVENTS and acked them all (acks follow a stored checkpoint).
+   */
+  async acked(nc: NatsConnection, published: number, timeoutMs = 30_000): Promise<void> {
+    const jsm = await jetstreamManager(nc);
+    await check(
+      async () => {
+        const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
+        return info.delivered.stream_seq >= published && info.num_ack_pending === 0;
+      },
+      timeoutMs,
+      () => this.stderrTail(),
+    );
+  }
+
   /** The engine's HTTP server (`/metrics`), once it logged where it listens. */
   httpUrl(): string | undefined {
     const port = this.line('http listening')?.port;

@@ -21,6 +21,7 @@ import { profileKey } from '../../sinks/profileStore.js';
 import { check } from '../harness/check.js';
 import { freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
+import { cxEvent } from '../harness/events.js';
 import { readStream } from '../harness/readStream.js';
 
 const MIN = 60_000;
@@ -37,20 +38,7 @@ const RULES = `rules:
     absence: { after: add_to_cart, missing: order, within: 1h }
 `;
 
-const ev = (
-  id: string,
-  customer: string,
-  type: string,
-  ts: number,
-  extra: Partial<CxEvent> = {},
-): CxEvent => ({
-  id,
-  ts,
-  customer,
-  type,
-  channel: 'app',
-  ...extra,
-});
+const ev = cxEvent;
 
 const history: CxEvent[] = [
   ev('g1', GONE, 'session_start', T0, { session: 's-gone' }),
@@ -84,15 +72,7 @@ describe.each([
     const js = jetstream(bed.nc);
     for (const m of messages) await js.publish(m.subject, m.data, { msgID: m.id });
     published += messages.length;
-    const jsm = await jetstreamManager(bed.nc);
-    await check(
-      async () => {
-        const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
-        return info.delivered.stream_seq >= published && info.num_ack_pending === 0;
-      },
-      30_000,
-      () => bed.engine.stderrTail(),
-    );
+    await bed.engine.acked(bed.nc, published);
   };
   const asMessage = (e: CxEvent) => ({
     subject: `cx.events.${e.channel}.${e.type}.${e.customer}`,

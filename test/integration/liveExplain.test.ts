@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { pack } from 'msgpackr';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { eventTimeFormat } from '../../engine/cli/eventTime.js';
@@ -55,15 +55,7 @@ describe('cxstream explain --live', () => {
     for (const e of events)
       await js.publish(`cx.events.${e.channel}.${e.type}.${e.customer}`, pack(e), { msgID: e.id });
     published += events.length;
-    const jsm = await jetstreamManager(bed.nc);
-    await check(
-      async () => {
-        const info = await jsm.consumers.info('CX_EVENTS', 'cxstream');
-        return info.delivered.stream_seq >= published && info.num_ack_pending === 0;
-      },
-      30_000,
-      () => bed.engine.stderrTail(),
-    );
+    await bed.engine.acked(bed.nc, published);
   };
   /** `explain c1 --live --json` once `ready` holds for its report. */
   const liveReport = (ready: (r: ExplainReport) => boolean) =>

@@ -13,25 +13,13 @@ import { fnv1a } from '../../operators/keyGroups.js';
 import { type PartitionOutput, PartitionProcessor } from '../../operators/partitionProcessor.js';
 import { customerHash, TombstoneSet, tombstoneOf } from '../../operators/tombstones.js';
 import type { CxEvent } from '../../operators/types.js';
+import { cxEvent } from '../harness/events.js';
 
 const rules = loadRules(['config/rules.yaml']);
 const T0 = Date.UTC(2026, 10, 20, 2, 0, 0);
 const MIN = 60_000;
 
-const ev = (
-  id: string,
-  customer: string,
-  type: string,
-  ts: number,
-  extra: Partial<CxEvent> = {},
-): CxEvent => ({
-  id,
-  ts,
-  customer,
-  type,
-  channel: 'app',
-  ...extra,
-});
+const ev = cxEvent;
 
 /** Events as the stream holds them, with their sequence numbers. */
 type Stored = { seq: number; event: CxEvent };
