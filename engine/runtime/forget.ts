@@ -54,7 +54,7 @@ export type ForgetReply =
       checkpoint: 'full' | 'none';
       message: string;
     }
-  | { status: 'error'; message: string; removed?: Partial<ForgetCounts> };
+  | { status: 'error'; message: string };
 
 /**
  * The customer key as the last token of an event subject, or a {@link BadRequest}: a key with a dot
@@ -79,7 +79,8 @@ export interface ForgetStores {
   /** Stores a full checkpoint of every partition now (absent: the run keeps no checkpoints). */
   fullCheckpoint?: () => Promise<unknown>;
   clickhouse: {
-    delete(customer: string): Promise<RowsRemoved>;
+    /** Deletes the rows of the customer whose key has this SHA-256. */
+    delete(hash: string): Promise<RowsRemoved>;
     audit(row: { customerHash: string; at: number; removed: Record<string, number> }): Promise<void>;
   };
   clock?: () => number;
@@ -92,7 +93,7 @@ export function clickhouseErasure(
   cluster: string,
 ): ForgetStores['clickhouse'] {
   return {
-    delete: (customer) => deleteCustomerRows(client, database, customer, cluster),
+    delete: (hash) => deleteCustomerRows(client, database, hash, cluster),
     audit: (row) => recordForget(client, database, row),
   };
 }
@@ -112,16 +113,14 @@ export function serveForget(stores: ForgetStores): AdminServer {
   });
 }
 
-/** A step failed: the reply says which, and what the steps before it removed. */
+/** A step failed: the reply says which, and whether the tombstone is stored. */
 class StepError extends Error {
-  constructor(
-    step: string,
-    cause: unknown,
-    readonly removed: Partial<ForgetCounts>,
-  ) {
+  constructor(step: string, cause: unknown, tombstoned: boolean) {
     super(
-      `${step} failed: ${(cause as Error)?.message ?? String(cause)}. The tombstone is stored, so nothing brings ` +
-        'the customer back; send the request again to finish (it is idempotent)',
+      `${step} failed: ${(cause as Error)?.message ?? String(cause)}. ` +
+        (tombstoned
+          ? 'The tombstone is stored, so nothing brings the customer back; send the request again to finish (it is idempotent)'
+          : 'Nothing was removed; send the request again'),
       { cause },
     );
   }
@@ -139,17 +138,19 @@ async function forget(stores: ForgetStores, customer: string): Promise<ForgetRep
   const clock = stores.clock ?? Date.now;
   const tombstone = tombstoneOf(customer);
   const removed: Partial<ForgetCounts> = {};
+  let tombstoned = false;
   const step = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
     try {
       return await run();
     } catch (e) {
-      throw new StepError(name, e, removed);
+      throw new StepError(name, e, tombstoned);
     }
   };
   const at = clock();
   const before = await step('storing the tombstone in KV cx_tombstones', () =>
     stores.tombstones.put(tombstone, at),
   );
+  tombstoned = true;
   removed.liveState = await step('removing the live state', () => forgetLive(stores, customer, tombstone));
   const checkpoint = stores.fullCheckpoint
     ? await step('storing a full checkpoint', async () => {
@@ -173,7 +174,7 @@ async function forget(stores: ForgetStores, customer: string): Promise<ForgetRep
     ),
   );
   removed.clickhouse = await step('deleting the rows in ClickHouse', () =>
-    stores.clickhouse.delete(customer),
+    stores.clickhouse.delete(tombstone.hash),
   );
   const counts = removed as ForgetCounts;
   const flat: Record<string, number> = {

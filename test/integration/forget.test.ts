@@ -80,16 +80,20 @@ describe.each([
     id: e.id,
   });
 
-  /** Rows of a customer per table, through the engine's query server over its embedded store. */
-  const rows = async (customer: string): Promise<Record<string, number>> => {
+  /** A query's answer (text), through the engine's query server over its embedded store. */
+  const sql = async (query: string): Promise<string> => {
     const endpoint = servedEndpoint(join(bed.dir, 'clickhouse'));
     if (endpoint === null) throw new Error('the engine does not serve its ClickHouse store');
+    const res = await fetch(`${endpoint.url}/?query=${encodeURIComponent(query)}`);
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${query}: ${text}`);
+    return text.trim();
+  };
+  /** Rows of a customer per table. */
+  const rows = async (customer: string): Promise<Record<string, number>> => {
     const out: Record<string, number> = {};
-    for (const table of ['events', 'triggers', 'profiles']) {
-      const query = `SELECT count() FROM cxstream.${table} WHERE customer = '${customer}'`;
-      const res = await fetch(`${endpoint.url}/?query=${encodeURIComponent(query)}`);
-      out[table] = Number((await res.text()).trim());
-    }
+    for (const table of ['events', 'triggers', 'profiles'])
+      out[table] = Number(await sql(`SELECT count() FROM cxstream.${table} WHERE customer = '${customer}'`));
     return out;
   };
 
@@ -167,6 +171,12 @@ describe.each([
     });
     expect(first.removed.clickhouse.profiles).toBeGreaterThan(0);
     expect(await rows(GONE)).toEqual({ events: 0, triggers: 0, profiles: 0 });
+    // the mutations pick rows by the key's hash: ClickHouse keeps their text (system.mutations)
+    const mutations = await sql(
+      `SELECT groupArray(command) FROM system.mutations WHERE database = 'cxstream'`,
+    );
+    expect(mutations).toContain(customerHash(GONE));
+    expect(mutations).not.toContain(GONE);
     const explained = await runCli(['explain', GONE, '--live'], cliEnv());
     expect(explained.stderr).toContain("is not in the engine's state");
 
@@ -217,14 +227,10 @@ describe.each([
     expect(await whereIs(KEEP)).toEqual(['CX_EVENTS', 'CX_TRIGGERS', 'KV_cx_profiles', checkpoints].sort());
 
     // the audit table: one row per request, the key's hash, no key
-    const endpoint = servedEndpoint(join(bed.dir, 'clickhouse'))!;
-    const audit = await (
-      await fetch(
-        `${endpoint.url}/?query=${encodeURIComponent('SELECT customer_hash, removed FROM cxstream.forget_audit ORDER BY at FORMAT JSONEachRow')}`,
-      )
-    ).text();
+    const audit = await sql(
+      'SELECT customer_hash, removed FROM cxstream.forget_audit ORDER BY at FORMAT JSONEachRow',
+    );
     const lines = audit
-      .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { customer_hash: string; removed: Record<string, number> });
     expect(lines.map((l) => l.customer_hash)).toEqual(Array(3).fill(customerHash(GONE)));
