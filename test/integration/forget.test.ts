@@ -4,8 +4,10 @@
  * forgotten, an event published afterwards is skipped, the engine is SIGKILLed and restarted, and
  * then no NATS stream (events, triggers, dead letters, the KV profile's stream, the checkpoints'
  * object store), no ClickHouse table and no file of the state directory holds the customer key.
- * The same search finds it everywhere before the forget, so it looks in the right places. Another
- * customer is untouched.
+ * The same search finds it everywhere before the forget, so it looks in the right places. A second
+ * customer's forget "crashes" after its first step (only the tombstone stored while the engine is
+ * down): the restarted engine drops it from the restored state and skips its events, and sending the
+ * request again removes the rest. Another customer is untouched.
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,9 +17,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ForgetReport } from '../../engine/cli/forget.js';
 import { servedEndpoint } from '../../engine/query/queryEndpoint.js';
 import { FORGET_SUBJECT, type ForgetReply } from '../../engine/runtime/forget.js';
-import { customerHash } from '../../operators/tombstones.js';
+import { customerHash, tombstoneOf } from '../../operators/tombstones.js';
 import type { CxEvent } from '../../operators/types.js';
 import { profileKey } from '../../sinks/profileStore.js';
+import { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import { check } from '../harness/check.js';
 import { freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
@@ -29,6 +32,8 @@ const T0 = Math.floor(Date.now() / MIN) * MIN - 60 * MIN;
 /** The customer to forget: an `@` makes its KV key the base64 form, searched for too. */
 const GONE = 'forget@me-7';
 const KEEP = 'keep-1';
+/** A customer whose forget "crashes" right after its first step (the tombstone). */
+const HALF = 'half-3';
 
 const RULES = `rules:
   - id: invoice
@@ -47,6 +52,8 @@ const history: CxEvent[] = [
   ev('g3', GONE, 'add_to_cart', T0 + 3000, { sku: 'S1' }),
   ev('k2', KEEP, 'add_to_cart', T0 + 4000, { sku: 'S2' }),
   // moves event time past the carts, so the ordered lane has taken them and their timers are armed
+  ev('h1', HALF, 'message', T0 + 5000, { text: 'invoice' }),
+  ev('h2', HALF, 'add_to_cart', T0 + 6000, { sku: 'S3' }),
   ev('k3', KEEP, 'page_view', T0 + 2 * MIN),
   ev('g4', GONE, 'page_view', T0 + 2 * MIN + 1000),
 ];
@@ -188,8 +195,11 @@ describe.each([
     );
     expect(await rows(GONE)).toEqual({ events: 0, triggers: 0, profiles: 0 });
 
-    // a crash, and a restart from the checkpoints: the customer stays gone
+    // a crash, and a restart from the checkpoints: the customer stays gone. And a forget of HALF
+    // that crashed right after its first step: only the tombstone is stored
     await bed.engine.kill();
+    const half = await TombstoneStore.open(bed.nc);
+    expect(await half.put(tombstoneOf(HALF), Date.now())).toBeNull();
     bed.engine = new EngineProcess(await env());
     await check(
       () => bed.engine.line('ready'),
@@ -197,8 +207,31 @@ describe.each([
       () => bed.engine.stderrTail(),
     );
     await check(() => servedEndpoint(join(bed.dir, 'clickhouse')), 30_000);
-    expect(bed.engine.line('forgotten customers')?.tombstones).toBe(1);
+    expect(bed.engine.line('forgotten customers')?.tombstones).toBe(2);
     expect(await rows(GONE)).toEqual({ events: 0, triggers: 0, profiles: 0 });
+    // HALF: dropped from the restored state, its next event skipped; its stored data waits for the
+    // request to be sent again (docs/PRIVACY.md "Crash between steps")
+    const halfExplained = await runCli(['explain', HALF, '--live'], cliEnv());
+    expect(halfExplained.stderr).toContain("is not in the engine's state");
+    await publish([asMessage(ev('h3', HALF, 'message', T0 + 4 * MIN, { text: 'invoice' }))]);
+    await check(
+      async () => ((await bed.engine.metric('cx_tombstoned_events_total')) === 1 ? true : null),
+      10_000,
+    );
+    expect(await rows(HALF)).toMatchObject({ events: 2, triggers: 1 });
+    const finished = await forget(HALF);
+    expect(finished).toMatchObject({
+      status: 'forgotten',
+      tombstone: 'existed',
+      removed: {
+        liveState: { found: false, timers: 0 },
+        kvProfile: 1,
+        streamEvents: 3,
+        triggerMessages: 1,
+        clickhouse: { events: 2, triggers: 1 },
+      },
+    });
+    expect(await whereIs(HALF)).toEqual([]);
 
     // forgetting again removes what came since (the late event) and is idempotent
     const second = await forget(GONE);
@@ -233,9 +266,15 @@ describe.each([
     const lines = audit
       .split('\n')
       .map((l) => JSON.parse(l) as { customer_hash: string; removed: Record<string, number> });
-    expect(lines.map((l) => l.customer_hash)).toEqual(Array(3).fill(customerHash(GONE)));
+    expect(lines.map((l) => l.customer_hash)).toEqual([
+      customerHash(GONE),
+      customerHash(HALF),
+      customerHash(GONE),
+      customerHash(GONE),
+    ]);
     expect(lines[0]!.removed).toMatchObject({ clickhouse_events: 4, stream_events: 5, dead_letters: 1 });
     expect(audit).not.toContain(GONE);
+    expect(audit).not.toContain(HALF);
   }, 180_000);
 
   it('answers a malformed request and a key that cannot be a subject token with an error', async () => {
