@@ -2,6 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { EMPTY, merge, type Observable } from 'rxjs';
 import { RegionSurge, type ResolvedRegionSurge } from '../../operators/regionSurge.js';
 import type { RuleSpec } from '../../operators/rules.js';
+import type { Tombstone } from '../../operators/tombstones.js';
 import type { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import type { CheckpointStore } from '../checkpoint/checkpointStore.js';
 import { recover } from '../checkpoint/recovery.js';
@@ -47,6 +48,8 @@ export interface RunOptions {
     tombstones: TombstoneStore;
     clickhouse: ForgetStores['clickhouse'];
   };
+  /** Forgotten customers when `forget` is not given (`replay --publish` reads them from NATS). */
+  tombstones?: readonly Tombstone[];
   /** Replays: event time every partition moves to once the source completed (`replay --until`). */
   advanceTo?: number;
   /**
@@ -67,7 +70,7 @@ export interface RunOptions {
 /** Starts the partition workers and runs the pipeline until the source completes. */
 export async function runEngine(options: RunOptions): Promise<void> {
   const { config, rules } = options;
-  const tombstones = (await options.forget?.tombstones.all()) ?? [];
+  const tombstones = options.forget ? await options.forget.tombstones.all() : [...(options.tombstones ?? [])];
   if (tombstones.length > 0) log.info({ tombstones: tombstones.length }, 'forgotten customers');
   const pool = new WorkerPool({
     partitions: config.engine.partitions,
