@@ -4,6 +4,7 @@
  * SIGKILL and start again on the same directory and port.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { check } from './check.js';
@@ -130,4 +131,32 @@ export class ServeProcess {
     if (this.running) this.child.kill('SIGTERM');
     return this.exited;
   }
+}
+
+/**
+ * Writes `DIR/config.yaml` for a one-shot command on this nats-server: embedded ClickHouse in
+ * `DIR/clickhouse` (not served), state in `DIR/state`, the rules of `DIR/rules.yaml`, two
+ * partitions, and `extra` lines (other sections); returns its path.
+ */
+export function writeConfig(dir: string, natsUrl: string, extra: string[] = []): string {
+  const file = join(dir, 'config.yaml');
+  writeFileSync(
+    file,
+    [
+      'nats:',
+      `  url: ${natsUrl}`,
+      'clickhouse:',
+      `  url: embedded:${join(dir, 'clickhouse')}`,
+      '  serve:',
+      '    port: 0',
+      'state:',
+      `  dir: ${join(dir, 'state')}`,
+      'rules:',
+      `  - ${join(dir, 'rules.yaml')}`,
+      'engine:',
+      '  partitions: 2',
+      ...extra,
+    ].join('\n'),
+  );
+  return file;
 }

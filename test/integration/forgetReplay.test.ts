@@ -16,6 +16,7 @@ import { NatsServer } from '../../engine/nats/natsServer.js';
 import { tombstoneOf } from '../../operators/tombstones.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
 import { TombstoneStore } from '../../sinks/tombstoneStore.js';
+import { writeConfig } from '../harness/cli.js';
 import { cxEvent } from '../harness/events.js';
 import { readStream } from '../harness/readStream.js';
 
@@ -44,21 +45,7 @@ describe('replay --publish and forgotten customers', () => {
     ];
     writeFileSync(join(dir, 'events.ndjson'), `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
     writeFileSync(join(dir, 'rules.yaml'), RULES);
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      [
-        'nats:',
-        `  url: ${server.url}`,
-        'clickhouse:',
-        `  url: embedded:${join(dir, 'clickhouse')}`,
-        '  serve:',
-        '    port: 0',
-        'rules:',
-        `  - ${join(dir, 'rules.yaml')}`,
-        'engine:',
-        '  partitions: 2',
-      ].join('\n'),
-    );
+    writeConfig(dir, server.url);
     // forgotten before the replay (the bucket as the engine creates it)
     await (await TombstoneStore.open(nc)).put(tombstoneOf('gone-1'), Date.now());
     process.env.CXSTREAM_AGGREGATES = '';

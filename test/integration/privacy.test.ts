@@ -16,6 +16,7 @@ import { runReplay } from '../../engine/cli/replay.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
 import type { CxEvent } from '../../operators/types.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
+import { writeConfig } from '../harness/cli.js';
 import { readStream } from '../harness/readStream.js';
 
 const T0 = Date.UTC(2026, 10, 20, 2, 0, 0);
@@ -102,26 +103,11 @@ describe('personal data through the pipeline', () => {
       `${[message, order].map((e) => JSON.stringify(e)).join('\n')}\n`,
     );
     writeFileSync(join(dir, 'rules.yaml'), RULES);
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      [
-        'nats:',
-        `  url: ${server.url}`,
-        'clickhouse:',
-        `  url: embedded:${join(dir, 'clickhouse')}`,
-        '  serve:',
-        '    port: 0',
-        'state:',
-        `  dir: ${join(dir, 'state')}`,
-        'rules:',
-        `  - ${join(dir, 'rules.yaml')}`,
-        'engine:',
-        '  partitions: 2',
-        'privacy:',
-        '  maskFields: [text, name, phone, email, address, remark, mobile:phone, region:address]',
-        '  unmaskedPayload: [cx.triggers.callback:phone]',
-      ].join('\n'),
-    );
+    writeConfig(dir, server.url, [
+      'privacy:',
+      '  maskFields: [text, name, phone, email, address, remark, mobile:phone, region:address]',
+      '  unmaskedPayload: [cx.triggers.callback:phone]',
+    ]);
     process.env.CXSTREAM_AGGREGATES = '';
     await runReplay({
       file: join(dir, 'events.ndjson'),
