@@ -158,7 +158,7 @@ async function forget(stores: ForgetStores, customer: string): Promise<ForgetRep
         return 'full' as const;
       })
     : ('none' as const);
-  const jsm = await jetstreamManager(stores.nc);
+  const jsm = await step('reaching JetStream', () => jetstreamManager(stores.nc));
   removed.kvProfile = await step('purging the profile in KV cx_profiles', () =>
     purge(jsm, natsNames.profileStream, `$KV.${natsNames.profileBucket}.${profileKey(customer)}`),
   );
