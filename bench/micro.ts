@@ -26,6 +26,7 @@ import { newCustomerState, profileOf, updateProfile } from '../operators/profile
 import { routeByPartition } from '../operators/route.js';
 import { type CustomerScope, type RuleRun, ruleSetOf } from '../operators/rules.js';
 import { TimerQueue } from '../operators/timers.js';
+import { TombstoneSet, tombstoneOf } from '../operators/tombstones.js';
 import type { CxEvent } from '../operators/types.js';
 import { EVENT_COLUMNS, encodeEventRows, encodeRows } from '../sinks/clickhouseRows.js';
 
@@ -96,6 +97,22 @@ const cases: Case[] = [
     },
   },
 ];
+
+// --- forgotten customers: the check every event pays (operators/tombstones.ts) ---------------------
+const noTombstones = new TombstoneSet();
+const hundredTombstones = new TombstoneSet();
+for (let i = 0; i < 100; i++) hundredTombstones.add(tombstoneOf(`forgotten-${i}`));
+cases.push(
+  { name: 'TombstoneSet.has, none forgotten', fn: () => noTombstones.has(customers[next++ & 1023]!) },
+  {
+    name: 'TombstoneSet.has, 100 forgotten, no FNV match',
+    fn: () => hundredTombstones.has(customers[next++ & 1023]!),
+  },
+  {
+    name: 'TombstoneSet.has, a forgotten customer (SHA-256)',
+    fn: () => hundredTombstones.has('forgotten-7'),
+  },
+);
 
 // --- masking of personal data: each free-text path, and what a trigger's payload inputs cost ------
 const maskTexts: Array<[string, string]> = [

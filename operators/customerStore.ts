@@ -111,6 +111,12 @@ export class CustomerStore {
     this.hot.delete(customer);
   }
 
+  /** Removes a customer (`forget`); true when it was held. */
+  delete(customer: string): boolean {
+    this.hot.delete(customer);
+    return this.entries.delete(customer);
+  }
+
   /** Every customer with its entry or bytes, in insertion order. */
   items(): IterableIterator<[string, StoredEntry]> {
     return this.entries.entries();

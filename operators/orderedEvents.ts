@@ -64,6 +64,20 @@ export class OrderedEvents {
     return p;
   }
 
+  /** Removes every pending event of a customer (`forget`); how many there were. */
+  removeCustomer(customer: string): number {
+    const keep: number[] = [];
+    for (let i = this.head; i < this.items.length; i++)
+      if (this.items[i]!.event.customer !== customer) keep.push(i);
+    const removed = this.items.length - this.head - keep.length;
+    if (removed === 0) return 0;
+    this.times = keep.map((i) => this.times[i]!);
+    this.seqs = keep.map((i) => this.seqs[i]!);
+    this.items = keep.map((i) => this.items[i]!);
+    this.head = 0;
+    return removed;
+  }
+
   clear(): void {
     this.times = [];
     this.seqs = [];

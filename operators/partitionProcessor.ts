@@ -4,6 +4,7 @@ import {
   checkKeyGroups,
   customerOfSubject,
   DEFAULT_KEY_GROUPS,
+  fnv1a,
   keyGroupOf,
   keyGroupsOf,
 } from './keyGroups.js';
@@ -31,6 +32,7 @@ import {
 } from './rules.js';
 import { upgradeSnapshot } from './snapshotUpgrade.js';
 import { type TimerList, TimerQueue } from './timers.js';
+import { type Tombstone, TombstoneSet } from './tombstones.js';
 import type { CxEvent, EventRow, ProfileRow, Reject, Trigger } from './types.js';
 import { Watermark, type WatermarkState } from './watermark.js';
 
@@ -75,6 +77,18 @@ export interface PartitionOptions {
    * keeps only those with events waiting for the ordered lane or a timer. @default 20_000
    */
   hotCustomers?: number;
+  /** Forgotten customers: their events are skipped and their restored state dropped (operators/tombstones.ts). */
+  tombstones?: readonly Tombstone[];
+}
+
+/** What {@link PartitionProcessor.forget} removed from the live state of one customer. */
+export interface ForgetResult {
+  /** Whether the processor held the customer's state. */
+  found: boolean;
+  /** Pending timers of the customer (they will never fire). */
+  timers: number;
+  /** Events waiting for the ordered lane, or held behind one of the customer's timers. */
+  waitingEvents: number;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
@@ -86,6 +100,8 @@ export interface PartitionOutput extends DeliveryCounters {
   lastSeq: number;
   /** Events that arrived behind the watermark (beyond the allowed lateness). */
   lateEvents: number;
+  /** Events of forgotten customers, skipped (operators/tombstones.ts). */
+  tombstoned: number;
   /** The lowest watermark of the owned key groups after the call. */
   watermark: number;
   /** Per owned key group with something to tell: its watermark after the call (aggregates follow them). */
@@ -186,6 +202,10 @@ export class PartitionProcessor {
   private readonly groups = new Map<number, KeyGroup>();
   private readonly privacy: PrivacyPolicy;
   private readonly hotCustomers: number;
+  /** Forgotten customers (`forget`, or known at start): their events and restored state are dropped. */
+  private readonly tombstones = new TombstoneSet();
+  /** Customers of restored checkpoints dropped because they were forgotten (since start). */
+  droppedOnRestore = 0;
   /**
    * Called with a customer's entry just before it changes (an event, a timer, a publication, a rule
    * swap): a snapshot still being encoded in slices encodes the entry first (copy on write).
@@ -214,6 +234,7 @@ export class PartitionProcessor {
       idleAfterMs: options.idleAfterMs,
     };
     this.hotCustomers = options.hotCustomers ?? 20_000;
+    for (const t of options.tombstones ?? []) this.tombstones.add(t);
     const owns =
       options.owns ??
       (options.partitions === undefined
@@ -503,14 +524,24 @@ export class PartitionProcessor {
       this.groups.set(kg, g);
       if (section === undefined) continue;
       g.structuresSaved = g.customers.structures.length;
+      const dropped: string[] = [];
       for (const [customer, entry] of section.customers) {
+        // A checkpoint taken before the customer was forgotten: dropped here, so a restore gives what
+        // a replay of the purged stream gives, and the next full checkpoint does not hold it.
+        if (this.tombstones.has(customer)) {
+          dropped.push(customer);
+          continue;
+        }
         if (entry instanceof Uint8Array) g.customers.setEncoded(customer, entry);
         else g.customers.set(customer, entry);
       }
       for (const list of section.timers) g.queue.load(list);
+      // also entries of forgotten customers that a record holds without the customer (stale ones)
+      if (this.tombstones.size > 0) g.queue.removeCustomers((c) => this.tombstones.has(c));
+      this.droppedOnRestore += dropped.length;
       const pending: PendingEvent[] = [];
       for (const customer of section.pending)
-        for (const p of g.customers.get(customer)!.pending) pending.push(p);
+        for (const p of g.customers.get(customer)?.pending ?? []) pending.push(p);
       pending.sort((a, b) => a.event.ts - b.event.ts || a.seq - b.seq);
       for (const p of pending) g.ordered.push(p);
       g.lastSeq = section.lastSeq;
@@ -518,6 +549,40 @@ export class PartitionProcessor {
       g.watermark.restore(section.watermark);
       g.customers.compact();
     }
+  }
+
+  /** Adds forgotten customers (a restarted worker gets every tombstone again before its restore). */
+  addTombstones(tombstones: readonly Tombstone[]): void {
+    for (const t of tombstones) this.tombstones.add(t);
+  }
+
+  /**
+   * Forgets a customer (`cxstream forget`): its state, its timers (they never fire: the queue finds
+   * no record when their entries surface) and its events waiting in the ordered lane or held behind
+   * a timer are removed, and from now on its events are skipped (the tombstone). Null when the
+   * customer's key group is not owned here (the tombstone is kept all the same: key groups move
+   * between workers at a restore).
+   *
+   * The next delta checkpoint cannot say the customer is gone (a delta holds changed customers, not
+   * removed ones): the caller takes a full checkpoint next, and until then a restore drops the
+   * customer by its tombstone.
+   */
+  forget(customer: string, tombstone: Tombstone): ForgetResult | null {
+    this.tombstones.add(tombstone);
+    const g = this.groups.get(keyGroupOf(customer, this.keyGroups));
+    if (g === undefined) return null;
+    const stored = g.customers.stored(customer);
+    if (stored === undefined) return { found: false, timers: 0, waitingEvents: 0 };
+    const entry = stored instanceof Uint8Array ? g.customers.decode(stored) : stored;
+    // a snapshot being encoded in slices still holds the entry: it takes it as it was at its cut
+    // (the full checkpoint after the forget replaces that record)
+    if (!(stored instanceof Uint8Array)) this.beforeChange?.(stored);
+    const timers = Object.keys(entry.timers).filter((id) => id !== PUBLISH_TIMER).length;
+    const waiting = g.ordered.removeCustomer(customer) + entry.held.length;
+    g.queue.removeCustomers((c) => c === customer);
+    g.customers.delete(customer);
+    g.changed.delete(customer);
+    return { found: true, timers, waitingEvents: waiting };
   }
 
   /**
@@ -576,7 +641,8 @@ export class PartitionProcessor {
       const seq = seqs[i]!;
       const subject = subjects[i]!;
       const customer = customerOfSubject(subject);
-      const kg = keyGroupOf(customer, this.keyGroups);
+      const fnv = fnv1a(customer);
+      const kg = fnv % this.keyGroups; // keyGroupOf(customer), the FNV reused for the tombstones
       const g = this.groups.get(kg);
       if (g === undefined) {
         throw new Error(`an event of key group ${kg} reached the worker of key groups ${this.ownedRange()}`);
@@ -586,6 +652,13 @@ export class PartitionProcessor {
         throw new SequenceError(kg, seq, g.lastSeq);
       }
       g.lastSeq = seq;
+      if (this.tombstones.has(customer, fnv)) {
+        // A forgotten customer: skipped before decoding, as if the stream had never held it (it does
+        // not move the watermark either), so a replay gives the same whether or not the purge of
+        // CX_EVENTS happened before it.
+        out.tombstoned++;
+        continue;
+      }
       out.watermarks.set(kg, 0);
       const stored = g.customers.stored(customer);
       if (stored !== undefined && !(stored instanceof Uint8Array) && stored.appliedThrough !== undefined) {
@@ -923,6 +996,7 @@ export class PartitionProcessor {
       rejects: [],
       lastSeq: 0,
       lateEvents: 0,
+      tombstoned: 0,
       droppedByCap: 0,
       droppedByQuietHours: 0,
       deferred: 0,

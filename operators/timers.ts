@@ -43,6 +43,25 @@ export class TimerQueue {
     this.ids = [];
   }
 
+  /**
+   * Removes every entry of the customers `drop` picks, stale ones included (`forget`): lazy deletion
+   * would leave their keys in the heap, and a full checkpoint stores the heap as it is. O(n), and rare.
+   */
+  removeCustomers(drop: (customer: string) => boolean): number {
+    const keep: number[] = [];
+    for (let i = 0; i < this.customers.length; i++) if (!drop(this.customers[i]!)) keep.push(i);
+    const removed = this.customers.length - keep.length;
+    if (removed === 0) return 0;
+    const kept: TimerList = {
+      dues: keep.map((i) => this.dues[i]!),
+      customers: keep.map((i) => this.customers[i]!),
+      ids: keep.map((i) => this.ids[i]!),
+    };
+    this.clear();
+    this.load(kept);
+    return removed;
+  }
+
   /** Arms timer `id` of a customer at `record.due`, replacing a pending one; `timers` is that customer's record map. */
   arm(timers: Record<string, TimerRecord>, customer: string, id: string, record: TimerRecord): void {
     const old = timers[id];

@@ -131,6 +131,8 @@ export async function ensureSchema(
   options: SchemaOptions = {},
 ): Promise<void> {
   for (const ddl of schemaDdl(database, options)) await client.command({ query: ddl });
+  // after the schema of earlier versions, so that their DDL stays as it was (test/golden)
+  await client.command({ query: auditTableDdl(database, options.cluster) });
 }
 
 /**
@@ -281,6 +283,27 @@ function tableBodies(defaultTz: string): TableBody[] {
     ORDER BY (customer, updated_at)`,
     },
   ];
+}
+
+/** The audit table of forget requests, created with the schema. */
+export const AUDIT_TABLE = 'forget_audit';
+
+/**
+ * The audit table's DDL (`ensureSchema` runs it after the schema's statements). On a cluster it is
+ * one ReplicatedMergeTree table on every server (no shards: a forget request is one row, and the
+ * table must answer "was this hash forgotten" from any server).
+ */
+export function auditTableDdl(database: string, cluster = ''): string {
+  const db = quoteIdentifier(database);
+  const columns = `(
+      customer_hash String,
+      at DateTime64(3, 'UTC'),
+      removed Map(String, UInt64)
+    )`;
+  if (cluster === '')
+    return `CREATE TABLE IF NOT EXISTS ${db}.${AUDIT_TABLE} ${columns} ENGINE = MergeTree ORDER BY (at, customer_hash)`;
+  const on = `ON CLUSTER ${quoteIdentifier(cluster, 'ClickHouse cluster')}`;
+  return `CREATE TABLE IF NOT EXISTS ${db}.${AUDIT_TABLE} ${on} ${columns} ENGINE = ReplicatedMergeTree('/clickhouse/tables/{database}/${AUDIT_TABLE}', '{replica}') ORDER BY (at, customer_hash)`;
 }
 
 /** Back-quotes a database or table name after checking it is a plain identifier. */

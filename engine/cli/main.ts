@@ -7,6 +7,7 @@ import { hideSecrets, log } from '../runtime/log.js';
 import { runClickHouseServe } from './clickhouse.js';
 import { runDemo } from './demo.js';
 import { type ExplainOptions, runExplain } from './explain.js';
+import { runForget } from './forget.js';
 import { type FunnelOptions, runFunnel } from './funnel.js';
 import { runProfile } from './profile.js';
 import { runReplay } from './replay.js';
@@ -170,6 +171,19 @@ export async function main(argv: string[]): Promise<void> {
     .option('--timeout <seconds>', 'how long to wait for the answer', (v) => positiveInt(v, '--timeout'), 10)
     .action(async (opts: { config?: string; json?: boolean; timeout: number }) => {
       await runStatus({ config: opts.config, json: opts.json, timeoutMs: opts.timeout * 1000 });
+    });
+
+  program
+    .command('forget')
+    .description(
+      'forget a customer: the running engine removes its live state, KV profile, events, triggers, dead letters and ClickHouse rows, and keeps a tombstone (NATS request cx.admin.forget)',
+    )
+    .argument('<customer>')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .option('--json', 'print the reply as JSON')
+    .option('--timeout <seconds>', 'how long to wait for the answer', (v) => positiveInt(v, '--timeout'), 60)
+    .action(async (customer: string, opts: { config?: string; json?: boolean; timeout: number }) => {
+      await runForget({ customer, config: opts.config, json: opts.json, timeoutMs: opts.timeout * 1000 });
     });
 
   program

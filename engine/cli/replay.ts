@@ -2,6 +2,7 @@ import { utcOffsetMinutes } from '../../operators/localTime.js';
 import type { Trigger } from '../../operators/types.js';
 import { MemoryDeadLetterSink } from '../../sinks/deadLetters.js';
 import { MemoryProfileStore } from '../../sinks/profileStore.js';
+import { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import { loadConfig } from '../config/config.js';
 import { UsageError } from '../config/errors.js';
 import { loadRules } from '../config/rulesFile.js';
@@ -79,6 +80,9 @@ export async function runReplay(options: ReplayOptions): Promise<WhatIfReport> {
   const opened = options.dryRun ? null : await openSinks(config, nc);
   const sinks: PipelineSinks = opened ?? dryRunSinks();
   try {
+    // With NATS (the bucket is created by openSinks when missing): forgotten customers stay out of
+    // what the replay writes.
+    const tombstones = nc && opened ? await (await TombstoneStore.open(nc)).all() : undefined;
     await withProgress(options.file, source, (onOutput) =>
       runEngine({
         config,
@@ -87,6 +91,7 @@ export async function runReplay(options: ReplayOptions): Promise<WhatIfReport> {
         sinks,
         live: false,
         advanceTo: until,
+        tombstones,
         onOutput: (o) => {
           summary.add(o);
           report.add(o.triggers);

@@ -1,5 +1,7 @@
 /** `cxstream run`: the engine on the live JetStream stream until SIGINT/SIGTERM, then a drain. */
 import { readFileSync } from 'node:fs';
+import { clickHouseDatabase } from '../../sinks/clickhouse.js';
+import { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import { LocalCheckpointStore, NatsCheckpointStore } from '../checkpoint/checkpointStore.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { settingName } from '../config/environment.js';
@@ -8,6 +10,7 @@ import { RuleReloader } from '../config/ruleReloader.js';
 import { loadRulesWithWarnings } from '../config/rulesFile.js';
 import { connectNats } from '../nats/connect.js';
 import { natsNames } from '../nats/streams.js';
+import { clickhouseErasure } from '../runtime/forget.js';
 import { EngineHealth } from '../runtime/health.js';
 import { hideInLogs, log } from '../runtime/log.js';
 import { Metrics, serveHttp } from '../runtime/metrics.js';
@@ -43,6 +46,8 @@ export async function runLive(opts: { config?: string }): Promise<void> {
   const health = new EngineHealth();
   health.watch(nc);
   const sinks = await openSinks(config, nc, { sourceStream: natsNames.eventsStream });
+  // created by openSinks (ensureStreams) when missing
+  const tombstones = await TombstoneStore.open(nc, { replicas: config.streams.profiles.replicas });
   const metrics = new Metrics();
   const source = jetstreamSource({
     nc,
@@ -108,6 +113,14 @@ export async function runLive(opts: { config?: string }): Promise<void> {
       metrics,
       controls$: reloader.requests$,
       admin: nc,
+      forget: {
+        tombstones,
+        clickhouse: clickhouseErasure(
+          sinks.clickhouseClient,
+          clickHouseDatabase(config.clickhouse.url),
+          config.clickhouse.cluster,
+        ),
+      },
       checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
       onRecovered: () => {
         health.markRecovered();

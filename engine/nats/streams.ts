@@ -13,6 +13,7 @@ import { Kvm } from '@nats-io/kv';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import { DEAD_LETTER_SUBJECT } from '../../sinks/deadLetters.js';
 import { PROFILE_BUCKET } from '../../sinks/profileStore.js';
+import { TOMBSTONE_BUCKET, TombstoneStore } from '../../sinks/tombstoneStore.js';
 import { type Config, defaultConfig } from '../config/config.js';
 import { settingName } from '../config/environment.js';
 import { SettingError } from '../config/errors.js';
@@ -30,6 +31,9 @@ export const natsNames = Object.freeze({
   profileBucket: PROFILE_BUCKET,
   /** The stream behind the profile bucket. */
   profileStream: `KV_${PROFILE_BUCKET}`,
+  /** Hashes of forgotten customers (`cxstream forget`). */
+  tombstoneBucket: TOMBSTONE_BUCKET,
+  tombstoneStream: `KV_${TOMBSTONE_BUCKET}`,
 });
 
 /** The `streams` section of the config: limits of what the engine creates. */
@@ -114,6 +118,7 @@ export async function ensureStreams(
   const steps: SetupStep[] = [];
   for (const plan of plans(settings)) steps.push(await ensureStream(jsm, plan, options.update ?? false));
   steps.push(await ensureProfileBucket(nc, jsm, settings.profiles, options.update ?? false));
+  steps.push(await ensureTombstoneBucket(nc, jsm, settings.profiles.replicas));
   return steps;
 }
 
@@ -225,6 +230,22 @@ async function ensureProfileBucket(
   if (!update) return { kind: 'bucket', name: natsNames.profileBucket, outcome: 'differs', differences };
   await jsm.streams.update(natsNames.profileStream, { ...info.config, ...want });
   return { kind: 'bucket', name: natsNames.profileBucket, outcome: 'updated', differences };
+}
+
+/**
+ * The bucket of forgotten customers (`cxstream forget`), with the profile bucket's replicas: it
+ * holds no personal data, only hashes, and has no limits to tune.
+ */
+async function ensureTombstoneBucket(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  replicas: number,
+): Promise<SetupStep> {
+  const name = natsNames.tombstoneBucket;
+  if ((await streamInfo(jsm, natsNames.tombstoneStream)) !== null)
+    return { kind: 'bucket', name, outcome: 'exists', differences: [] };
+  await TombstoneStore.open(nc, { replicas });
+  return { kind: 'bucket', name, outcome: 'created', differences: [] };
 }
 
 /**

@@ -1,12 +1,32 @@
 /**
  * Both sides of the admin requests (`cx.admin.<action>`, docs/CONTRACT.md "Admin requests"): the
  * engine's subscription that answers them, and the client's request with the config's NATS settings,
- * with why it got no answer in words an operator can act on. Live explain and status use them.
+ * with why it got no answer in words an operator can act on; the `{"customer": "<id>"}` body of the
+ * requests about one customer. Live explain, status and forget use them.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Config } from '../config/config.js';
 import { connectNats } from '../nats/connect.js';
 import { log } from './log.js';
+
+/** A request that cannot be answered as sent (the reply says what a request looks like). */
+export class BadRequest extends Error {}
+
+/** The customer of a request body to `subject`, or a {@link BadRequest} saying what a request looks like. */
+export function customerOfRequest(body: string, subject: string): string {
+  const shape = `send JSON {"customer": "<id>"} to ${subject}`;
+  if (body.trim() === '') throw new BadRequest(`empty request: ${shape}`);
+  let request: unknown;
+  try {
+    request = JSON.parse(body);
+  } catch (e) {
+    throw new BadRequest(`the request is not JSON (${(e as Error).message}): ${shape}`);
+  }
+  const customer = (request as { customer?: unknown } | null)?.customer;
+  if (typeof customer !== 'string' || customer === '')
+    throw new BadRequest(`"customer" must be a non-empty string: ${shape}`);
+  return customer;
+}
 
 /** Answers requests on one admin subject until closed; {@link AdminServer.close} waits for the answers under way. */
 export interface AdminServer {
@@ -15,7 +35,8 @@ export interface AdminServer {
 
 /**
  * Subscribes to `subject` and answers each request with the JSON of what `answer` returns for its
- * body (`answer` turns its own failures into error replies). `what` names the feature in the log.
+ * body; a thrown error is answered `{"status": "error", "message"}` (logged unless it is a
+ * {@link BadRequest}). `what` names the feature in the log.
  */
 export function answerRequests(
   nc: NatsConnection,
@@ -31,6 +52,11 @@ export function answerRequests(
         return;
       }
       const done = answer(msg.string())
+        .catch((e: unknown) => {
+          const message = (e as Error)?.message ?? String(e);
+          if (!(e instanceof BadRequest)) log.warn({ err: e }, `${what} request failed`);
+          return { status: 'error', message };
+        })
         .then((reply) => void msg.respond(JSON.stringify(reply)))
         .finally(() => answering.delete(done));
       answering.add(done);

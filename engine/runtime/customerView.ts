@@ -114,6 +114,11 @@ export class DecisionLog {
     if (list.length > this.perCustomer) list.shift();
   };
 
+  /** Drops the customer's decisions (`forget`). */
+  forget(customer: string): void {
+    this.byCustomer.delete(customer);
+  }
+
   /** The customer's kept decisions, oldest first. */
   of(customer: string): TracedDecision[] {
     return this.byCustomer.get(customer) ?? [];

@@ -97,6 +97,7 @@ export class Deliverer {
       metrics.deadLetters.inc(out.rejects.length);
       metrics.profiles.inc(out.profiles.length);
       metrics.lateEvents.inc(out.lateEvents ?? 0);
+      metrics.tombstonedEvents.inc(out.tombstoned ?? 0);
       for (const t of out.triggers) metrics.triggers.inc({ rule: t.rule });
     }
     this.options.onOutput?.(out);

@@ -10,9 +10,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ownerOfCustomer } from '../../operators/keyGroups.js';
 import type { Config } from '../config/config.js';
-import { type AdminServer, adminRequest, answerRequests } from './admin.js';
+import { type AdminServer, adminRequest, answerRequests, customerOfRequest } from './admin.js';
 import type { CustomerView } from './customerView.js';
-import { log } from './log.js';
 import type { WorkerPool } from './workerPool.js';
 
 /** The subject of live explain requests (under `cx.admin.>`, which the engine subscribes to). */
@@ -23,25 +22,6 @@ export type ExplainReply =
   | { status: 'ok'; view: CustomerView }
   | { status: 'not-found'; customer: string; partition: number; message: string }
   | { status: 'error'; message: string };
-
-/** A request that cannot be answered as sent. */
-class BadRequest extends Error {}
-
-/** The customer of a request body, or a {@link BadRequest} saying what a request looks like. */
-export function customerOfRequest(body: string): string {
-  const shape = `send JSON {"customer": "<id>"} to ${EXPLAIN_SUBJECT}`;
-  if (body.trim() === '') throw new BadRequest(`empty request: ${shape}`);
-  let request: unknown;
-  try {
-    request = JSON.parse(body);
-  } catch (e) {
-    throw new BadRequest(`the request is not JSON (${(e as Error).message}): ${shape}`);
-  }
-  const customer = (request as { customer?: unknown } | null)?.customer;
-  if (typeof customer !== 'string' || customer === '')
-    throw new BadRequest(`"customer" must be a non-empty string: ${shape}`);
-  return customer;
-}
 
 /** Answers explain requests until closed; {@link ExplainServer.close} waits for the answers under way. */
 export type ExplainServer = AdminServer;
@@ -56,26 +36,20 @@ export function serveExplain(
   pool: Pick<WorkerPool, 'explain' | 'partitions' | 'keyGroups'>,
 ): ExplainServer {
   return answerRequests(nc, EXPLAIN_SUBJECT, 'live explain', async (body): Promise<ExplainReply> => {
-    try {
-      const customer = customerOfRequest(body);
-      const partition = ownerOfCustomer(customer, pool.keyGroups, pool.partitions);
-      const view = await pool.explain(partition, customer);
-      return view === null
-        ? {
-            status: 'not-found',
-            customer,
-            partition,
-            message:
-              `customer ${JSON.stringify(customer)} is not in the engine's state: partition ${partition} ` +
-              'holds no event of theirs (ids are exact: case and spaces count; a customer whose events were ' +
-              'all dead-lettered has no state)',
-          }
-        : { status: 'ok', view };
-    } catch (e) {
-      const message = (e as Error)?.message ?? String(e);
-      if (!(e instanceof BadRequest)) log.warn({ err: e }, 'explain request failed');
-      return { status: 'error', message };
-    }
+    const customer = customerOfRequest(body, EXPLAIN_SUBJECT);
+    const partition = ownerOfCustomer(customer, pool.keyGroups, pool.partitions);
+    const view = await pool.explain(partition, customer);
+    return view === null
+      ? {
+          status: 'not-found',
+          customer,
+          partition,
+          message:
+            `customer ${JSON.stringify(customer)} is not in the engine's state: partition ${partition} ` +
+            'holds no event of theirs (ids are exact: case and spaces count; a customer whose events were ' +
+            'all dead-lettered has no state)',
+        }
+      : { status: 'ok', view };
   });
 }
 

@@ -29,6 +29,11 @@ export class Metrics {
     help: 'Events that arrived behind their partition watermark (beyond engine.allowedLatenessMs); applied, but too late for the time-ordered patterns',
     registers: [this.registry],
   });
+  readonly tombstonedEvents = new Counter({
+    name: 'cx_tombstoned_events_total',
+    help: 'Events of forgotten customers (cxstream forget), acked and not applied',
+    registers: [this.registry],
+  });
   readonly sinkRetries = new Counter({
     name: 'cx_sink_retries_total',
     help: 'NATS sink calls retried (a broker outage is ridden through up to nats.maxOutageMs)',

@@ -197,6 +197,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
         mergeMap(async ({ p, batch, control, out: output, started }) => {
           const out = await deliver(p, output);
           if (control) {
+            if (control.waitForEarlier) await delivery.when(p, out.task);
             if (control.resolve) settleControl(pendingControls, control, p, out, partitions);
             return;
           }

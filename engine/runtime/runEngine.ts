@@ -1,13 +1,17 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Observable } from 'rxjs';
+import { EMPTY, merge, type Observable } from 'rxjs';
 import { RegionSurge, type ResolvedRegionSurge } from '../../operators/regionSurge.js';
 import type { RuleSpec } from '../../operators/rules.js';
+import type { Tombstone } from '../../operators/tombstones.js';
+import type { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import type { CheckpointStore } from '../checkpoint/checkpointStore.js';
 import { recover } from '../checkpoint/recovery.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import { type Config, minEventTs } from '../config/config.js';
 import type { EventSource } from '../source/eventSource.js';
-import { type ExplainServer, serveExplain } from './liveExplain.js';
+import type { AdminServer } from './admin.js';
+import { ControlQueue, type ForgetStores, serveForget } from './forget.js';
+import { serveExplain } from './liveExplain.js';
 import { type StatusService, startStatus } from './liveStatus.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -37,6 +41,16 @@ export interface RunOptions {
   onRecovered?: () => void;
   /** Answer live explain and status requests (`cx.admin.explain`, `cx.admin.status`) on this connection once the state is recovered. */
   admin?: NatsConnection;
+  /**
+   * Forgotten customers (KV `cx_tombstones`): their events are skipped and their restored state is
+   * dropped; with `admin`, `cx.admin.forget` is answered too (engine/runtime/forget.ts).
+   */
+  forget?: {
+    tombstones: TombstoneStore;
+    clickhouse: ForgetStores['clickhouse'];
+  };
+  /** Forgotten customers when `forget` is not given (`replay --publish` reads them from NATS). */
+  tombstones?: readonly Tombstone[];
   /** Replays: event time every partition moves to once the source completed (`replay --until`). */
   advanceTo?: number;
   /**
@@ -57,6 +71,8 @@ export interface RunOptions {
 /** Starts the partition workers and runs the pipeline until the source completes. */
 export async function runEngine(options: RunOptions): Promise<void> {
   const { config, rules } = options;
+  const tombstones = options.forget ? await options.forget.tombstones.all() : [...(options.tombstones ?? [])];
+  if (tombstones.length > 0) log.info({ tombstones: tombstones.length }, 'forgotten customers');
   const pool = new WorkerPool({
     partitions: config.engine.partitions,
     keyGroups: config.engine.keyGroups,
@@ -69,9 +85,12 @@ export async function runEngine(options: RunOptions): Promise<void> {
     maxFutureSkewMs: config.engine.maxFutureSkewMs,
     minEventTs: minEventTs(config),
     privacy: config.privacy,
+    tombstones,
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
-  let explain: ExplainServer | null = null;
+  const admins: AdminServer[] = [];
+  // forget requests go to the workers in order with the batches
+  const forgets = new ControlQueue();
   let status: StatusService | null = null;
   try {
     const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
@@ -96,13 +115,23 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     let first = checkpoints !== undefined;
-    if (options.admin) explain = serveExplain(options.admin, pool);
+    if (options.admin) admins.push(serveExplain(options.admin, pool));
+    if (options.admin && options.forget)
+      admins.push(
+        serveForget({
+          nc: options.admin,
+          tombstones: options.forget.tombstones,
+          control: (request) => forgets.run(request),
+          ...(checkpoints && { fullCheckpoint: () => checkpoints.checkpointer.fullCheckpoint() }),
+          clickhouse: options.forget.clickhouse,
+        }),
+      );
     const { admin, metrics } = options;
     status = startStatus({ pool, admin, metrics, checkpoints: options.checkpoints, recovered: checkpoints });
     options.onRecovered?.();
     await runPipeline({
       aggregates,
-      controls$: options.controls$,
+      controls$: merge(options.controls$ ?? EMPTY, forgets.requests$),
       advanceTo: options.advanceTo,
       checkpoints,
       source: options.source,
@@ -125,7 +154,8 @@ export async function runEngine(options: RunOptions): Promise<void> {
       },
     });
   } finally {
-    await explain?.close();
+    forgets.close();
+    await Promise.all(admins.map((a) => a.close()));
     await status?.close();
     await pool.close();
   }

@@ -71,6 +71,7 @@ export default function handleTask(
     case 'snapshot':
       return snapshotInSlices(processor.snapshotCut(task.delta));
     case 'restore': {
+      processor.addTombstones(task.tombstones ?? []);
       processor.restoreChains(
         task.chains.map((chain) => {
           const keyGroups = new Set(chain.keyGroups);
@@ -88,6 +89,11 @@ export default function handleTask(
     case 'aggregates':
       counting = task.selection;
       return encoded(processor.tick(null, false));
+    case 'forget': {
+      const forgotten = processor.forget(task.customer, task.tombstone);
+      decisions.forget(task.customer);
+      return encoded({ ...processor.tick(null, false), forgotten });
+    }
     case 'explain':
       return customerView(processor, task.customer, decisions.of(task.customer), options.defaultTz);
     case 'status':
@@ -187,7 +193,7 @@ const countedMaxTs = new Map<number, number>();
  * The output with its ClickHouse rows encoded here: their bytes are moved to the main thread, not
  * row objects or strings cloned.
  */
-function encoded(out: PartitionOutput): BatchOutput {
+function encoded(out: PartitionOutput & Pick<BatchOutput, 'forgotten'>): BatchOutput {
   const events = encodeEventRows(out.events, options.rowFormat);
   const profileRows = encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat);
   // the pool numbers the tasks (`task`)

@@ -5,6 +5,7 @@ import { Piscina } from 'piscina';
 import { DEFAULT_KEY_GROUPS } from '../../operators/keyGroups.js';
 import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { RuleSpec } from '../../operators/rules.js';
+import type { Tombstone } from '../../operators/tombstones.js';
 import type { RowFormat } from '../../sinks/clickhouseRows.js';
 import type { WorkerChains } from '../checkpoint/restorePlan.js';
 import type { RawEvent } from '../source/eventSource.js';
@@ -53,6 +54,8 @@ export interface WorkerPoolOptions {
   rowFormat?: RowFormat;
   /** Masking of personal data (the config's `privacy`). @default the default fields, no allowances */
   privacy?: PrivacyOptions;
+  /** Forgotten customers known at start (KV `cx_tombstones`). @default none */
+  tombstones?: readonly Tombstone[];
 }
 
 /** Tasks sent to a partition's thread before the earlier ones returned (the pipeline keeps this many in flight). */
@@ -119,6 +122,8 @@ export class WorkerPool {
   /** The aggregates selection sent to every worker: a restarted thread gets it again first. */
   private counting: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask> | null = null;
   private restartInPlace: RestartInPlace | null = null;
+  /** Every tombstone: those of the start and of each forget task sent (a restored thread gets them all). */
+  private readonly tombstones: Tombstone[];
   /**
    * Per partition: threads piscina started, and the one the partition's state lives in. A result of
    * a thread that replaced a dead one is refused until the partition was restored into it (above all
@@ -132,6 +137,7 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     const filename = workerFile();
     this.keyGroups = options.keyGroups ?? DEFAULT_KEY_GROUPS;
+    this.tombstones = [...(options.tombstones ?? [])];
     this.sent = new Array<number>(options.partitions).fill(0);
     this.logs = Array.from({ length: options.partitions }, () => []);
     this.restarts = new Array(options.partitions).fill(null);
@@ -154,6 +160,7 @@ export class WorkerPool {
         minEventTs: options.minEventTs,
         rowFormat: options.rowFormat ?? 'JSONCompactEachRow',
         privacy: options.privacy,
+        tombstones: this.tombstones,
       };
       const pool = new Piscina({
         filename,
@@ -212,6 +219,8 @@ export class WorkerPool {
     partition: number,
     task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask | StatusTask>,
   ): Promise<BatchOutput> {
+    if (task.kind === 'forget' && !this.tombstones.some((t) => t.hash === task.tombstone.hash))
+      this.tombstones.push(task.tombstone);
     return this.numbered(partition, { no: 0, control: task, returned: false });
   }
 
@@ -357,7 +366,7 @@ export class WorkerPool {
     }));
     return await this.send<RestoredSeqs>(
       partition,
-      { kind: 'restore', chains: own },
+      { kind: 'restore', chains: own, tombstones: [...this.tombstones] },
       { transferList: own.flatMap((c) => c.states.map((s) => s.buffer as ArrayBuffer)) },
     );
   }

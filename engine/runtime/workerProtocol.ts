@@ -3,9 +3,11 @@
  * as piscina keeps its RequestMessage / ResponseMessage.
  */
 
+import type { ForgetResult } from '../../operators/partitionProcessor.js';
 import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { CountedBatch, CountedSelection } from '../../operators/regionSurge.js';
 import type { RuleSpec } from '../../operators/rules.js';
+import type { Tombstone } from '../../operators/tombstones.js';
 import type { ProfileRow, Reject, Trigger } from '../../operators/types.js';
 import type { EncodedRows, RowFormat } from '../../sinks/clickhouseRows.js';
 
@@ -35,6 +37,8 @@ export interface WorkerOptions {
   rowFormat: RowFormat;
   /** Masking of personal data (the config's `privacy`; absent: the defaults). */
   privacy?: PrivacyOptions;
+  /** Forgotten customers known at start (KV `cx_tombstones`): their events and restored state are dropped. */
+  tombstones?: Tombstone[];
 }
 
 /** A micro-batch of one partition's events, packed so the bytes transfer instead of cloning. */
@@ -81,6 +85,11 @@ export interface RestoreTask {
    * its deltas in order, and the key groups to take from it (the worker takes those it owns).
    */
   chains: Array<{ keyGroups: number[]; states: Uint8Array[] }>;
+  /**
+   * Every tombstone the pool knows, added before the state is restored: a thread restarted in
+   * place started with the tombstones of the engine's start only.
+   */
+  tombstones?: Tombstone[];
 }
 
 /**
@@ -135,8 +144,20 @@ export interface PartitionStatus {
   keyGroups: KeyGroupStatus[];
 }
 
+/**
+ * Forget a customer (engine/runtime/forget.ts): every partition keeps the tombstone, the owner
+ * removes the customer's state, timers and waiting events. Sent in order with the batches, so
+ * everything before it in the stream was applied and everything after it is skipped.
+ */
+export interface ForgetTask {
+  kind: 'forget';
+  customer: string;
+  tombstone: Tombstone;
+}
+
 export type WorkerTask =
   | EventBatchTask
+  | ForgetTask
   | ExplainTask
   | StatusTask
   | TickTask
@@ -155,10 +176,15 @@ export interface ControlRequest {
   /** Called with every partition's output once all are delivered (rule swaps wait for it). */
   resolve?(outputs: BatchOutput[]): void;
   reject?(error: unknown): void;
+  /**
+   * Resolve only once the outputs of every earlier task of each partition are delivered as well
+   * (forget: rows of the customer still on their way to ClickHouse must land before they are deleted).
+   */
+  waitForEarlier?: boolean;
 }
 
 /** A task every partition runs between two of its batches. */
-export type ControlTask = RulesTask | AdvanceTask | TickTask;
+export type ControlTask = RulesTask | AdvanceTask | TickTask | ForgetTask;
 
 /** Run-time errors of one rule's expressions in a partition: new ones, and the rule's first message. */
 export interface RuleErrorReport {
@@ -206,6 +232,10 @@ export interface BatchOutput {
   counted?: KeyGroupCounted[];
   /** Events that arrived behind the watermark (beyond the allowed lateness). */
   lateEvents?: number;
+  /** Events of forgotten customers, skipped. */
+  tombstoned?: number;
+  /** A {@link ForgetTask}'s result: null when the customer's key group is not this partition's. */
+  forgotten?: ForgetResult | null;
   /** Rule expressions that failed at run time since the last output that reported them. */
   ruleErrors?: RuleErrorReport[];
   /** Triggers dropped by a frequency cap. */

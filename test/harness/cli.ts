@@ -4,8 +4,11 @@
  * SIGKILL and start again on the same directory and port.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { runReplay } from '../../engine/cli/replay.js';
 import { check } from './check.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -130,4 +133,46 @@ export class ServeProcess {
     if (this.running) this.child.kill('SIGTERM');
     return this.exited;
   }
+}
+
+/**
+ * Writes `DIR/config.yaml` for a one-shot command on this nats-server: embedded ClickHouse in
+ * `DIR/clickhouse` (not served), state in `DIR/state`, the rules of `DIR/rules.yaml`, two
+ * partitions, and `extra` lines (other sections); returns its path.
+ */
+export function writeConfig(dir: string, natsUrl: string, extra: string[] = []): string {
+  const file = join(dir, 'config.yaml');
+  writeFileSync(
+    file,
+    [
+      'nats:',
+      `  url: ${natsUrl}`,
+      'clickhouse:',
+      `  url: embedded:${join(dir, 'clickhouse')}`,
+      '  serve:',
+      '    port: 0',
+      'state:',
+      `  dir: ${join(dir, 'state')}`,
+      'rules:',
+      `  - ${join(dir, 'rules.yaml')}`,
+      'engine:',
+      '  partitions: 2',
+      ...extra,
+    ].join('\n'),
+  );
+  return file;
+}
+
+/**
+ * `replay --publish` of `DIR/events.ndjson` with `DIR/config.yaml` ({@link writeConfig}), without
+ * the aggregates (sets `CXSTREAM_AGGREGATES` empty: restore `process.env` after), output discarded.
+ */
+export async function replayPublished(dir: string): Promise<void> {
+  process.env.CXSTREAM_AGGREGATES = '';
+  await runReplay({
+    file: join(dir, 'events.ndjson'),
+    config: join(dir, 'config.yaml'),
+    publish: true,
+    out: new Writable({ write: (_c, _e, cb) => cb() }),
+  });
 }

@@ -12,14 +12,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Piscina } from 'piscina';
+import { type Observable, Subject } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../engine/checkpoint/checkpointer.js';
 import { LocalCheckpointStore } from '../../engine/checkpoint/checkpointStore.js';
 import { SnapshotCodec } from '../../engine/checkpoint/snapshotCodec.js';
 import { runPipeline } from '../../engine/runtime/pipeline.js';
 import { WorkerLostError, WorkerPool } from '../../engine/runtime/workerPool.js';
-import type { BatchOutput } from '../../engine/runtime/workerProtocol.js';
+import type { BatchOutput, ControlRequest } from '../../engine/runtime/workerProtocol.js';
 import type { RawEvent } from '../../engine/source/eventSource.js';
+import { ownerOfCustomer } from '../../operators/keyGroups.js';
+import { tombstoneOf } from '../../operators/tombstones.js';
 import type { Trigger } from '../../operators/types.js';
 import { check } from '../harness/check.js';
 import { everyOrder, ManualSource, orderEvent } from '../harness/manualSource.js';
@@ -56,8 +59,15 @@ const rules = everyOrder;
 const order = (seq: number): RawEvent => orderEvent(seq, `c${seq % 5000}`);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => order(from + i));
 
-function run(pool: WorkerPool, source: ManualSource, checkpointer: Checkpointer, triggers: Trigger[]) {
+function run(
+  pool: WorkerPool,
+  source: ManualSource,
+  checkpointer: Checkpointer,
+  triggers: Trigger[],
+  controls$?: Observable<ControlRequest>,
+) {
   return runPipeline({
+    controls$,
     source,
     pool,
     sinks: nullSinks(triggers),
@@ -119,6 +129,52 @@ describe('a crashed worker thread', () => {
     expect(Math.max(...source.acked)).toBe(11_000);
     // the restored thread's state is the real one: its snapshot holds every customer of partition 0
     expect(await lastSeqOf(pool, 0)).toBeGreaterThan(10_000);
+    await pool.close();
+  }, 120_000);
+
+  it('keeps a customer forgotten before the last checkpoint out of a thread restarted in place', async () => {
+    // a customer of partition 0 (the crashing one): orders c<k> at sequences k, 5000 + k, ...
+    const k = Array.from({ length: 100 }, (_, i) => i + 1).find(
+      (i) => ownerOfCustomer(`c${i}`, 128, 2) === 0,
+    )!;
+    const gone = `c${k}`;
+    const store = new LocalCheckpointStore(join(dir, 'forget'));
+    const pool = new CrashingPool();
+    const source = new ManualSource();
+    const checkpointer = new Checkpointer({ pool, store, source });
+    await checkpointer.recover();
+    const restarts: number[] = [];
+    pool.enableRestartInPlace({
+      recover: (p, restore) => checkpointer.restorePartition(p, restore),
+      onRestart: (partition) => restarts.push(partition),
+    });
+    const triggers: Trigger[] = [];
+    const controls = new Subject<ControlRequest>();
+    const running = run(pool, source, checkpointer, triggers, controls);
+    source.chunks.next(range(1, 1_000));
+    await check(() => triggers.length === 1_000, 30_000);
+    // forgotten, then a checkpoint: the forget task leaves the pool's log, the tombstone stays
+    const outs = await new Promise<BatchOutput[]>((resolve) =>
+      controls.next({
+        task: { kind: 'forget', customer: gone, tombstone: tombstoneOf(gone) },
+        resolve,
+        waitForEarlier: true,
+      }),
+    );
+    expect(outs[0]!.forgotten).toEqual({ found: true, timers: 0, waitingEvents: 0 });
+    expect(outs[1]!.forgotten).toBeNull();
+    expect((await checkpointer.checkpoint()).coveredSeq).toBe(1_000);
+    // partition 0's thread dies under the next batch: the fresh one gets the tombstone with the restore
+    pool.armed = 1;
+    source.chunks.next(range(1_001, 11_000));
+    await check(() => restarts.length === 1 && triggers.length >= 11_000 - 2, 30_000);
+    await source.stop();
+    await running;
+    const ids = triggers.map((t) => t.id);
+    const expected = everyTrigger(1, 11_000).filter(
+      (id) => !id.startsWith(`every_order:${gone}:`) || id === `every_order:${gone}:e${k}`,
+    );
+    expect([...ids].sort()).toEqual(expected.sort());
     await pool.close();
   }, 120_000);
 

@@ -181,6 +181,8 @@ describe('openClickHouse / ensureSchema', () => {
     );
     expect(tables.filter((t) => t.engine !== 'View')).toEqual([
       { name: 'events', engine: 'ReplacingMergeTree' },
+      // one row per forget request (docs/PRIVACY.md): nothing to collapse
+      { name: 'forget_audit', engine: 'MergeTree' },
       { name: 'profiles', engine: 'ReplacingMergeTree' },
       { name: 'triggers', engine: 'ReplacingMergeTree' },
     ]);

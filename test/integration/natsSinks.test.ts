@@ -104,7 +104,13 @@ describe('ensureStreams', () => {
     expect(updated.duplicate_window).toBe(600_000_000_000);
     expect(updated.max_age).toBe(7 * DAY_NS);
     expect(updated.max_bytes).toBe(-1);
-    expect((await ensureStreams(nc)).map((s) => s.outcome)).toEqual(['exists', 'exists', 'exists', 'exists']);
+    expect((await ensureStreams(nc)).map((s) => s.outcome)).toEqual([
+      'exists',
+      'exists',
+      'exists',
+      'exists',
+      'exists',
+    ]);
   });
 
   it('names the stream in the way and what to do when another stream holds the subjects', async () => {

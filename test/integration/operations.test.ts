@@ -54,6 +54,7 @@ describe('operations: setup, start-up order, probes, metrics, profile', () => {
         'stream CX_TRIGGERS',
         'stream CX_DLQ',
         'bucket cx_profiles',
+        'bucket cx_tombstones',
         'consumer CX_EVENTS/cxstream',
       ]
         .map((what) => `${what}: ${outcome}\n`)

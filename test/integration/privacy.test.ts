@@ -7,15 +7,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runReplay } from '../../engine/cli/replay.js';
 import { NatsServer } from '../../engine/nats/natsServer.js';
 import type { CxEvent } from '../../operators/types.js';
 import { openClickHouse } from '../../sinks/clickhouse.js';
+import { replayPublished, writeConfig } from '../harness/cli.js';
 import { readStream } from '../harness/readStream.js';
 
 const T0 = Date.UTC(2026, 10, 20, 2, 0, 0);
@@ -102,33 +101,12 @@ describe('personal data through the pipeline', () => {
       `${[message, order].map((e) => JSON.stringify(e)).join('\n')}\n`,
     );
     writeFileSync(join(dir, 'rules.yaml'), RULES);
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      [
-        'nats:',
-        `  url: ${server.url}`,
-        'clickhouse:',
-        `  url: embedded:${join(dir, 'clickhouse')}`,
-        '  serve:',
-        '    port: 0',
-        'state:',
-        `  dir: ${join(dir, 'state')}`,
-        'rules:',
-        `  - ${join(dir, 'rules.yaml')}`,
-        'engine:',
-        '  partitions: 2',
-        'privacy:',
-        '  maskFields: [text, name, phone, email, address, remark, mobile:phone, region:address]',
-        '  unmaskedPayload: [cx.triggers.callback:phone]',
-      ].join('\n'),
-    );
-    process.env.CXSTREAM_AGGREGATES = '';
-    await runReplay({
-      file: join(dir, 'events.ndjson'),
-      config: join(dir, 'config.yaml'),
-      publish: true,
-      out: new Writable({ write: (_c, _e, cb) => cb() }),
-    });
+    writeConfig(dir, server.url, [
+      'privacy:',
+      '  maskFields: [text, name, phone, email, address, remark, mobile:phone, region:address]',
+      '  unmaskedPayload: [cx.triggers.callback:phone]',
+    ]);
+    await replayPublished(dir);
     nc = await connect({ servers: server.url });
     ch = openClickHouse(`embedded:${join(dir, 'clickhouse')}`);
   }, 120_000);

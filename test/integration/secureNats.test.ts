@@ -155,6 +155,20 @@ describe('secure NATS: TLS, the sample authorization, credentials never printed'
       const profile = await check(async () => (await kv.get('c1'))?.json<{ tier: string }>(), 30_000);
       expect(profile.tier).toBe('VIP');
 
+      // an operator's forget request under the sample's permissions: the engine stores the tombstone
+      // ($KV.cx_tombstones.>), purges, reads CX_TRIGGERS and CX_DLQ, takes a full checkpoint
+      const forget = await runCli(
+        ['forget', 'nobody', '--json'],
+        secureEnv({
+          CXSTREAM_NATS_USER: 'ops',
+          CXSTREAM_NATS_PASSWORD_FILE: '',
+          CXSTREAM_NATS_PASSWORD: PASSWORDS.CX_OPERATOR_PASSWORD,
+        }),
+      );
+      outputs.push(forget.stdout, forget.stderr);
+      expect(forget.code, forget.stderr).toBe(0);
+      expect(JSON.parse(forget.stdout)).toMatchObject({ status: 'nothing-found', tombstone: 'created' });
+
       // /metrics needs the token; probes do not
       expect((await fetch(`${base}/metrics`)).status).toBe(401);
       // counted once the batch's every output was accepted (ClickHouse inserts included)
