@@ -8,7 +8,8 @@
  * Then the incremental case the engine runs between full checkpoints: DELTA_EVENTS more events
  * (default 20 000: two seconds at 10k events/s), each for a different customer (the worst case), a
  * delta snapshot of the customers they changed, its durable write, and a restore of the chain
- * (full + delta).
+ * (full + delta). Last, a full checkpoint in steady state: after DELTA_EVENTS more events for other
+ * customers, which it encodes; the customers unchanged since the snapshot before are copied.
  *
  *   npx tsx bench/checkpoint.ts [customers...]   (default: 100000 1000000; env DELTA_EVENTS)
  */
@@ -70,8 +71,9 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
 
   const dir = mkdtempSync(join(tmpdir(), 'cxstream-bench-ckpt-'));
   const store = new LocalCheckpointStore(dir);
-  // The first encode of a run pays for JIT warm-up and for finding the buffer size; the engine's
-  // periodic checkpoints look like the second.
+  // The first encode of a run pays for JIT warm-up and encodes every customer held as an object; the
+  // second finds those unchanged since (their bytes kept), as a full checkpoint right after another
+  // would. The engine's periodic full checkpoints look like the one after the delta below.
   let t = performance.now();
   codec.encode(processor.snapshot());
   const firstEncodeMs = performance.now() - t;
@@ -122,6 +124,32 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   const chainRestored = new PartitionProcessor({ partition: 0, rules });
   chainRestored.restore(codec.decode(chain!.state), ...chain!.deltas.map((d) => codec.decode(d)));
   const chainReadRestoreMs = performance.now() - t;
+
+  // The full checkpoint the engine takes every few deltas, in steady state: DELTA_EVENTS more
+  // events for other customers since the delta (those it must encode), every other customer copied.
+  const steady = new Float64Array(DELTA_EVENTS);
+  subjects.length = 0;
+  payloads.length = 0;
+  for (let i = 0; i < DELTA_EVENTS; i++) {
+    const c = (i * 104_729 + 53) % customers;
+    steady[i] = ++seq;
+    subjects.push(`cx.events.web.message.c${c}`);
+    payloads.push(eventBytes(seq, `c${c}`, c, 'message', T0 + 3_700_000 + i * 10));
+  }
+  processor.applyBatch(steady, subjects, (i) => payloads[i]!, T0);
+  t = performance.now();
+  const steadyState = codec.encode(processor.snapshot());
+  const steadyEncodeMs = performance.now() - t;
+  t = performance.now();
+  await store.save({
+    ...record,
+    coveredSeq: seq,
+    lastSeq: seq,
+    createdAt: Date.now(),
+    delta: 0,
+    state: steadyState,
+  });
+  const steadyWriteMs = performance.now() - t;
   rmSync(dir, { recursive: true, force: true });
   const result = {
     bench: 'checkpoint',
@@ -141,6 +169,8 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
     deltaEncodeMs: Math.round(deltaEncodeMs),
     deltaWriteMs: Math.round(deltaWriteMs),
     chainReadRestoreMs: Math.round(chainReadRestoreMs),
+    steadyEncodeMs: Math.round(steadyEncodeMs),
+    steadyWriteMs: Math.round(steadyWriteMs),
     date: new Date().toISOString(),
     loadavg: loadavg().map((l) => Math.round(l * 100) / 100),
     cpus: cpus().length,
@@ -152,6 +182,7 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
       `durable write ${result.writeMs} ms, read ${result.readMs} ms, restore ${result.restoreMs} ms; ` +
       `delta of ${result.deltaCustomers} customers (${DELTA_EVENTS} events): ` +
       `${(deltaState.byteLength / 1e6).toFixed(1)} MB, encode ${result.deltaEncodeMs} ms, ` +
-      `durable write ${result.deltaWriteMs} ms; read + restore of full + delta ${result.chainReadRestoreMs} ms`,
+      `durable write ${result.deltaWriteMs} ms; read + restore of full + delta ${result.chainReadRestoreMs} ms; ` +
+      `full after ${DELTA_EVENTS} more events: encode ${result.steadyEncodeMs} ms, durable write ${result.steadyWriteMs} ms`,
   );
 }

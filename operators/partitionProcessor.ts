@@ -147,7 +147,8 @@ class KeyGroup {
  */
 export interface SnapshotCut {
   readonly snapshot: PartitionSnapshot;
-  encode(kg: number, entry: CustomerEntry): Uint8Array;
+  /** The entry's bytes as it is now (the key group's store keeps them until the customer changes). */
+  encode(kg: number, customer: string, entry: CustomerEntry): Uint8Array;
   /** The snapshot with the key groups' shared structures, once every entry in it is encoded. */
   finish(): PartitionSnapshot;
 }
@@ -369,7 +370,7 @@ export class PartitionProcessor {
     const cut = this.snapshotCut(delta);
     for (const section of cut.snapshot.groups)
       for (const item of section.customers)
-        if (!(item[1] instanceof Uint8Array)) item[1] = cut.encode(section.kg, item[1]);
+        if (!(item[1] instanceof Uint8Array)) item[1] = cut.encode(section.kg, item[0], item[1]);
     return cut.finish();
   }
 
@@ -396,7 +397,7 @@ export class PartitionProcessor {
         timers = { dues: [], customers: [], ids: [] };
         for (const customer of g.changed) {
           const stored = g.customers.stored(customer)!;
-          customers.push([customer, stored]);
+          customers.push([customer, g.customers.bytesOf(customer) ?? stored]);
           const entry = stored instanceof Uint8Array ? g.customers.decode(stored) : stored;
           for (const id in entry.timers) {
             timers.dues.push(entry.timers[id]!.queuedAt);
@@ -408,10 +409,14 @@ export class PartitionProcessor {
       } else {
         timers = g.queue.entries();
         for (const item of g.customers.items()) {
-          customers.push(item);
           const entry = item[1];
           // entries held as bytes have no pending events (operators/customerStore.ts)
-          if (!(entry instanceof Uint8Array) && entry.pending.length > 0) pending.push(item[0]);
+          if (!(entry instanceof Uint8Array)) {
+            if (entry.pending.length > 0) pending.push(item[0]);
+            // a hot customer unchanged since it was last encoded is copied like one at rest
+            item[1] = g.customers.bytesOf(item[0]) ?? entry;
+          }
+          customers.push(item);
         }
       }
       g.changed = new Set();
@@ -435,7 +440,7 @@ export class PartitionProcessor {
     };
     return {
       snapshot,
-      encode: (kg, entry) => this.groups.get(kg)!.customers.encode(entry),
+      encode: (kg, customer, entry) => this.groups.get(kg)!.customers.encodeClean(customer, entry),
       finish: () => {
         for (const section of groups) {
           const g = this.groups.get(section.kg)!;
@@ -940,6 +945,7 @@ export class PartitionProcessor {
   /** The entry is about to change: the hook sees it as it was, and the next delta will hold it. */
   private touch(g: KeyGroup, entry: CustomerEntry): void {
     this.beforeChange?.(entry);
+    g.customers.touched(entry.state.customer);
     g.changed.add(entry.state.customer);
   }
 

@@ -138,7 +138,7 @@ function snapshotInSlices(cut: SnapshotCut): Promise<WorkerSnapshot> {
     const item = waiting.get(entry);
     if (item === undefined) return;
     waiting.delete(entry);
-    early[item[1]]!.push([item[0], cut.encode(groups[item[1]]!.kg, entry)]);
+    early[item[1]]!.push([item[0], cut.encode(groups[item[1]]!.kg, item[0], entry)]);
   };
   let section = 0;
   let next = 0;
@@ -152,7 +152,7 @@ function snapshotInSlices(cut: SnapshotCut): Promise<WorkerSnapshot> {
           while (next < customers.length) {
             const [customer, entry] = customers[next++]!;
             if (entry instanceof Uint8Array) chunk.push([customer, entry]);
-            else if (waiting.delete(entry)) chunk.push([customer, cut.encode(kg, entry)]);
+            else if (waiting.delete(entry)) chunk.push([customer, cut.encode(kg, customer, entry)]);
             if (chunk.length === CHUNK_CUSTOMERS) {
               chunks[section]!.push(snapshotCodec.encodeChunk(chunk));
               chunk = [];

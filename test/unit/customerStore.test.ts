@@ -159,16 +159,58 @@ describe('PartitionProcessor with customers held as bytes', () => {
       for (const [, e] of g.customers) if (!(e instanceof Uint8Array)) kgOf.set(e, g.kg);
     p.beforeChange = (e) => {
       const kg = kgOf.get(e);
-      if (kg !== undefined && !encoded.has(e)) encoded.set(e, snap.encode(kg, e));
+      if (kg !== undefined && !encoded.has(e)) encoded.set(e, snap.encode(kg, e.state.customer, e));
     };
     feed(p, traffic, cut, traffic.length);
     p.advanceTo(Date.UTC(2031, 0));
     p.beforeChange = undefined;
     for (const g of snap.snapshot.groups)
       for (const item of g.customers)
-        if (!(item[1] instanceof Uint8Array)) item[1] = encoded.get(item[1]) ?? snap.encode(g.kg, item[1]);
+        if (!(item[1] instanceof Uint8Array))
+          item[1] = encoded.get(item[1]) ?? snap.encode(g.kg, item[0], item[1]);
     expect(encoded.size).toBeGreaterThan(0);
     expect(snapshotContent(snap.finish())).toEqual(snapshotContent(atCut));
+  });
+});
+
+describe('the bytes a hot customer keeps while unchanged', () => {
+  it('are what a full snapshot copies, and equal a fresh encoding of the entry', () => {
+    const store = new CustomerStore(10);
+    const a = entry('a');
+    store.set('a', a);
+    expect(store.bytesOf('a')).toBeUndefined(); // never encoded
+    const bytes = store.encodeClean('a', a);
+    expect(store.bytesOf('a')).toBe(bytes);
+    store.touched('a');
+    expect(store.bytesOf('a')).toBeUndefined();
+    // decoding keeps the bytes it decoded; evicting a clean entry takes them back without encoding
+    const clean = store.encodeClean('a', a);
+    expect(clean).toEqual(bytes);
+    store.hotLimit = 0;
+    expect(store.compact()).toBe(0);
+    expect(store.stored('a')).toBe(clean);
+    const again = store.get('a')!;
+    expect(store.bytesOf('a')).toBe(clean);
+    expect(store.decode(clean)).toEqual(again);
+  });
+
+  it('leave every later full snapshot equal to that of a processor that never kept them', () => {
+    for (const hotCustomers of [1000, 40]) {
+      // `kept` snapshots (fully and as deltas) along the way, so its hot customers keep bytes
+      const kept = new PartitionProcessor({ partition: 0, keyGroups: 4, rules, hotCustomers });
+      const fresh = new PartitionProcessor({ partition: 0, keyGroups: 4, rules, hotCustomers });
+      const steps = [0, 0.2, 0.4, 0.6, 0.8, 1].map((f) => Math.round(f * traffic.length));
+      for (let i = 1; i < steps.length; i++) {
+        feed(kept, traffic, steps[i - 1]!, steps[i]!);
+        feed(fresh, traffic, steps[i - 1]!, steps[i]!);
+        kept.snapshot(i % 2 === 0);
+      }
+      kept.advanceTo(Date.UTC(2031, 0));
+      fresh.advanceTo(Date.UTC(2031, 0));
+      kept.snapshot(true);
+      const full = kept.snapshot();
+      expect(snapshotContent(full)).toEqual(snapshotContent(fresh.snapshot()));
+    }
   });
 });
 
