@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { type Observable, Subject } from 'rxjs';
+import type { Observable } from 'rxjs';
 import type { RuleSpec } from '../../operators/rules.js';
+import { ControlQueue } from '../runtime/controlQueue.js';
 import { log as defaultLog } from '../runtime/log.js';
-import type { BatchOutput, ControlRequest } from '../runtime/workerProtocol.js';
+import type { ControlRequest } from '../runtime/workerProtocol.js';
 import { formatProblem, isConfigError } from './errors.js';
 import { loadRules } from './rulesFile.js';
 
@@ -39,13 +40,13 @@ export type ReloadResult =
  * Hot reload of the rule files while the engine runs: on a file change (watched, debounced) or on
  * SIGHUP, the files are validated with `loadRules`; a bad set keeps the running rules and logs every
  * `file:line` problem; a good one is sent to every partition as a `rules` task through
- * {@link requests$}, which the pipeline runs between two event batches of each partition, so
- * customer state and pending timers stay and no batch sees two rule sets.
+ * {@link requests$} (a {@link ControlQueue}), which the pipeline runs between two event batches of
+ * each partition, so customer state and pending timers stay and no batch sees two rule sets.
  */
 export class RuleReloader {
-  /** Rule swaps for the pipeline (`runEngine({ controls$ })`). */
+  /** Rule swaps for the pipeline (`runEngine({ controls$ })`); held until it subscribes. */
   readonly requests$: Observable<ControlRequest>;
-  private readonly subject = new Subject<ControlRequest>();
+  private readonly queue = new ControlQueue();
   private readonly files: string[];
   private readonly debounceMs: number;
   private readonly logger: ReloadLogger;
@@ -57,7 +58,6 @@ export class RuleReloader {
   /** The reload running now; later triggers wait for it and run once more. */
   private running: Promise<ReloadResult> | null = null;
   private again: { force: boolean; reason: string } | null = null;
-  private readonly inFlight = new Set<ControlRequest>();
   private closed = false;
   private readonly onSignal = () =>
     void this.reload(`signal ${this.signal}`, true).catch((err) =>
@@ -69,7 +69,7 @@ export class RuleReloader {
     this.debounceMs = options.debounceMs ?? 300;
     this.logger = options.logger ?? defaultLog;
     this.signal = options.signal === undefined ? 'SIGHUP' : options.signal;
-    this.requests$ = this.subject.asObservable();
+    this.requests$ = this.queue.requests$;
     this.current = this.hash();
     if (options.watch ?? true) this.watch();
     if (this.signal) process.on(this.signal, this.onSignal);
@@ -102,8 +102,7 @@ export class RuleReloader {
     if (this.timer) clearTimeout(this.timer);
     for (const w of this.watchers) w.close();
     if (this.signal) process.off(this.signal, this.onSignal);
-    for (const request of this.inFlight) request.reject?.(new Error('engine stopped'));
-    this.subject.complete();
+    this.queue.close();
   }
 
   private async run(reason: string, force: boolean): Promise<ReloadResult> {
@@ -123,9 +122,10 @@ export class RuleReloader {
     }
     const started = performance.now();
     try {
-      await this.apply(rules);
+      await this.queue.run({ task: { kind: 'rules', rules } });
     } catch (e) {
-      if (this.closed) return { status: 'stopped' };
+      // closed here, or the pipeline has stopped (the queue refuses or rejects what it holds)
+      if (this.closed || this.queue.closed) return { status: 'stopped' };
       throw e;
     }
     this.current = hash;
@@ -139,24 +139,6 @@ export class RuleReloader {
       'rules reloaded',
     );
     return { status: 'applied', rules: rules.length };
-  }
-
-  private apply(rules: RuleSpec[]): Promise<BatchOutput[]> {
-    return new Promise<BatchOutput[]>((resolve, reject) => {
-      const request: ControlRequest = {
-        task: { kind: 'rules', rules },
-        resolve: (outs) => {
-          this.inFlight.delete(request);
-          resolve(outs);
-        },
-        reject: (err) => {
-          this.inFlight.delete(request);
-          reject(err);
-        },
-      };
-      this.inFlight.add(request);
-      this.subject.next(request);
-    });
   }
 
   /** Editors replace files by renaming, which ends a watch on the file itself: watch the directories. */

@@ -7,7 +7,6 @@
  */
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Observable, type Subscriber } from 'rxjs';
 import type { ForgetResult } from '../../operators/partitionProcessor.js';
 import { type Tombstone, tombstoneOf } from '../../operators/tombstones.js';
 import { deleteCustomerRows, type RowsRemoved, recordForget } from '../../sinks/customerErasure.js';
@@ -74,7 +73,7 @@ export function subjectToken(customer: string): string {
 export interface ForgetStores {
   nc: NatsConnection;
   tombstones: TombstoneStore;
-  /** Runs a task on every partition in order with its batches (see {@link ControlQueue}). */
+  /** Runs a task on every partition in order with its batches (engine/runtime/controlQueue.ts). */
   control(request: Omit<ControlRequest, 'resolve' | 'reject'>): Promise<BatchOutput[]>;
   /** Stores a full checkpoint of every partition now (absent: the run keeps no checkpoints). */
   fullCheckpoint?: () => Promise<unknown>;
@@ -256,58 +255,6 @@ async function deleteMessages(
   messages.stop();
   for (const seq of seqs) await jsm.streams.deleteMessage(stream, seq, true);
   return seqs.length;
-}
-
-/**
- * Control tasks that admin requests put in the pipeline's path: held until the pipeline subscribes
- * (it does after the aggregates' first task), refused once it has stopped (a drain), and rejected
- * at {@link close} if still waiting, so that a stopping engine answers instead of hanging.
- */
-export class ControlQueue {
-  private subscriber: Subscriber<ControlRequest> | null = null;
-  private waiting: ControlRequest[] = [];
-  private readonly open = new Set<ControlRequest>();
-  private closed = false;
-
-  readonly requests$ = new Observable<ControlRequest>((subscriber) => {
-    this.subscriber = subscriber;
-    for (const r of this.waiting.splice(0)) subscriber.next(r);
-    return () => {
-      this.subscriber = null;
-      this.close();
-    };
-  });
-
-  /** Runs a task on every partition; resolves with their outputs. */
-  run(request: Omit<ControlRequest, 'resolve' | 'reject'>): Promise<BatchOutput[]> {
-    return new Promise((resolve, reject) => {
-      if (this.closed) {
-        reject(new Error('the engine is stopping'));
-        return;
-      }
-      const r: ControlRequest = {
-        ...request,
-        resolve: (outs) => {
-          this.open.delete(r);
-          resolve(outs);
-        },
-        reject: (e) => {
-          this.open.delete(r);
-          reject(e);
-        },
-      };
-      this.open.add(r);
-      if (this.subscriber) this.subscriber.next(r);
-      else this.waiting.push(r);
-    });
-  }
-
-  /** Rejects what is still waiting; later requests are refused. */
-  close(): void {
-    this.closed = true;
-    this.waiting = [];
-    for (const r of [...this.open]) r.reject?.(new Error('the engine is stopping'));
-  }
 }
 
 /** The engine could not forget the customer (exit code 1). */

@@ -67,6 +67,31 @@ export function runCli(
   return finished(child, options.timeoutMs ?? 60_000, `cxstream ${args.join(' ')}`);
 }
 
+/** Runs `cxstream ARGS` (a command printing JSON) and parses its output; a non-zero exit throws with its stderr. */
+export async function cliJson<T>(args: string[], env: Record<string, string> = {}): Promise<T> {
+  const run = await runCli(args, env);
+  if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as T;
+}
+
+/** {@link cliJson} again until `ready` holds for its output (30 s); `context()` goes in the timeout message. */
+export function cliJsonWhen<T>(
+  args: string[],
+  env: Record<string, string>,
+  ready: (output: T) => boolean,
+  context: () => string = () => '',
+): Promise<T> {
+  return check(
+    async () => {
+      const output = await cliJson<T>(args, env);
+      return ready(output) ? output : null;
+    },
+    30_000,
+    context,
+    200,
+  );
+}
+
 /** A free TCP port on 127.0.0.1 (free when asked; tests start their server on it at once). */
 export async function freePort(): Promise<number> {
   const server = createServer();

@@ -22,7 +22,7 @@ import type { CxEvent } from '../../operators/types.js';
 import { profileKey } from '../../sinks/profileStore.js';
 import { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import { check } from '../harness/check.js';
-import { freePort, runCli } from '../harness/cli.js';
+import { cliJson, freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
 import { cxEvent } from '../harness/events.js';
 import { readStream } from '../harness/readStream.js';
@@ -133,11 +133,7 @@ describe.each([
     return [...found].sort();
   };
 
-  const forget = async (customer: string): Promise<ForgetReport> => {
-    const run = await runCli(['forget', customer, '--json'], cliEnv());
-    if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.stderr}`);
-    return JSON.parse(run.stdout) as ForgetReport;
-  };
+  const forget = (customer: string) => cliJson<ForgetReport>(['forget', customer, '--json'], cliEnv());
 
   it('removes the customer from every store, and a restart or a later event does not bring it back', async () => {
     bed.engine = new EngineProcess(await env());

@@ -14,8 +14,7 @@ import type { ExplainReport } from '../../engine/cli/explain.js';
 import { EXPLAIN_SUBJECT, type ExplainReply } from '../../engine/runtime/liveExplain.js';
 import { ownerOfCustomer } from '../../operators/keyGroups.js';
 import type { CxEvent } from '../../operators/types.js';
-import { check } from '../harness/check.js';
-import { runCli } from '../harness/cli.js';
+import { cliJsonWhen, runCli } from '../harness/cli.js';
 import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
 
 const MIN = 60_000;
@@ -59,17 +58,7 @@ describe('cxstream explain --live', () => {
   };
   /** `explain c1 --live --json` once `ready` holds for its report. */
   const liveReport = (ready: (r: ExplainReport) => boolean) =>
-    check(
-      async () => {
-        const run = await runCli(['explain', 'c1', '--live', '--json'], env());
-        if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.stderr}`);
-        const report = JSON.parse(run.stdout) as ExplainReport;
-        return ready(report) ? report : null;
-      },
-      30_000,
-      () => bed.engine.stderrTail(),
-      200,
-    );
+    cliJsonWhen(['explain', 'c1', '--live', '--json'], env(), ready, () => bed.engine.stderrTail());
 
   it("answers with the customer's state and the gates that held its rules back, as they change", async () => {
     bed.engine = new EngineProcess(

@@ -11,7 +11,7 @@ import type { EngineStatus } from '../../engine/runtime/liveStatus.js';
 import { keyGroupOf } from '../../operators/keyGroups.js';
 import type { CxEvent } from '../../operators/types.js';
 import { check } from '../harness/check.js';
-import { freePort, runCli } from '../harness/cli.js';
+import { cliJsonWhen, freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
 
 const KEY_GROUPS = 128;
@@ -33,17 +33,7 @@ describe('cxstream status', () => {
     );
   /** `status --json` once `ready` holds for it. */
   const statusWhen = (ready: (s: EngineStatus) => boolean) =>
-    check(
-      async () => {
-        const run = await runCli(['status', '--json'], env());
-        if (run.code !== 0) throw new Error(`exit ${run.code}: ${run.stderr}`);
-        const s = JSON.parse(run.stdout) as EngineStatus;
-        return ready(s) ? s : null;
-      },
-      30_000,
-      () => bed.engine.stderrTail(),
-      200,
-    );
+    cliJsonWhen(['status', '--json'], env(), ready, () => bed.engine.stderrTail());
   /** Every key group once, at the last sequence published to it, holding its customers. */
   const expectKeyGroups = (status: EngineStatus) => {
     const kgs = status.workers.flatMap((w) => w.keyGroups);
