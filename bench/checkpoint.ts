@@ -19,54 +19,20 @@ import { LocalCheckpointStore } from '../engine/checkpoint/checkpointStore.js';
 import { SnapshotCodec } from '../engine/checkpoint/snapshotCodec.js';
 import { loadRules } from '../engine/config/rulesFile.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
+import { applyCustomers, eventBytes, T0 } from './customerEvents.js';
 
 const counts = process.argv
   .slice(2)
   .map(Number)
   .filter((n) => n > 0);
 const rules = loadRules([join(import.meta.dirname, '../config/rules.yaml')]);
-const encoder = new TextEncoder();
-const T0 = Date.parse('2026-11-01T10:00:00+08:00');
 // the worker's snapshot codec (engine/runtime/worker.ts)
 const codec = new SnapshotCodec();
 const DELTA_EVENTS = Number(process.env.DELTA_EVENTS ?? 20_000);
 
-/** A JSON event of the benchmark's shape. */
-function eventBytes(seq: number, customer: string, c: number, type: string, ts: number): Uint8Array {
-  return encoder.encode(
-    JSON.stringify({
-      id: `e${seq}`,
-      ts,
-      customer,
-      type,
-      channel: 'web',
-      session: `s${c}`,
-      region: `r${c % 30}`,
-      ...(type === 'message' ? { text: 'where is my parcel', sentiment: 0.2, recognized: true } : {}),
-      ...(type === 'order' ? { amount: 100 + (c % 900), sku: `sku${c % 500}`, category: 'shoes' } : {}),
-    }),
-  );
-}
-
 for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   const processor = new PartitionProcessor({ partition: 0, rules });
-  let seq = 0;
-  const step = 10_000;
-  for (let from = 0; from < customers; from += step) {
-    const seqs: number[] = [];
-    const subjects: string[] = [];
-    const payloads: Uint8Array[] = [];
-    for (let c = from; c < Math.min(customers, from + step); c++) {
-      const customer = `c${c}`;
-      const kinds = ['session_start', 'message', 'message', 'order'] as const;
-      kinds.forEach((type, k) => {
-        seqs.push(++seq);
-        subjects.push(`cx.events.web.${type}.${customer}`);
-        payloads.push(eventBytes(seq, customer, c, type, T0 + (c % 3600) * 1000 + k * 60_000));
-      });
-    }
-    processor.applyBatch(seqs, subjects, (i) => payloads[i]!, T0);
-  }
+  let seq = applyCustomers(processor, customers);
 
   const dir = mkdtempSync(join(tmpdir(), 'cxstream-bench-ckpt-'));
   const store = new LocalCheckpointStore(dir);
