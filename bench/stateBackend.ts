@@ -70,6 +70,18 @@ function settle(): Memory {
   return { heap: m.heapUsed, rss: m.rss, rssAnon: kb('RssAnon'), rssFile: kb('RssFile') + kb('RssShmem') };
 }
 
+/** The memory figures of a backend: growth per customer after its load and after the random ops. */
+function memoryFigures(loaded: Memory, afterOps: Memory): Figures {
+  return {
+    heapPerCustomer: loaded.heap,
+    rssPerCustomer: loaded.rss,
+    rssAnonPerCustomer: loaded.rssAnon,
+    rssFilePerCustomer: loaded.rssFile,
+    rssAfterOpsPerCustomer: afterOps.rss,
+    rssFileAfterOpsPerCustomer: afterOps.rssFile,
+  };
+}
+
 function perCustomer(after: Memory, before: Memory, n: number): Memory {
   return {
     heap: (after.heap - before.heap) / n,
@@ -257,13 +269,8 @@ async function heapChild(n: number, ops: number, templateFile: string, dir: stri
   if (restored !== n) throw new Error(`heap restart restored ${restored} customers of ${n}`);
   return {
     loadMs,
-    heapPerCustomer: memory.heap,
-    rssPerCustomer: memory.rss,
-    rssAnonPerCustomer: memory.rssAnon,
-    rssFilePerCustomer: memory.rssFile,
+    ...memoryFigures(memory, afterOps),
     opUs,
-    rssAfterOpsPerCustomer: afterOps.rss,
-    rssFileAfterOpsPerCustomer: afterOps.rssFile,
     fullCheckpointMs: encodeMs + writeMs,
     fullEncodeMs: encodeMs,
     fullWriteMs: writeMs,
@@ -399,16 +406,11 @@ async function lmdbChild(n: number, ops: number, templateFile: string, dir: stri
   await env.close();
   return {
     loadMs,
-    heapPerCustomer: memory.heap,
-    rssPerCustomer: memory.rss,
-    rssAnonPerCustomer: memory.rssAnon,
-    rssFilePerCustomer: memory.rssFile,
+    ...memoryFigures(memory, afterOps),
     rssAfterRestartPerCustomer: afterRestart.rss,
     fileBytes,
     opUs: opAsyncUs,
     opSyncUs,
-    rssAfterOpsPerCustomer: afterOps.rss,
-    rssFileAfterOpsPerCustomer: afterOps.rssFile,
     fileBytesAtEnd: statSync(join(path, 'data.mdb')).size,
     deltaOpsMs,
     deltaCheckpointMs: deltaCheckpointTotalMs - deltaOpsMs,
