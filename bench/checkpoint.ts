@@ -20,54 +20,44 @@ import { LocalCheckpointStore } from '../engine/checkpoint/checkpointStore.js';
 import { SnapshotCodec } from '../engine/checkpoint/snapshotCodec.js';
 import { loadRules } from '../engine/config/rulesFile.js';
 import { PartitionProcessor } from '../operators/partitionProcessor.js';
+import { applyCustomers, eventBytes, T0 } from './customerEvents.js';
 
 const counts = process.argv
   .slice(2)
   .map(Number)
   .filter((n) => n > 0);
 const rules = loadRules([join(import.meta.dirname, '../config/rules.yaml')]);
-const encoder = new TextEncoder();
-const T0 = Date.parse('2026-11-01T10:00:00+08:00');
 // the worker's snapshot codec (engine/runtime/worker.ts)
 const codec = new SnapshotCodec();
 const DELTA_EVENTS = Number(process.env.DELTA_EVENTS ?? 20_000);
 
-/** A JSON event of the benchmark's shape. */
-function eventBytes(seq: number, customer: string, c: number, type: string, ts: number): Uint8Array {
-  return encoder.encode(
-    JSON.stringify({
-      id: `e${seq}`,
-      ts,
-      customer,
-      type,
-      channel: 'web',
-      session: `s${c}`,
-      region: `r${c % 30}`,
-      ...(type === 'message' ? { text: 'where is my parcel', sentiment: 0.2, recognized: true } : {}),
-      ...(type === 'order' ? { amount: 100 + (c % 900), sku: `sku${c % 500}`, category: 'shoes' } : {}),
-    }),
-  );
+/**
+ * Applies DELTA_EVENTS messages from `from` on, 10 ms apart, each to another customer (104729 is
+ * prime: the stride from `offset` repeats no customer before all were met); returns the last sequence.
+ */
+function applyMessages(
+  processor: PartitionProcessor,
+  customers: number,
+  seq: number,
+  offset: number,
+  from: number,
+): number {
+  const seqs = new Float64Array(DELTA_EVENTS);
+  const subjects: string[] = [];
+  const payloads: Uint8Array[] = [];
+  for (let i = 0; i < DELTA_EVENTS; i++) {
+    const c = (i * 104_729 + offset) % customers;
+    seqs[i] = ++seq;
+    subjects.push(`cx.events.web.message.c${c}`);
+    payloads.push(eventBytes(seq, `c${c}`, c, 'message', from + i * 10));
+  }
+  processor.applyBatch(seqs, subjects, (i) => payloads[i]!, T0);
+  return seq;
 }
 
 for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   const processor = new PartitionProcessor({ partition: 0, rules });
-  let seq = 0;
-  const step = 10_000;
-  for (let from = 0; from < customers; from += step) {
-    const seqs: number[] = [];
-    const subjects: string[] = [];
-    const payloads: Uint8Array[] = [];
-    for (let c = from; c < Math.min(customers, from + step); c++) {
-      const customer = `c${c}`;
-      const kinds = ['session_start', 'message', 'message', 'order'] as const;
-      kinds.forEach((type, k) => {
-        seqs.push(++seq);
-        subjects.push(`cx.events.web.${type}.${customer}`);
-        payloads.push(eventBytes(seq, customer, c, type, T0 + (c % 3600) * 1000 + k * 60_000));
-      });
-    }
-    processor.applyBatch(seqs, subjects, (i) => payloads[i]!, T0);
-  }
+  let seq = applyCustomers(processor, customers);
 
   const dir = mkdtempSync(join(tmpdir(), 'cxstream-bench-ckpt-'));
   const store = new LocalCheckpointStore(dir);
@@ -93,18 +83,8 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   const restoreMs = performance.now() - t;
 
   // The incremental checkpoint: DELTA_EVENTS messages, 10 minutes later, each for another customer
-  // (the worst case: a delta holds one customer per event; 104729 is prime, so the stride repeats
-  // no customer before all were met).
-  const seqs = new Float64Array(DELTA_EVENTS);
-  const subjects: string[] = [];
-  const payloads: Uint8Array[] = [];
-  for (let i = 0; i < DELTA_EVENTS; i++) {
-    const c = (i * 104_729 + 17) % customers;
-    seqs[i] = ++seq;
-    subjects.push(`cx.events.web.message.c${c}`);
-    payloads.push(eventBytes(seq, `c${c}`, c, 'message', T0 + 3_600_000 + i * 10));
-  }
-  processor.applyBatch(seqs, subjects, (i) => payloads[i]!, T0);
+  // (the worst case: a delta holds one customer per event).
+  seq = applyMessages(processor, customers, seq, 17, T0 + 3_600_000);
   t = performance.now();
   const delta = processor.snapshot(true);
   const deltaState = codec.encode(delta);
@@ -127,16 +107,7 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
 
   // The full checkpoint the engine takes every few deltas, in steady state: DELTA_EVENTS more
   // events for other customers since the delta (those it must encode), every other customer copied.
-  const steady = new Float64Array(DELTA_EVENTS);
-  subjects.length = 0;
-  payloads.length = 0;
-  for (let i = 0; i < DELTA_EVENTS; i++) {
-    const c = (i * 104_729 + 53) % customers;
-    steady[i] = ++seq;
-    subjects.push(`cx.events.web.message.c${c}`);
-    payloads.push(eventBytes(seq, `c${c}`, c, 'message', T0 + 3_700_000 + i * 10));
-  }
-  processor.applyBatch(steady, subjects, (i) => payloads[i]!, T0);
+  seq = applyMessages(processor, customers, seq, 53, T0 + 3_700_000);
   t = performance.now();
   const steadyState = codec.encode(processor.snapshot());
   const steadyEncodeMs = performance.now() - t;
