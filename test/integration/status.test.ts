@@ -47,7 +47,12 @@ describe('cxstream status', () => {
         customers: customers[g.kg]!.size,
       });
       if (g.lastSeq > 0) expect(g.maxEventTime).toBeGreaterThanOrEqual(T0);
-      else expect(g.watermark).toBeNull();
+      else {
+        // no event: no event time; the watermark moves only with the wall clock, once the key group
+        // has been quiet at the live edge for idleAfterMs (a slow machine gets there before it asks)
+        expect(g.maxEventTime).toBeNull();
+        if (g.watermark !== null) expect(g.watermark).toBeLessThanOrEqual(Date.now());
+      }
     }
     expect(status.workers.reduce((n, w) => n + w.customers, 0)).toBe(300);
   };
