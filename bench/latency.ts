@@ -19,6 +19,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import * as hdr from 'hdr-histogram-js';
 import { pack } from 'msgpackr';
@@ -130,8 +131,12 @@ async function main(): Promise<void> {
       },
     });
 
+    // Stalls of the main thread (the engine's, shared here with the publisher and the subscribers)
+    // against those of the worker: a latency spike with a calm event loop is the worker's.
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     // Steady publishing: every 10 ms, catch up to RATE × elapsed (background + probes together).
     engineStart = Date.now();
+    setTimeout(() => loopDelay.enable(), WARMUP_MS).unref();
     const end = engineStart + WARMUP_MS + SECONDS * 1000;
     let sent = 0;
     let probes = 0;
@@ -186,6 +191,7 @@ async function main(): Promise<void> {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
+    loopDelay.disable();
     await pub.flush();
     const publishSeconds = (Date.now() - engineStart) / 1000;
     const lag = source.stats();
@@ -193,6 +199,12 @@ async function main(): Promise<void> {
     await run;
     await sinks.close();
 
+    const ms = (ns: number) => Math.round(ns / 1e6);
+    const loop = {
+      p50: ms(loopDelay.percentile(50)),
+      p99: ms(loopDelay.percentile(99)),
+      max: ms(loopDelay.max),
+    };
     const ev = summary(onEvent);
     const tm = summary(timer);
     const lateness = config.engine.allowedLatenessMs;
@@ -204,6 +216,7 @@ async function main(): Promise<void> {
       target: { p99: 1000 },
       met: tm.p99 <= 1000,
     });
+    jsonLine('eventLoopDelay', loop);
     jsonLine('load', {
       publishedPerSecond: sent / publishSeconds,
       received: lag.received,
@@ -248,6 +261,8 @@ async function main(): Promise<void> {
           ],
         ],
       ),
+      '',
+      `main-thread event-loop delay after warm-up (ms): p50 ${loop.p50}, p99 ${loop.p99}, max ${loop.max}`,
     ].join('\n');
     console.log(`\n${body}`);
     recordRun('bench:latency', info, body);

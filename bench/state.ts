@@ -7,7 +7,7 @@
  * Drives a PartitionProcessor (default rules) directly with generated traffic (engine/demo/traffic.ts,
  * one day per customer), S customers at a time so the generated events never crowd the heap, then
  * with the events dropped and a full GC measures heap and RSS growth per customer. Then the
- * checkpoint path of engine/runtime/worker.ts in one piece: `processor.snapshot()` encoded by the
+ * checkpoint path of engine/runtime/worker.ts in one piece: `processor.snapshotCut()` encoded by the
  * engine's SnapshotCodec (encode time, size), the bytes written and fsynced to a file, read back,
  * decoded and restored into a fresh processor.
  */
@@ -100,7 +100,7 @@ function main(): void {
   // The checkpoint path of engine/runtime/worker.ts (which encodes the same chunks in slices), and of recovery.
   const codec = new SnapshotCodec();
   let t = performance.now();
-  const bytes = codec.encode(processor.snapshot());
+  const bytes = codec.encodeCut(processor.snapshotCut());
   const encodeSeconds = (performance.now() - t) / 1000;
   const dir = mkdtempSync(join(tmpdir(), 'cxstream-bench-state-'));
   const file = join(dir, 'partition-0.ckpt');

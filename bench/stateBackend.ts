@@ -14,8 +14,8 @@
  * one's memory growth starts from the same baseline:
  * - heap: a PartitionProcessor restored from a full snapshot holding the N customers (their bytes in
  *   1 MiB slabs, as msgpackr hands them out), i.e. the engine's store. Per-op: the key group's
- *   CustomerStore get (decode) + encode + setEncoded. Checkpoint: SnapshotCodec.encode of
- *   processor.snapshot() + LocalCheckpointStore.save (temp file, fsync, rename, fsync dir); delta:
+ *   CustomerStore get (decode) + encode + setEncoded. Checkpoint: SnapshotCodec.encodeCut of
+ *   processor.snapshotCut() + LocalCheckpointStore.save (temp file, fsync, rename, fsync dir); delta:
  *   the same for 20 000 changed customers. Restart: load + decode + restore.
  * - lmdb: one env, one named DB per key group (binary values, the same msgpack bytes, key = customer)
  *   and a `meta` DB holding each key group's shared structures and the source sequence. Per-op:
@@ -238,7 +238,7 @@ async function heapChild(n: number, ops: number, templateFile: string, dir: stri
   const afterOps = perCustomer(settle(), before, n);
   const checkpoints = new LocalCheckpointStore(join(dir, 'heap-ckpt'));
   t = performance.now();
-  const state = codec.encode(processor.snapshot());
+  const state = codec.encodeCut(processor.snapshotCut());
   const encodeMs = performance.now() - t;
   const writeMs = await timed(() =>
     checkpoints.save({ ...RECORD, coveredSeq: n, lastSeq: n, createdAt: Date.now(), delta: 0, state }),
@@ -247,7 +247,7 @@ async function heapChild(n: number, ops: number, templateFile: string, dir: stri
     for (let i = 0; i < DELTA; i++) touch(deltaCustomer(i, n));
   });
   t = performance.now();
-  const deltaState = codec.encode(processor.snapshot(true));
+  const deltaState = codec.encodeCut(processor.snapshotCut(true));
   const deltaEncodeMs = performance.now() - t;
   const deltaWriteMs = await timed(() =>
     checkpoints.save({
@@ -449,7 +449,7 @@ async function main(): Promise<void> {
     const processor = new PartitionProcessor({ partition: 0, rules });
     applyCustomers(processor, TEMPLATES);
     const templateFile = join(dir, 'templates.ckpt');
-    writeFileSync(templateFile, codec.encode(processor.snapshot()));
+    writeFileSync(templateFile, codec.encodeCut(processor.snapshotCut()));
     console.error(`templates: ${TEMPLATES} customers in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const figures: Record<string, Figures> = {};
     for (const backend of ['heap', 'lmdb']) {

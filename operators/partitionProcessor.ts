@@ -140,17 +140,29 @@ class KeyGroup {
 }
 
 /**
+ * A key group's section at a cut: its customers as two columns (ids, and entries as held: bytes, or
+ * objects still to encode) instead of a pair per customer. A full cut of a million customers then
+ * adds two arrays to the heap, not a million pairs that live, and are promoted, until the snapshot
+ * is encoded (bench/RESULTS.md "Full checkpoints at 1M": the pairs cost most of its GC).
+ */
+export interface KeyGroupCut extends Omit<KeyGroupSnapshot, 'customers'> {
+  names: string[];
+  values: StoredEntry[];
+}
+
+/**
  * A snapshot at its cut, for a worker that encodes it in slices: the customers still held as
  * objects are in it as objects, and must be encoded with {@link encode} before they change (copy
  * on write, `PartitionProcessor.beforeChange`); {@link finish} then adds the shared structures the
  * bytes refer to.
  */
 export interface SnapshotCut {
-  readonly snapshot: PartitionSnapshot;
+  readonly header: Omit<PartitionSnapshot, 'groups'>;
+  readonly sections: KeyGroupCut[];
   /** The entry's bytes as it is now (the key group's store keeps them until the customer changes). */
   encode(kg: number, customer: string, entry: CustomerEntry): Uint8Array;
-  /** The snapshot with the key groups' shared structures, once every entry in it is encoded. */
-  finish(): PartitionSnapshot;
+  /** Adds the key groups' shared structures to the sections, once every entry in them is encoded. */
+  finish(): void;
 }
 
 /** A checkpoint chain to restore: a full snapshot and its deltas, and which of its key groups to take. */
@@ -368,10 +380,18 @@ export class PartitionProcessor {
    */
   snapshot(delta = false): PartitionSnapshot {
     const cut = this.snapshotCut(delta);
-    for (const section of cut.snapshot.groups)
-      for (const item of section.customers)
-        if (!(item[1] instanceof Uint8Array)) item[1] = cut.encode(section.kg, item[0], item[1]);
-    return cut.finish();
+    const groups: KeyGroupSnapshot[] = cut.sections.map(({ names, values, ...section }) => ({
+      ...section,
+      customers: names.map((customer, i) => {
+        const entry = values[i]!;
+        return [customer, entry instanceof Uint8Array ? entry : cut.encode(section.kg, customer, entry)];
+      }),
+    }));
+    cut.finish();
+    cut.sections.forEach((section, i) => {
+      groups[i]!.structures = section.structures;
+    });
+    return { ...cut.header, groups };
   }
 
   /**
@@ -379,7 +399,7 @@ export class PartitionProcessor {
    * objects (shared with the live state): a worker encodes them in slices while it goes on.
    */
   snapshotCut(delta = false): SnapshotCut {
-    const groups: KeyGroupSnapshot[] = [];
+    const sections: KeyGroupCut[] = [];
     for (const kg of this.ownedKeyGroups) {
       const g = this.groups.get(kg)!;
       const watermark = g.watermark.state();
@@ -389,7 +409,8 @@ export class PartitionProcessor {
         watermark.value !== g.snapshotAt.watermark ||
         watermark.maxEventTime !== g.snapshotAt.maxEventTime;
       if (delta && !moved) continue; // the chain's earlier section still holds all of it
-      const customers: Array<[string, StoredEntry]> = [];
+      const names: string[] = [];
+      const values: StoredEntry[] = [];
       const pending: string[] = [];
       let timers: TimerList;
       if (delta) {
@@ -397,7 +418,8 @@ export class PartitionProcessor {
         timers = { dues: [], customers: [], ids: [] };
         for (const customer of g.changed) {
           const stored = g.customers.stored(customer)!;
-          customers.push([customer, g.customers.bytesOf(customer) ?? stored]);
+          names.push(customer);
+          values.push(g.customers.bytesOf(customer) ?? stored);
           const entry = stored instanceof Uint8Array ? g.customers.decode(stored) : stored;
           for (const id in entry.timers) {
             timers.dues.push(entry.timers[id]!.queuedAt);
@@ -408,47 +430,42 @@ export class PartitionProcessor {
         }
       } else {
         timers = g.queue.entries();
-        for (const item of g.customers.items()) {
-          const entry = item[1];
+        for (const [customer, entry] of g.customers.items()) {
+          names.push(customer);
           // entries held as bytes have no pending events (operators/customerStore.ts)
-          if (!(entry instanceof Uint8Array)) {
-            if (entry.pending.length > 0) pending.push(item[0]);
+          if (entry instanceof Uint8Array) values.push(entry);
+          else {
+            if (entry.pending.length > 0) pending.push(customer);
             // a hot customer unchanged since it was last encoded is copied like one at rest
-            item[1] = g.customers.bytesOf(item[0]) ?? entry;
+            values.push(g.customers.bytesOf(customer) ?? entry);
           }
-          customers.push(item);
         }
       }
       g.changed = new Set();
       g.snapshotAt = { lastSeq: g.lastSeq, watermark: watermark.value, maxEventTime: watermark.maxEventTime };
-      groups.push({
+      sections.push({
         kg,
         lastSeq: g.lastSeq,
         watermark,
-        customers,
+        names,
+        values,
         structuresFrom: delta ? g.structuresSaved : 0,
         structures: [],
         timers,
         pending,
       });
     }
-    const snapshot: PartitionSnapshot = {
-      version: SNAPSHOT_VERSION,
-      keyGroups: this.keyGroups,
-      delta,
-      groups,
-    };
     return {
-      snapshot,
+      header: { version: SNAPSHOT_VERSION, keyGroups: this.keyGroups, delta },
+      sections,
       encode: (kg, customer, entry) => this.groups.get(kg)!.customers.encodeClean(customer, entry),
       finish: () => {
-        for (const section of groups) {
+        for (const section of sections) {
           const g = this.groups.get(section.kg)!;
           const all = g.customers.structures;
           section.structures = all.slice(section.structuresFrom);
           g.structuresSaved = all.length;
         }
-        return snapshot;
       },
     };
   }

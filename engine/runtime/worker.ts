@@ -9,11 +9,10 @@ import {
   PartitionProcessor,
   type SnapshotCut,
 } from '../../operators/partitionProcessor.js';
-import type { CustomerEntry } from '../../operators/partitionState.js';
 import { type CountedSelection, selectCounted } from '../../operators/regionSurge.js';
 import type { EventRow } from '../../operators/types.js';
 import { encodeEventRows, encodeRows, PROFILE_COLUMNS } from '../../sinks/clickhouseRows.js';
-import { CHUNK_CUSTOMERS, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
+import { copyOnWrite, SnapshotCodec } from '../checkpoint/snapshotCodec.js';
 import { type CustomerView, customerView, DecisionLog } from './customerView.js';
 import type {
   BatchOutput,
@@ -124,57 +123,26 @@ const SLICE_MS = 5;
  * state, moved to the main thread; a checkpoint waits for it as it waited for the one-piece encode.
  */
 function snapshotInSlices(cut: SnapshotCut): Promise<WorkerSnapshot> {
-  const { groups } = cut.snapshot;
-  const chunks: Uint8Array[][] = groups.map(() => []);
-  // Customers encoded ahead of their turn (copy on write), per section: chunked once it is done.
-  const early: Array<Array<[string, Uint8Array]>> = groups.map(() => []);
-  // Every entry held as an object at the cut and still to encode, with its customer and section.
-  const waiting = new Map<CustomerEntry, [customer: string, section: number]>();
-  groups.forEach((g, i) => {
-    for (const [customer, entry] of g.customers)
-      if (!(entry instanceof Uint8Array)) waiting.set(entry, [customer, i]);
-  });
-  processor.beforeChange = (entry) => {
-    const item = waiting.get(entry);
-    if (item === undefined) return;
-    waiting.delete(entry);
-    early[item[1]]!.push([item[0], cut.encode(groups[item[1]]!.kg, item[0], entry)]);
-  };
-  let section = 0;
-  let next = 0;
-  let chunk: Array<[string, Uint8Array]> = [];
+  const cow = copyOnWrite(cut);
+  processor.beforeChange = cow.beforeChange;
+  const steps = snapshotCodec.cutSteps(cut, cow.hooks);
   return new Promise((resolve, reject) => {
     const slice = (): void => {
       try {
         const until = performance.now() + SLICE_MS;
-        for (; section < groups.length; section++, next = 0) {
-          const { kg, customers } = groups[section]!;
-          while (next < customers.length) {
-            const [customer, entry] = customers[next++]!;
-            if (entry instanceof Uint8Array) chunk.push([customer, entry]);
-            else if (waiting.delete(entry)) chunk.push([customer, cut.encode(kg, customer, entry)]);
-            if (chunk.length === CHUNK_CUSTOMERS) {
-              chunks[section]!.push(snapshotCodec.encodeChunk(chunk));
-              chunk = [];
-              if (performance.now() >= until) {
-                setImmediate(slice); // the next task (a batch) runs before the next slice
-                return;
-              }
-            }
+        for (;;) {
+          const step = steps.next();
+          if (step.done) {
+            processor.beforeChange = undefined;
+            // the chain holds every owned key group, also those this delta leaves out
+            resolve(moved({ keyGroups: [...processor.ownedKeyGroups], state: step.value }, [step.value]));
+            return;
           }
-          // the section is done: none of its customers can be encoded early any more
-          chunk.push(...early[section]!);
-          if (chunk.length > 0) chunks[section]!.push(snapshotCodec.encodeChunk(chunk));
-          chunk = [];
+          if (performance.now() >= until) {
+            setImmediate(slice); // the next task (a batch) runs before the next slice
+            return;
+          }
         }
-        processor.beforeChange = undefined;
-        const { groups: sections, ...header } = cut.finish();
-        const state = snapshotCodec.assemble({
-          ...header,
-          groups: sections.map(({ customers: _, ...rest }, i) => ({ ...rest, chunks: chunks[i]! })),
-        });
-        // the chain holds every owned key group, also those this delta leaves out
-        resolve(moved({ keyGroups: [...processor.ownedKeyGroups], state }, [state]));
       } catch (e) {
         processor.beforeChange = undefined;
         reject(e);
