@@ -279,8 +279,10 @@ export class PartitionProcessor {
     return new KeyGroup(kg, new Watermark(this.watermarkOptions), store, (customer) => {
       const entry = store.get(customer);
       if (entry === undefined) return undefined;
-      // the queue may change a record (fire it, move it): a snapshot being encoded takes it first
+      // the queue may change a record (fire it, move it): a snapshot being encoded takes it first,
+      // and bytes the store keeps for the entry are no longer its own
       this.beforeChange?.(entry);
+      store.touched(customer);
       return entry.timers;
     });
   }
