@@ -252,7 +252,7 @@ export function updateProfile(state: CustomerState, event: CxEvent, defaultTz: s
   if (state.firstSeen === null || ts < state.firstSeen) state.firstSeen = ts;
   if (state.lastSeen === null || ts > state.lastSeen) {
     state.lastSeen = ts;
-    prune(state, Math.floor(ts / DAY));
+    pruneWindows(state, Math.floor(ts / DAY));
   }
   const lastDay = Math.floor(state.lastSeen / DAY);
   const day = Math.floor(ts / DAY);
@@ -368,8 +368,12 @@ export function purchaseCycleMs(state: Readonly<CustomerState>): number | null {
   return (state.lastOccasionAt - state.firstOccasionAt) / (state.occasions - 1);
 }
 
-/** Drops what no window can need any more, relative to the UTC day of the latest event. */
-function prune(state: CustomerState, lastDay: number): void {
+/**
+ * Drops what no window can need any more, relative to the UTC day of the latest event (`lastDay`,
+ * the UTC day of `lastSeen`). Exported for operators/mergeCustomers.ts, which prunes a merged state
+ * the same way.
+ */
+export function pruneWindows(state: CustomerState, lastDay: number): void {
   const orderCut = state.lastSeen! - ORDER_WINDOW_DAYS * DAY;
   let i = 0;
   while (i < state.orderTs.length && state.orderTs[i]! <= orderCut) i++;

@@ -102,6 +102,13 @@ export interface Pattern {
   onLateEvent?(event: CxEvent, ctx: RuleContext): void;
   /** A timer this pattern armed came due (the watermark passed it). */
   onTimer?(timer: TimerRecord, ctx: RuleContext): void;
+  /**
+   * Identity stitching (operators/mergeCustomers.ts): merges the absorbed customer's memory of this
+   * rule (`from`) into the canonical customer's (`into`, which it may change) and returns the merged
+   * memory; `from` is left as it is and nothing of it is kept by reference. Absent = keep the
+   * canonical's memory if it has one, else the absorbed's.
+   */
+  mergeMemory?(into: object, from: object): object;
 }
 
 /** One rule after compilation: the pattern and the delivery policy around it. */

@@ -8,7 +8,15 @@
 import { Type } from 'typebox';
 import { type Pattern, sessionOf } from '../ruleModel.js';
 import { Cel, Count, Duration, EventTypes, listened, type PatternDefinition } from './definition.js';
-import { countFires, type KeyedTimes, keyedAdd, MAX_WINDOW_ENTRIES, pushWindow } from './windows.js';
+import {
+  countFires,
+  type KeyedTimes,
+  keyedAdd,
+  MAX_WINDOW_ENTRIES,
+  mergeKeyedTimes,
+  mergeTimes,
+  pushWindow,
+} from './windows.js';
 
 /** `count: { of, atLeast, within, after?, by?, unless? }`. */
 export const countSchema = Type.Object(
@@ -90,6 +98,16 @@ export const count: PatternDefinition = {
       },
       onLateEvent(event, ctx) {
         record(event, ctx, true);
+      },
+      // Both customers' counted, veto and anchor times, per key, as if one customer had seen them.
+      mergeMemory(into, from) {
+        const a = into as CountMemory;
+        const b = from as CountMemory;
+        if (a.counted !== undefined || b.counted !== undefined)
+          a.counted = mergeKeyedTimes(a.counted, b.counted);
+        if (a.vetoes !== undefined || b.vetoes !== undefined) a.vetoes = mergeKeyedTimes(a.vetoes, b.vetoes);
+        if (a.anchors !== undefined || b.anchors !== undefined) a.anchors = mergeTimes(a.anchors, b.anchors);
+        return a;
       },
     };
   },

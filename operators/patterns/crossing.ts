@@ -45,6 +45,13 @@ export const crossing: PatternDefinition = {
         ctx.memory<CrossingMemory>().crossed = true;
         ctx.fire(event.ts, event.id, sessionOf(event));
       },
+      // Crossed on either key = crossed: the edge is used up; the next event re-evaluates `crosses`
+      // on the merged profile and a false value re-arms it.
+      mergeMemory(into, from) {
+        const a = into as CrossingMemory;
+        if ((from as CrossingMemory).crossed === true) a.crossed = true;
+        return a;
+      },
     };
   },
 };

@@ -52,6 +52,14 @@ export const purchaseCycle: PatternDefinition = {
         ctx.memory<CycleMemory>().remindedFor = timer.orderAt;
         ctx.fire(timer.due, `t${timer.due}`, undefined);
       },
+      // The later reminded order: the merged last order is the later of the two, so only a reminder
+      // for that order can still hold the merged customer's reminder back.
+      mergeMemory(into, from) {
+        const a = into as CycleMemory;
+        const b = (from as CycleMemory).remindedFor;
+        if (b !== undefined && (a.remindedFor === undefined || b > a.remindedFor)) a.remindedFor = b;
+        return a;
+      },
     };
   },
 };

@@ -7,7 +7,7 @@
 import { Type } from 'typebox';
 import { type Pattern, sessionOf } from '../ruleModel.js';
 import { Duration, EventTypes, listened, type PatternDefinition } from './definition.js';
-import { MAX_WINDOW_ENTRIES, pushWindow } from './windows.js';
+import { MAX_WINDOW_ENTRIES, mergeTimes, pushWindow } from './windows.js';
 
 /** `sequence: { first, followedBy, within }`. */
 export const sequenceSchema = Type.Object(
@@ -51,6 +51,13 @@ export const sequence: PatternDefinition = {
       },
       onLateEvent(event, ctx) {
         if (first.has(event.type)) remember(event.ts, ctx, true);
+      },
+      // Both customers' `first` times: a `followedBy` of either key completes a `first` of the other.
+      mergeMemory(into, from) {
+        const a = into as SequenceMemory;
+        const b = from as SequenceMemory;
+        if (a.firsts !== undefined || b.firsts !== undefined) a.firsts = mergeTimes(a.firsts, b.firsts);
+        return a;
       },
     };
   },

@@ -49,6 +49,15 @@ export const streak: PatternDefinition = {
         m.length = (m.length ?? 0) + 1;
         if (m.length === count) ctx.fire(event.ts, event.id, sessionOf(event));
       },
+      // The two keys' events interleave in time, so the merged run is not known: the longer one is
+      // kept. A streak that already reached the count on either key does not fire again (the length
+      // passes the count), and the next failing or `resetOn` event starts over as usual.
+      mergeMemory(into, from) {
+        const a = into as StreakMemory;
+        const b = from as StreakMemory;
+        if ((b.length ?? 0) > (a.length ?? 0)) a.length = b.length;
+        return a;
+      },
     };
   },
 };

@@ -55,6 +55,40 @@ export function keyedAdd(
   return w;
 }
 
+/**
+ * Both lists' times together (identity stitching: two customers' windows become one), sorted, the
+ * newest `max` kept; a time on both sides stays twice (two events). Neither input is changed.
+ */
+export function mergeTimes(
+  a: readonly number[] | undefined,
+  b: readonly number[] | undefined,
+  max: number = MAX_WINDOW_ENTRIES,
+): number[] {
+  const all = [...(a ?? []), ...(b ?? [])].sort((x, y) => x - y);
+  if (all.length > max) all.splice(0, all.length - max);
+  return all;
+}
+
+/** {@link mergeTimes} per key: `a`'s keys in their order, then `b`'s other keys. Neither input is changed. */
+export function mergeKeyedTimes(
+  a: KeyedTimes | undefined,
+  b: KeyedTimes | undefined,
+  max: number = MAX_WINDOW_ENTRIES,
+): KeyedTimes {
+  const out: KeyedTimes = { keys: [], times: [] };
+  for (const [i, key] of (a?.keys ?? []).entries()) {
+    const j = b === undefined ? -1 : b.keys.indexOf(key);
+    out.keys.push(key);
+    out.times.push(mergeTimes(a!.times[i], j < 0 ? undefined : b!.times[j], max));
+  }
+  for (const [j, key] of (b?.keys ?? []).entries()) {
+    if (out.keys.includes(key)) continue;
+    out.keys.push(key);
+    out.times.push(mergeTimes(undefined, b!.times[j], max));
+  }
+  return out;
+}
+
 function countIn(list: number[] | undefined, from: number, to: number): number {
   let n = 0;
   if (list !== undefined) for (const t of list) if (t > from && t <= to) n++;
