@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { Unpackr, type Options as UnpackrOptions } from 'msgpackr';
+import { type IdentityLimits, idsProblem } from './identity.js';
 import { customerOfSubject } from './keyGroups.js';
 import { maskPii } from './mask.js';
 import type { CxEvent } from './types.js';
@@ -99,6 +100,8 @@ export interface DecodeOptions {
    * value reads as epoch seconds. @default 1 (any positive ts)
    */
   minTs?: number;
+  /** Limits on `ids` (the config's `identity`); an event beyond them is rejected. @default DEFAULT_IDENTITY_LIMITS */
+  identity?: IdentityLimits;
 }
 
 /**
@@ -163,6 +166,10 @@ export function decodeEvent(
   const token = customerOfSubject(subject);
   if (decoded.customer !== token) {
     return `customer ${quote(decoded.customer)} does not match subject token ${quote(token)}`;
+  }
+  if (decoded.ids !== undefined) {
+    const problem = idsProblem(decoded.ids, options.identity);
+    if (problem !== undefined) return clip(problem);
   }
   return decoded;
 }

@@ -1,5 +1,6 @@
 import { CustomerStore } from './customerStore.js';
 import { type DecodeOptions, decodeEvent } from './decodeEvent.js';
+import type { IdentityLimits } from './identity.js';
 import {
   checkKeyGroups,
   customerOfSubject,
@@ -9,6 +10,7 @@ import {
   keyGroupsOf,
 } from './keyGroups.js';
 import { localHour } from './localTime.js';
+import { frozenCopy, mergeEntry } from './mergeEntry.js';
 import { OrderedEvents, type PendingEvent } from './orderedEvents.js';
 import {
   type CustomerEntry,
@@ -69,6 +71,8 @@ export interface PartitionOptions {
    * the engine sets `engine.minEventTime` (2000-01-01). @default 1
    */
   minEventTs?: number;
+  /** Limits on an event's `ids` (the config's `identity`): an event beyond them is dead-lettered. */
+  identity?: IdentityLimits;
   /** Which fields are masked where values leave the partition (docs/PRIVACY.md). @default the default fields, no allowances */
   privacy?: PrivacyOptions;
   /**
@@ -89,6 +93,15 @@ export interface ForgetResult {
   timers: number;
   /** Events waiting for the ordered lane, or held behind one of the customer's timers. */
   waitingEvents: number;
+}
+
+/** A customer as {@link PartitionProcessor.detach} hands it to the merge. */
+export interface DetachedCustomer {
+  key: string;
+  /** Its entry as it was when frozen; null without state (or when `absorbed`). */
+  entry: CustomerEntry | null;
+  /** The key is the canonical customer of this merge and has absorbed the others already. */
+  absorbed: boolean;
 }
 
 /** Everything one call produced; the engine hands it to the sinks. */
@@ -241,7 +254,7 @@ export class PartitionProcessor {
     this.defaultTz = options.defaultTz ?? 'Asia/Shanghai';
     this.profileIntervalMs = options.profileIntervalMs ?? 60_000;
     this.maxFutureSkewMs = options.maxFutureSkewMs ?? Number.POSITIVE_INFINITY;
-    this.decodeOptions = { minTs: options.minEventTs ?? 1 };
+    this.decodeOptions = { minTs: options.minEventTs ?? 1, identity: options.identity };
     this.watermarkOptions = {
       allowedLatenessMs: options.allowedLatenessMs,
       idleAfterMs: options.idleAfterMs,
@@ -610,6 +623,102 @@ export class PartitionProcessor {
   }
 
   /**
+   * Identity stitching, first step of a merge at stream sequence `seq` (docs/IDENTITY.md): each of
+   * `keys` owned here is frozen and its entry returned as it was (null: no state). A frozen customer
+   * keeps a copy of its entry and fires, publishes and waits for nothing: its timers and its events
+   * waiting for the ordered lane go with the copy to the canonical customer's worker ({@link absorb}).
+   * Idempotent: a customer frozen by this merge returns the same copy, and the canonical customer
+   * that already absorbed it answers `absorbed` (a merge redone after a restore changes nothing).
+   */
+  detach(keys: readonly string[], seq: number): DetachedCustomer[] {
+    const out: DetachedCustomer[] = [];
+    for (const key of keys) {
+      const g = this.groups.get(keyGroupOf(key, this.keyGroups));
+      if (g === undefined) continue;
+      const entry = g.customers.get(key);
+      if (entry === undefined) {
+        out.push({ key, entry: null, absorbed: false });
+        continue;
+      }
+      if (entry.merges?.includes(seq)) {
+        out.push({ key, entry: null, absorbed: true });
+        continue;
+      }
+      if (entry.frozen !== undefined) {
+        if (entry.frozen.seq !== seq)
+          throw new Error(`customer ${key} was merged at sequence ${entry.frozen.seq}, not ${seq}`);
+        out.push({ key, entry: frozenCopy.unpack(entry.frozen.copy) as CustomerEntry, absorbed: false });
+        continue;
+      }
+      this.touch(g, entry);
+      const copy = frozenCopy.pack(entry);
+      g.ordered.removeCustomer(key);
+      g.queue.removeCustomers((c) => c === key);
+      g.changed.add(key);
+      const state = entry.state;
+      g.customers.set(key, {
+        ...newEntry(key),
+        state,
+        publishedAt: entry.publishedAt,
+        // the merges it absorbed before: one redone after a restore finds it done
+        ...(entry.merges !== undefined && { merges: entry.merges }),
+        frozen: { seq, copy },
+      });
+      out.push({ key, entry: frozenCopy.unpack(copy) as CustomerEntry, absorbed: false });
+    }
+    return out;
+  }
+
+  /**
+   * Identity stitching, second step: when `canonical` is owned here, it becomes the merge of the
+   * entries {@link detach} returned (its own among them; `parts` in key order): profile state, rule
+   * memory, cooldown marks and caps merge (operators/mergeCustomers.ts), timers and waiting events
+   * move here and what is due fires now, and the merged profile is published. Idempotent per `seq`.
+   */
+  absorb(
+    canonical: string,
+    parts: readonly DetachedCustomer[],
+    seq: number,
+    now: number | null,
+  ): PartitionOutput {
+    const out = this.emptyOutput();
+    const g = this.groups.get(keyGroupOf(canonical, this.keyGroups));
+    if (g === undefined) return this.finish(out, false);
+    const current = g.customers.get(canonical);
+    if (current?.merges?.includes(seq)) return this.finish(out, false);
+    const own = parts.find((p) => p.key === canonical)?.entry ?? null;
+    if (current !== undefined && current.frozen === undefined && own === null)
+      throw new Error(`customer ${canonical} has state that was not detached for the merge at ${seq}`);
+    const others = parts.filter((p) => p.key !== canonical && p.entry !== null);
+    const entry: CustomerEntry = own ?? newEntry(canonical);
+    delete entry.frozen;
+    if (current !== undefined) this.touch(g, current);
+    const aliases = new Set(entry.state.aliases ?? []);
+    for (const part of others) {
+      const from = part.entry!;
+      mergeEntry(entry, from, (rule) => this.rules.patternOf(rule));
+      aliases.add(part.key);
+      for (const a of from.state.aliases ?? []) aliases.add(a);
+      for (const p of from.pending) p.event.customer = canonical;
+      for (const h of from.held) h.event.customer = canonical;
+    }
+    for (const part of parts) if (part.key !== canonical) aliases.add(part.key);
+    entry.state.aliases = [...aliases].sort();
+    entry.merges = [...(entry.merges ?? []), seq];
+    g.customers.set(canonical, entry);
+    g.changed.add(canonical);
+    // the merged customer as it is now goes out at once (below); what is due fires, held events go on
+    delete entry.timers[PUBLISH_TIMER];
+    for (const [id, record] of Object.entries(entry.timers)) g.queue.restore(canonical, id, record);
+    for (const p of entry.pending) g.ordered.push(p);
+    if (entry.state.lastSeen !== null)
+      this.publishProfile(g, entry, profileOf(entry.state, entry.state.lastSeen), entry.state.lastSeen, out);
+    this.processDue(g, out, now);
+    if (this.release(g, entry, now, out)) this.processDue(g, out, now);
+    return this.finish(out, false);
+  }
+
+  /**
    * Replaces the rule set; customer state and the timers of rules that stay are kept, timers of
    * removed rules are dropped (pattern memory of removed rules is ignored).
    */
@@ -659,12 +768,15 @@ export class PartitionProcessor {
     subjects: readonly string[],
     payload: (i: number) => Uint8Array,
     now: number,
+    canonical?: readonly string[],
   ): PartitionOutput {
     const out = this.emptyOutput();
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i]!;
       const subject = subjects[i]!;
-      const customer = customerOfSubject(subject);
+      // identity stitching: the customer the key was merged into, '' for the subject's own
+      const merged = canonical?.[i] ?? '';
+      const customer = merged === '' ? customerOfSubject(subject) : merged;
       const fnv = fnv1a(customer);
       const kg = fnv % this.keyGroups; // keyGroupOf(customer), the FNV reused for the tombstones
       const g = this.groups.get(kg);
@@ -676,7 +788,10 @@ export class PartitionProcessor {
         throw new SequenceError(kg, seq, g.lastSeq);
       }
       g.lastSeq = seq;
-      if (this.tombstones.has(customer, fnv)) {
+      if (
+        this.tombstones.has(customer, fnv) ||
+        (merged !== '' && this.tombstones.has(customerOfSubject(subject)))
+      ) {
         // A forgotten customer: skipped before decoding, as if the stream had never held it (it does
         // not move the watermark either), so a replay gives the same whether or not the purge of
         // CX_EVENTS happened before it.
@@ -710,6 +825,7 @@ export class PartitionProcessor {
         });
         continue;
       }
+      if (merged !== '') decoded.customer = merged;
       try {
         this.applyEvent(g, decoded, seq, now, out);
       } catch (e) {
@@ -760,19 +876,11 @@ export class PartitionProcessor {
   private applyEvent(g: KeyGroup, event: CxEvent, seq: number, now: number, out: PartitionOutput): void {
     let entry = g.customers.get(event.customer);
     if (entry === undefined) {
-      entry = {
-        state: newCustomerState(event.customer),
-        memory: {},
-        fired: {},
-        caps: {},
-        timers: {},
-        pending: [],
-        held: [],
-        publishedAt: Number.NEGATIVE_INFINITY,
-        dirty: false,
-      };
+      entry = newEntry(event.customer);
       g.customers.set(event.customer, entry);
     }
+    if (entry.frozen !== undefined)
+      throw new Error(`customer ${event.customer} was merged into another at sequence ${entry.frozen.seq}`);
     // What the watermark passes now is final before this event is applied: being later, it could
     // not have changed it.
     const late = g.watermark.isLate(event.ts);
@@ -1042,6 +1150,21 @@ export class PartitionProcessor {
     out.watermark = this.currentWatermark;
     return out;
   }
+}
+
+/** The entry of a customer never seen before. */
+function newEntry(customer: string): CustomerEntry {
+  return {
+    state: newCustomerState(customer),
+    memory: {},
+    fired: {},
+    caps: {},
+    timers: {},
+    pending: [],
+    held: [],
+    publishedAt: Number.NEGATIVE_INFINITY,
+    dirty: false,
+  };
 }
 
 /**

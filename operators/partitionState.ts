@@ -89,4 +89,12 @@ export interface CustomerEntry {
    * the customer's events up to this sequence are already in the entry (skipped when redelivered).
    */
   appliedThrough?: number;
+  /** Identity stitching: the merges (stream sequences) in which this customer absorbed others (docs/IDENTITY.md). */
+  merges?: number[];
+  /**
+   * Identity stitching: absorbed into another customer by the merge at `seq`. `copy` is the entry as
+   * it was then (msgpack; a redone merge after a restore gets the same copy); the live fields are
+   * cleared, so the entry fires, publishes and waits for nothing.
+   */
+  frozen?: { seq: number; copy: Uint8Array };
 }

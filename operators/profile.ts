@@ -111,6 +111,8 @@ export interface CustomerState {
   sentimentNext: number;
   sentimentLast: number | null;
   sentimentLastTs: number;
+  /** Keys merged into this customer (identity stitching, docs/IDENTITY.md), sorted; absent when none. */
+  aliases?: string[];
 }
 
 /** RFM scores: each 0..10; `score` = 0.4 r + 0.3 f + 0.3 m. */
@@ -164,6 +166,8 @@ export interface Profile {
   session: string | null;
   /** Basic (`region:`, `channel:`), behaviour (`night_owl`, `likes:`), value (`tier:`, `rfm:`, `churn_risk`). */
   tags: string[];
+  /** Keys merged into this customer (identity stitching), sorted; absent when none. */
+  aliases?: string[];
 }
 
 /** Every field of {@link Profile}: what a rule's `profile.x` and `profile:` list may name. */
@@ -196,6 +200,7 @@ export const PROFILE_FIELDS: ReadonlySet<string> = new Set(
     region: 0,
     session: 0,
     tags: 0,
+    aliases: 0,
   } satisfies Record<keyof Profile, 0>),
 );
 
@@ -540,6 +545,7 @@ export function profileOf(state: CustomerState, now: number): Profile {
     region: state.region,
     session: state.session,
     tags,
+    ...(state.aliases !== undefined && { aliases: state.aliases.slice() }),
   };
 }
 

@@ -1,12 +1,12 @@
 import { map, type OperatorFunction } from 'rxjs';
-import { checkKeyGroups, keyGroupOfSubject, ownerOfKeyGroup } from './keyGroups.js';
+import { checkKeyGroups, keyGroupOf, keyGroupOfSubject, ownerOfKeyGroup } from './keyGroups.js';
 
 /**
  * Splits each chunk into `partitions` arrays, one per worker: an event goes to the worker owning
- * its customer's key group (operators/keyGroups.ts), in stream order inside each array. Workers
+ * its customer's key group (`customer` when set: the key was merged into it, else the subject's key) (operators/keyGroups.ts), in stream order inside each array. Workers
  * without events get an empty array.
  */
-export function routeByPartition<T extends { subject: string }>(
+export function routeByPartition<T extends { subject: string; customer?: string }>(
   partitions: number,
   keyGroups: number,
 ): OperatorFunction<T[], T[][]> {
@@ -20,7 +20,11 @@ export function routeByPartition<T extends { subject: string }>(
     for (let p = 0; p < partitions; p++) out[p] = [];
     for (let i = 0; i < chunk.length; i++) {
       const item = chunk[i]!;
-      out[owner[keyGroupOfSubject(item.subject, keyGroups)]!]!.push(item);
+      const kg =
+        item.customer === undefined
+          ? keyGroupOfSubject(item.subject, keyGroups)
+          : keyGroupOf(item.customer, keyGroups);
+      out[owner[kg]!]!.push(item);
     }
     return out;
   });

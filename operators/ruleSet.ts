@@ -26,6 +26,7 @@ import {
   type EvalContext,
   type FireMark,
   type Lane,
+  type Pattern,
   type RuleContext,
   type TimerRecord,
   timerId,
@@ -171,6 +172,11 @@ export class RuleSet {
   }
 
   /** Whether a rule of this id is in the set (timers of other rules are dropped). */
+  /** The pattern of a rule (identity merges combine each rule's memory with it); undefined when unknown. */
+  patternOf(ruleId: string): Pattern | undefined {
+    return this.byId.get(ruleId)?.pattern;
+  }
+
   has(ruleId: string): boolean {
     return this.byId.has(ruleId);
   }

@@ -133,6 +133,7 @@ export async function ensureSchema(
   for (const ddl of schemaDdl(database, options)) await client.command({ query: ddl });
   // after the schema of earlier versions, so that their DDL stays as it was (test/golden)
   await client.command({ query: auditTableDdl(database, options.cluster) });
+  await client.command({ query: identitiesTableDdl(database, options.cluster) });
 }
 
 /**
@@ -304,6 +305,32 @@ export function auditTableDdl(database: string, cluster = ''): string {
     return `CREATE TABLE IF NOT EXISTS ${db}.${AUDIT_TABLE} ${columns} ENGINE = MergeTree ORDER BY (at, customer_hash)`;
   const on = `ON CLUSTER ${quoteIdentifier(cluster, 'ClickHouse cluster')}`;
   return `CREATE TABLE IF NOT EXISTS ${db}.${AUDIT_TABLE} ${on} ${columns} ENGINE = ReplicatedMergeTree('/clickhouse/tables/{database}/${AUDIT_TABLE}', '{replica}') ORDER BY (at, customer_hash)`;
+}
+
+/** Which customer each merged key belongs to (identity stitching, docs/IDENTITY.md), created with the schema. */
+export const IDENTITIES_TABLE = 'identities';
+
+/**
+ * The identities table's DDL (`ensureSchema` runs it after the schema's statements): one row per
+ * (canonical customer, alias, merge), written at each merge for every key that merge moved, so the
+ * latest row of an alias (`argMax(customer, seq)`) names its customer now. Rows written again
+ * after a crash collapse (ReplacingMergeTree on the whole key). On a cluster it is one
+ * ReplicatedReplacingMergeTree table on every server, like the audit table: small, and joined
+ * from any server.
+ */
+export function identitiesTableDdl(database: string, cluster = ''): string {
+  const db = quoteIdentifier(database);
+  const columns = `(
+      customer String,
+      alias String,
+      seq UInt64,
+      merged_at DateTime64(3, 'UTC')
+    )`;
+  const keys = 'ORDER BY (customer, alias, seq)';
+  if (cluster === '')
+    return `CREATE TABLE IF NOT EXISTS ${db}.${IDENTITIES_TABLE} ${columns} ENGINE = ReplacingMergeTree ${keys}`;
+  const on = `ON CLUSTER ${quoteIdentifier(cluster, 'ClickHouse cluster')}`;
+  return `CREATE TABLE IF NOT EXISTS ${db}.${IDENTITIES_TABLE} ${on} ${columns} ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{database}/${IDENTITIES_TABLE}', '{replica}') ${keys}`;
 }
 
 /** Back-quotes a database or table name after checking it is a plain identifier. */

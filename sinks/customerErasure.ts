@@ -4,10 +4,10 @@
  * audit table `forget_audit` without personal data (the key's hash, the time, counts per store).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { AUDIT_TABLE, LOCAL_SUFFIX, quoteIdentifier, TABLE_NAMES } from './clickhouse.js';
+import { AUDIT_TABLE, IDENTITIES_TABLE, LOCAL_SUFFIX, quoteIdentifier, TABLE_NAMES } from './clickhouse.js';
 
 /** Rows removed per table. */
-export type RowsRemoved = Record<(typeof TABLE_NAMES)[number], number>;
+export type RowsRemoved = Record<(typeof TABLE_NAMES)[number] | typeof IDENTITIES_TABLE, number>;
 
 /**
  * Deletes the customer's rows of every table and returns how many each held (duplicates that a
@@ -30,9 +30,12 @@ export async function deleteCustomerRows(
 ): Promise<RowsRemoved> {
   if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`not a SHA-256 in hex: ${hash}`);
   const db = quoteIdentifier(database);
-  const where = `lower(hex(SHA256(customer))) = '${hash}'`;
-  const removed = { events: 0, triggers: 0, profiles: 0 } satisfies RowsRemoved;
-  for (const table of TABLE_NAMES) {
+  const byCustomer = `lower(hex(SHA256(customer))) = '${hash}'`;
+  const removed = { events: 0, triggers: 0, profiles: 0, identities: 0 } satisfies RowsRemoved;
+  for (const table of [...TABLE_NAMES, IDENTITIES_TABLE] as const) {
+    // an identities row names the customer and one of its aliases
+    const where =
+      table === IDENTITIES_TABLE ? `${byCustomer} OR lower(hex(SHA256(alias))) = '${hash}'` : byCustomer;
     const count = await client.query({
       query: `SELECT count() AS n FROM ${db}.${table} WHERE ${where}`,
       format: 'JSONEachRow',
@@ -40,10 +43,12 @@ export async function deleteCustomerRows(
     const rows = await count.json<{ n: string | number }>();
     removed[table] = Number(rows[0]?.n ?? 0);
     if (removed[table] === 0) continue;
+    // on a cluster the mutation goes to the tables that hold the rows: the local ones under the
+    // Distributed tables, and the identities table itself (replicated, not sharded)
     const target =
       cluster === ''
         ? `${db}.${table}`
-        : `${db}.${table}${LOCAL_SUFFIX} ON CLUSTER ${quoteIdentifier(cluster, 'ClickHouse cluster')}`;
+        : `${db}.${table}${table === IDENTITIES_TABLE ? '' : LOCAL_SUFFIX} ON CLUSTER ${quoteIdentifier(cluster, 'ClickHouse cluster')}`;
     await client.command({
       query: `ALTER TABLE ${target} DELETE WHERE ${where} SETTINGS mutations_sync = 2`,
     });
@@ -60,6 +65,29 @@ export async function recordForget(
   await client.insert({
     table: `${quoteIdentifier(database)}.${AUDIT_TABLE}`,
     values: [{ customer_hash: row.customerHash, at: row.at, removed: row.removed }],
+    format: 'JSONEachRow',
+  });
+}
+
+/** One row of the `identities` table. */
+export interface IdentityRow {
+  customer: string;
+  alias: string;
+  seq: number;
+  /** Event time of the merging event (ms). */
+  merged_at: number;
+}
+
+/** Inserts rows of the `identities` table (identity stitching, docs/IDENTITY.md). */
+export async function insertIdentities(
+  client: ClickHouseClient,
+  database: string,
+  rows: readonly IdentityRow[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await client.insert({
+    table: `${quoteIdentifier(database)}.${IDENTITIES_TABLE}`,
+    values: rows as IdentityRow[],
     format: 'JSONEachRow',
   });
 }

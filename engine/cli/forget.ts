@@ -45,6 +45,7 @@ export function formatForget(r: ForgetReport): string {
     r.tombstone === 'created'
       ? 'tombstone stored'
       : `tombstone stored before, at ${new Date(r.forgottenAt ?? 0).toISOString()}`;
+  const also = (r.alsoForgotten ?? []).map((a) => `\n${formatForget(a).trimEnd()}`).join('');
   return `${[
     `${r.message} (key hash ${r.hash}; ${tombstone})`,
     `  live state:          ${live}`,
@@ -53,6 +54,7 @@ export function formatForget(r: ForgetReport): string {
     `  CX_EVENTS:           ${x.streamEvents} events`,
     `  CX_TRIGGERS:         ${x.triggerMessages} triggers`,
     `  CX_DLQ:              ${x.deadLetters} dead letters`,
-    `  ClickHouse rows:     events ${x.clickhouse.events}, triggers ${x.clickhouse.triggers}, profiles ${x.clickhouse.profiles}`,
-  ].join('\n')}\n`;
+    `  CX_IDENTITY:         ${x.identityLog ?? 0} identity decisions`,
+    `  ClickHouse rows:     events ${x.clickhouse.events}, triggers ${x.clickhouse.triggers}, profiles ${x.clickhouse.profiles}, identities ${x.clickhouse.identities ?? 0}`,
+  ].join('\n')}${also}\n`;
 }

@@ -9,6 +9,7 @@ import { runDemo } from './demo.js';
 import { type ExplainOptions, runExplain } from './explain.js';
 import { runForget } from './forget.js';
 import { type FunnelOptions, runFunnel } from './funnel.js';
+import { runIdentity } from './identity.js';
 import { runProfile } from './profile.js';
 import { runReplay } from './replay.js';
 import { type ReportCliOptions, runReport } from './report.js';
@@ -184,6 +185,18 @@ export async function main(argv: string[]): Promise<void> {
     .option('--timeout <seconds>', 'how long to wait for the answer', (v) => positiveInt(v, '--timeout'), 60)
     .action(async (customer: string, opts: { config?: string; json?: boolean; timeout: number }) => {
       await runForget({ customer, config: opts.config, json: opts.json, timeoutMs: opts.timeout * 1000 });
+    });
+
+  program
+    .command('identity')
+    .description(
+      'print the customer a key belongs to, its aliases, identifiers and merges (read from the identity log, stream CX_IDENTITY)',
+    )
+    .argument('<customer>')
+    .option('-c, --config <file>', 'config file (default: config/default.yaml)')
+    .option('--json', 'print the report as JSON')
+    .action(async (customer: string, opts: { config?: string; json?: boolean }) => {
+      await runIdentity({ customer, config: opts.config, json: opts.json });
     });
 
   program

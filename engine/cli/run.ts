@@ -1,6 +1,8 @@
 /** `cxstream run`: the engine on the live JetStream stream until SIGINT/SIGTERM, then a drain. */
+
 import { readFileSync } from 'node:fs';
 import { clickHouseDatabase } from '../../sinks/clickhouse.js';
+import { insertIdentities } from '../../sinks/customerErasure.js';
 import { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import { LocalCheckpointStore, NatsCheckpointStore } from '../checkpoint/checkpointStore.js';
 import { type Config, loadConfig } from '../config/config.js';
@@ -8,6 +10,7 @@ import { settingName } from '../config/environment.js';
 import { SettingError } from '../config/errors.js';
 import { RuleReloader } from '../config/ruleReloader.js';
 import { loadRulesWithWarnings } from '../config/rulesFile.js';
+import { JetStreamIdentityLog } from '../identity/identityLog.js';
 import { connectNats } from '../nats/connect.js';
 import { natsNames } from '../nats/streams.js';
 import { clickhouseErasure } from '../runtime/forget.js';
@@ -122,6 +125,9 @@ export async function runLive(opts: { config?: string }): Promise<void> {
         ),
       },
       checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
+      identityLog: await JetStreamIdentityLog.open(nc, { replicas: config.checkpoint.replicas }),
+      identityRows: (rows) =>
+        insertIdentities(sinks.clickhouseClient, clickHouseDatabase(config.clickhouse.url), rows),
       onRecovered: () => {
         health.markRecovered();
         log.info('ready');

@@ -360,6 +360,35 @@ export const configSchema = Type.Object(
       },
       'Masking of personal data (docs/PRIVACY.md).',
     ),
+    identity: section(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description:
+            "Identity stitching: an event's `ids` link customer keys into one customer (docs/IDENTITY.md); false ignores `ids`.",
+        }),
+        maxKeysPerId: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 3,
+          description:
+            'Customer keys one identifier may link; the one more that presents it makes it shared (a shop tablet, a call-center number), and it links nobody from then on.',
+        }),
+        maxIds: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 16,
+          description: 'Identifiers one event may carry; an event with more is dead-lettered.',
+        }),
+        maxIdLength: Type.Integer({
+          minimum: 1,
+          maximum: 65536,
+          default: 256,
+          description: 'Longest identifier value (characters); an event with a longer one is dead-lettered.',
+        }),
+      },
+      'Identity stitching (docs/IDENTITY.md).',
+    ),
     metrics: section(
       {
         port: Type.Integer({

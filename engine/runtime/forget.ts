@@ -5,6 +5,7 @@
  *
  * Request body: JSON `{"customer": "<id>"}`. Reply body: JSON {@link ForgetReply}.
  */
+
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { ForgetResult } from '../../operators/partitionProcessor.js';
@@ -13,6 +14,7 @@ import { deleteCustomerRows, type RowsRemoved, recordForget } from '../../sinks/
 import { profileKey } from '../../sinks/profileStore.js';
 import type { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import type { Config } from '../config/config.js';
+import { IDENTITY_STREAM } from '../identity/identityLog.js';
 import { natsNames } from '../nats/streams.js';
 import { type AdminServer, adminRequest, answerRequests, BadRequest, customerOfRequest } from './admin.js';
 import { log } from './log.js';
@@ -33,6 +35,8 @@ export interface ForgetCounts {
   triggerMessages: number;
   /** Dead letters of the customer's events in `CX_DLQ`. */
   deadLetters: number;
+  /** Identity decisions of events of the customer key in `CX_IDENTITY` (docs/IDENTITY.md). */
+  identityLog: number;
   /** Rows in ClickHouse. */
   clickhouse: RowsRemoved;
 }
@@ -52,6 +56,8 @@ export type ForgetReply =
       /** Whether a full checkpoint was stored after the live state was removed (`none`: no checkpoints). */
       checkpoint: 'full' | 'none';
       message: string;
+      /** The keys merged with the customer (identity stitching), forgotten with it. */
+      alsoForgotten?: Array<Exclude<ForgetReply, { status: 'error' }>>;
     }
   | { status: 'error'; message: string };
 
@@ -75,6 +81,8 @@ export interface ForgetStores {
   tombstones: TombstoneStore;
   /** Runs a task on every partition in order with its batches (engine/runtime/controlQueue.ts). */
   control(request: Omit<ControlRequest, 'resolve' | 'reject'>): Promise<BatchOutput[]>;
+  /** The keys of the customer's person: its canonical customer and every alias (absent: the key alone). */
+  keysOf?: (customer: string) => string[];
   /** Stores a full checkpoint of every partition now (absent: the run keeps no checkpoints). */
   fullCheckpoint?: () => Promise<unknown>;
   clickhouse: {
@@ -104,7 +112,9 @@ export function clickhouseErasure(
 export function serveForget(stores: ForgetStores): AdminServer {
   let queue: Promise<unknown> = Promise.resolve();
   return answerRequests(stores.nc, FORGET_SUBJECT, 'forget', (body) => {
-    const next = queue.then(() => forget(stores, subjectToken(customerOfRequest(body, FORGET_SUBJECT))));
+    const next = queue.then(() =>
+      forgetPerson(stores, subjectToken(customerOfRequest(body, FORGET_SUBJECT))),
+    );
     queue = next.catch(() => {});
     return next;
   });
@@ -122,6 +132,30 @@ class StepError extends Error {
     );
   }
 }
+
+/**
+ * Forgets a person: the customer asked for and every key merged with it (identity stitching,
+ * docs/IDENTITY.md), each as {@link forget} does. The reply is the asked key's, with the others'
+ * in `alsoForgotten`.
+ */
+async function forgetPerson(stores: ForgetStores, customer: string): Promise<ForgetReply> {
+  const keys = stores.keysOf?.(customer) ?? [customer];
+  const others = keys.filter((k) => k !== customer);
+  const also: ForgetReport[] = [];
+  for (const key of others) also.push((await forget(stores, key)) as ForgetReport);
+  const reply = (await forget(stores, customer)) as ForgetReport;
+  if (also.length === 0) return reply;
+  const any = reply.status === 'forgotten' || also.some((r) => r.status === 'forgotten');
+  return {
+    ...reply,
+    status: any ? 'forgotten' : 'nothing-found',
+    alsoForgotten: also,
+    message: `${reply.message}; with the keys merged with it: ${others.map((k) => JSON.stringify(k)).join(', ')}`,
+  };
+}
+
+/** A reply that is not an error. */
+type ForgetReport = Exclude<ForgetReply, { status: 'error' }>;
 
 /**
  * Forgets one customer, in this order (docs/PRIVACY.md "Forgetting a customer" says why):
@@ -170,6 +204,9 @@ async function forget(stores: ForgetStores, customer: string): Promise<ForgetRep
       (m.headers?.get('Cx-Source-Subject') ?? '').endsWith(`.${customer}`),
     ),
   );
+  removed.identityLog = await step(`purging the identity decisions on ${IDENTITY_STREAM}`, async () =>
+    (await streamExists(jsm, IDENTITY_STREAM)) ? purge(jsm, IDENTITY_STREAM, `cx.identity.${customer}`) : 0,
+  );
   removed.clickhouse = await step('deleting the rows in ClickHouse', () =>
     stores.clickhouse.delete(tombstone.hash),
   );
@@ -182,6 +219,7 @@ async function forget(stores: ForgetStores, customer: string): Promise<ForgetRep
     stream_events: counts.streamEvents,
     trigger_messages: counts.triggerMessages,
     dead_letters: counts.deadLetters,
+    identity_log: counts.identityLog,
     ...Object.fromEntries(Object.entries(counts.clickhouse).map(([t, n]) => [`clickhouse_${t}`, n])),
   };
   await step('recording the request in ClickHouse forget_audit', () =>
@@ -215,6 +253,16 @@ async function forgetLive(
   const owner = outs.findIndex((o) => o.forgotten != null);
   const result: ForgetResult = outs[owner]?.forgotten ?? { found: false, timers: 0, waitingEvents: 0 };
   return { partition: owner, ...result };
+}
+
+/** Whether a stream exists. */
+async function streamExists(jsm: JetStreamManager, stream: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(stream);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Purges a stream's messages on one subject; how many there were. */

@@ -5,6 +5,7 @@ import {
   endWith,
   filter,
   from,
+  identity,
   ignoreElements,
   interval,
   lastValueFrom,
@@ -13,6 +14,7 @@ import {
   mergeMap,
   mergeWith,
   type Observable,
+  type OperatorFunction,
   type SchedulerLike,
   share,
   takeUntil,
@@ -66,6 +68,11 @@ export interface PipelineOptions {
    */
   controls$?: Observable<ControlRequest>;
   /**
+   * Identity stitching (engine/identity/identityStage.ts): the source's chunks pass it in stream
+   * order before they are routed; it names each event's customer and merges customers.
+   */
+  identity?: OperatorFunction<RawEvent[], RawEvent[]>;
+  /**
    * Aggregates over all partitions (complaint_surge, docs/AGGREGATES.md) fed with the workers'
    * counted rows; their triggers go to the same sinks. Replays evaluate them up to the last event
    * time (or `advanceTo`) at the end; live streams only as every partition's watermark passes.
@@ -106,7 +113,7 @@ interface PartitionResult {
 }
 
 /**
- * The main-thread graph: source → route by customer → per partition, event batches and control
+ * The main-thread graph: source → identity → route by customer → per partition, event batches and control
  * tasks (ticks, rule swaps) in order to its worker → sinks → ack. Resolves when the source has
  * completed and every output is delivered, including the end of a replay and the last checkpoint.
  */
@@ -141,6 +148,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   const checkpointer = options.checkpoints?.checkpointer;
   const slices$ = source.chunks$.pipe(
     tap((chunk) => checkpointer?.track(chunk.map((e) => e.seq))),
+    options.identity ?? identity,
     routeByPartition<RawEvent>(partitions, pool.keyGroups),
     share(),
   );
@@ -180,6 +188,8 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
               ? await pool.runEvents(p, batch, options.clock())
               : await pool.run(p, (control as ControlRequest).task);
             if (batch && backlog) backlog.applied[p]! += batch.length;
+            if (control?.settleOnRun && control.resolve)
+              settleControl(pendingControls, control, p, out, partitions);
             return { p, batch, control, out, started };
           },
         }),
@@ -198,7 +208,8 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
           const out = await deliver(p, output);
           if (control) {
             if (control.waitForEarlier) await delivery.when(p, out.task);
-            if (control.resolve) settleControl(pendingControls, control, p, out, partitions);
+            if (control.resolve && !control.settleOnRun)
+              settleControl(pendingControls, control, p, out, partitions);
             return;
           }
           if (!batch) return;

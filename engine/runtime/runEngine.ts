@@ -1,13 +1,17 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { EMPTY, merge, type Observable } from 'rxjs';
+import { IdentityGraph } from '../../operators/identity.js';
 import { RegionSurge, type ResolvedRegionSurge } from '../../operators/regionSurge.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import type { Tombstone } from '../../operators/tombstones.js';
+import type { IdentityRow } from '../../sinks/customerErasure.js';
 import type { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import type { CheckpointStore } from '../checkpoint/checkpointStore.js';
 import { recover } from '../checkpoint/recovery.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import { type Config, minEventTs } from '../config/config.js';
+import { type IdentityLog, MemoryIdentityLog } from '../identity/identityLog.js';
+import { identityStage } from '../identity/identityStage.js';
 import type { EventSource } from '../source/eventSource.js';
 import type { AdminServer } from './admin.js';
 import { ControlQueue } from './controlQueue.js';
@@ -52,6 +56,13 @@ export interface RunOptions {
   };
   /** Forgotten customers when `forget` is not given (`replay --publish` reads them from NATS). */
   tombstones?: readonly Tombstone[];
+  /**
+   * Where identity decisions are recorded (engine/identity/identityLog.ts); absent: in memory for
+   * this run. Not used when the config's `identity.enabled` is false.
+   */
+  identityLog?: IdentityLog;
+  /** Stores rows of the ClickHouse `identities` table at each merge (absent: none are stored). */
+  identityRows?: (rows: IdentityRow[]) => Promise<void>;
   /** Replays: event time every partition moves to once the source completed (`replay --until`). */
   advanceTo?: number;
   /**
@@ -85,13 +96,15 @@ export async function runEngine(options: RunOptions): Promise<void> {
     idleAfterMs: config.engine.idleAfterMs,
     maxFutureSkewMs: config.engine.maxFutureSkewMs,
     minEventTs: minEventTs(config),
+    identity: config.identity,
     privacy: config.privacy,
     tombstones,
   });
   log.info({ partitions: pool.partitions, rules: rules.length }, 'engine started');
   const admins: AdminServer[] = [];
-  // forget requests go to the workers in order with the batches
+  // forget requests and identity merges go to the workers in order with the batches
   const forgets = new ControlQueue();
+  const merges = new ControlQueue();
   let status: StatusService | null = null;
   try {
     const aggregates = (options.aggregates ?? loadAggregates(aggregateFiles())).map(
@@ -115,6 +128,14 @@ export async function runEngine(options: RunOptions): Promise<void> {
         },
       });
     }
+    const identity = config.identity.enabled
+      ? await startIdentity(
+          options.identityLog ?? new MemoryIdentityLog(),
+          config,
+          merges,
+          options.identityRows,
+        )
+      : undefined;
     let first = checkpoints !== undefined;
     if (options.admin) admins.push(serveExplain(options.admin, pool));
     if (options.admin && options.forget)
@@ -123,6 +144,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
           nc: options.admin,
           tombstones: options.forget.tombstones,
           control: (request) => forgets.run(request),
+          ...(identity && { keysOf: identity.keysOf }),
           ...(checkpoints && { fullCheckpoint: () => checkpoints.checkpointer.fullCheckpoint() }),
           clickhouse: options.forget.clickhouse,
         }),
@@ -131,8 +153,9 @@ export async function runEngine(options: RunOptions): Promise<void> {
     status = startStatus({ pool, admin, metrics, checkpoints: options.checkpoints, recovered: checkpoints });
     options.onRecovered?.();
     await runPipeline({
+      identity: identity?.stage,
       aggregates,
-      controls$: merge(options.controls$ ?? EMPTY, forgets.requests$),
+      controls$: merge(options.controls$ ?? EMPTY, forgets.requests$, merges.requests$),
       advanceTo: options.advanceTo,
       checkpoints,
       source: options.source,
@@ -156,8 +179,44 @@ export async function runEngine(options: RunOptions): Promise<void> {
     });
   } finally {
     forgets.close();
+    merges.close();
     await Promise.all(admins.map((a) => a.close()));
     await status?.close();
     await pool.close();
   }
+}
+
+/** The identity stage over the graph the log holds (engine/identity/identityStage.ts). */
+async function startIdentity(
+  identityLog: IdentityLog,
+  config: Readonly<Config>,
+  merges: ControlQueue,
+  identityRows: RunOptions['identityRows'],
+) {
+  const graph = new IdentityGraph(config.identity);
+  const entries = await identityLog.read();
+  for (const entry of entries) graph.apply(entry);
+  if (entries.length > 0)
+    log.info({ entries: entries.length, absorbed: graph.absorbedKeys }, 'identity log read');
+  const stage = identityStage({
+    graph,
+    log: identityLog,
+    control: (task) => merges.run({ task, settleOnRun: true }),
+    decodeOptions: { minTs: minEventTs(config), identity: config.identity },
+    onMerge: async (entry) => {
+      const { canonical, absorbed } = entry.merge;
+      log.info({ seq: entry.seq, canonical, absorbed: absorbed.length }, 'customers merged');
+      // every key the merge moved, with the aliases each brought along
+      const moved = graph.aliasesOf(canonical);
+      await identityRows?.(
+        moved.map((alias) => ({ customer: canonical, alias, seq: entry.seq, merged_at: entry.ts })),
+      );
+    },
+  });
+  /** A person's keys: its canonical customer first, then every alias. */
+  const keysOf = (customer: string): string[] => {
+    const canonical = graph.canonicalOf(customer);
+    return [canonical, ...graph.aliasesOf(canonical)];
+  };
+  return { stage, keysOf };
 }

@@ -58,6 +58,7 @@ export default function handleTask(
           subjects,
           (i) => bytes.subarray(i === 0 ? 0 : ends[i - 1]!, ends[i]!),
           task.now,
+          task.canonical,
         ),
       );
     }
@@ -93,6 +94,12 @@ export default function handleTask(
       decisions.forget(task.customer);
       return encoded({ ...processor.tick(null, false), forgotten });
     }
+    case 'detach': {
+      const detached = processor.detach(task.keys, task.seq);
+      return encoded({ ...processor.tick(null, false), detached });
+    }
+    case 'absorb':
+      return encoded(processor.absorb(task.canonical, task.parts, task.seq, null));
     case 'explain':
       return customerView(processor, task.customer, decisions.of(task.customer), options.defaultTz);
     case 'status':
@@ -161,7 +168,7 @@ const countedMaxTs = new Map<number, number>();
  * The output with its ClickHouse rows encoded here: their bytes are moved to the main thread, not
  * row objects or strings cloned.
  */
-function encoded(out: PartitionOutput & Pick<BatchOutput, 'forgotten'>): BatchOutput {
+function encoded(out: PartitionOutput & Pick<BatchOutput, 'forgotten' | 'detached'>): BatchOutput {
   const events = encodeEventRows(out.events, options.rowFormat);
   const profileRows = encodeRows(out.profiles, PROFILE_COLUMNS, options.rowFormat);
   // the pool numbers the tasks (`task`)

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { IdentityLimits } from '../../operators/identity.js';
 import { DEFAULT_KEY_GROUPS } from '../../operators/keyGroups.js';
 import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { RuleSpec } from '../../operators/rules.js';
@@ -50,6 +51,8 @@ export interface WorkerPoolOptions {
    * milliseconds (the engine passes `engine.minEventTime`). @default any positive ts
    */
   minEventTs?: number;
+  /** Limits on an event's `ids` (the config's `identity`). @default DEFAULT_IDENTITY_LIMITS */
+  identity?: IdentityLimits;
   /** How workers encode event rows: the ClickHouse writer's `format`. @default 'JSONCompactEachRow' */
   rowFormat?: RowFormat;
   /** Masking of personal data (the config's `privacy`). @default the default fields, no allowances */
@@ -158,6 +161,7 @@ export class WorkerPool {
         idleAfterMs: options.idleAfterMs ?? 10_000,
         maxFutureSkewMs: options.maxFutureSkewMs,
         minEventTs: options.minEventTs,
+        identity: options.identity,
         rowFormat: options.rowFormat ?? 'JSONCompactEachRow',
         privacy: options.privacy,
         tombstones: this.tombstones,
@@ -434,6 +438,7 @@ export function packEvents(events: readonly RawEvent[], now: number): EventBatch
   const seqs = new Float64Array(events.length);
   const subjects = new Array<string>(events.length);
   let offset = 0;
+  let canonical: string[] | undefined;
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!;
     bytes.set(e.data, offset);
@@ -441,8 +446,14 @@ export function packEvents(events: readonly RawEvent[], now: number): EventBatch
     ends[i] = offset;
     seqs[i] = e.seq;
     subjects[i] = e.subject;
+    if (e.customer !== undefined) {
+      canonical ??= new Array<string>(events.length).fill('');
+      canonical[i] = e.customer;
+    }
   }
-  return { kind: 'events', now, seqs, subjects, bytes, ends };
+  const task: EventBatchTask = { kind: 'events', now, seqs, subjects, bytes, ends };
+  if (canonical !== undefined) task.canonical = canonical;
+  return task;
 }
 
 /** The compiled worker entry: next to this file in dist/, or dist/ from the TypeScript sources (tests). */

@@ -3,7 +3,8 @@
  * as piscina keeps its RequestMessage / ResponseMessage.
  */
 
-import type { ForgetResult } from '../../operators/partitionProcessor.js';
+import type { IdentityLimits } from '../../operators/identity.js';
+import type { DetachedCustomer, ForgetResult } from '../../operators/partitionProcessor.js';
 import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { CountedBatch, CountedSelection } from '../../operators/regionSurge.js';
 import type { RuleSpec } from '../../operators/rules.js';
@@ -33,6 +34,8 @@ export interface WorkerOptions {
   maxFutureSkewMs?: number;
   /** Events with an earlier `ts` (epoch ms) are dead-lettered (absent: any positive ts). */
   minEventTs?: number;
+  /** Limits on an event's `ids` (the config's `identity`). */
+  identity?: IdentityLimits;
   /** How the worker encodes `cxstream.events` rows (the ClickHouse writer's insert format). */
   rowFormat: RowFormat;
   /** Masking of personal data (the config's `privacy`; absent: the defaults). */
@@ -51,6 +54,8 @@ export interface EventBatchTask {
   /** All payloads back to back; payload i is bytes[ends[i-1] .. ends[i]). */
   bytes: Uint8Array;
   ends: Uint32Array;
+  /** Identity stitching: per event, the customer its key was merged into ('' for its own key); absent when none was. */
+  canonical?: string[];
 }
 
 /**
@@ -155,9 +160,30 @@ export interface ForgetTask {
   tombstone: Tombstone;
 }
 
+/**
+ * Identity stitching, first step of a merge (engine/identity/identityStage.ts): the owners of `keys`
+ * freeze them and return their entries as they were. Sent in order with the batches.
+ */
+export interface DetachTask {
+  kind: 'detach';
+  keys: string[];
+  /** Stream sequence of the event that merges them. */
+  seq: number;
+}
+
+/** Identity stitching, second step: the owner of `canonical` merges the detached entries into it. */
+export interface AbsorbTask {
+  kind: 'absorb';
+  canonical: string;
+  parts: DetachedCustomer[];
+  seq: number;
+}
+
 export type WorkerTask =
   | EventBatchTask
   | ForgetTask
+  | DetachTask
+  | AbsorbTask
   | ExplainTask
   | StatusTask
   | TickTask
@@ -181,10 +207,15 @@ export interface ControlRequest {
    * (forget: rows of the customer still on their way to ClickHouse must land before they are deleted).
    */
   waitForEarlier?: boolean;
+  /**
+   * Resolve as soon as every partition ran the task, before its outputs are delivered (an identity
+   * merge needs the detached state at once; its outputs go to the sinks like any other).
+   */
+  settleOnRun?: boolean;
 }
 
 /** A task every partition runs between two of its batches. */
-export type ControlTask = RulesTask | AdvanceTask | TickTask | ForgetTask;
+export type ControlTask = RulesTask | AdvanceTask | TickTask | ForgetTask | DetachTask | AbsorbTask;
 
 /** Run-time errors of one rule's expressions in a partition: new ones, and the rule's first message. */
 export interface RuleErrorReport {
@@ -236,6 +267,8 @@ export interface BatchOutput {
   tombstoned?: number;
   /** A {@link ForgetTask}'s result: null when the customer's key group is not this partition's. */
   forgotten?: ForgetResult | null;
+  /** A {@link DetachTask}'s result: the keys of the task this partition owns. */
+  detached?: DetachedCustomer[];
   /** Rule expressions that failed at run time since the last output that reported them. */
   ruleErrors?: RuleErrorReport[];
   /** Triggers dropped by a frequency cap. */

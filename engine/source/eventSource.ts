@@ -10,6 +10,11 @@ export interface RawEvent {
   seq: number;
   subject: string;
   data: Uint8Array;
+  /**
+   * Identity stitching: the customer the subject's key was merged into, set on the main thread before
+   * routing (engine/identity/identityStage.ts); absent when the key is its own customer.
+   */
+  customer?: string;
 }
 
 /** Where raw events come from (JetStream, a file, memory); the pipeline calls `done` once their outputs are accepted. */

@@ -7,7 +7,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTraffic } from '../../engine/demo/traffic.js';
-import { compareIds, expectExactlyOnce, storedEventIds } from '../harness/deliveryVerifier.js';
+import { compareIds, expectExactlyOnce, reportCounts, storedEventIds } from '../harness/deliveryVerifier.js';
 import { runScenario, type ScenarioResult } from '../harness/faultScenario.js';
 
 const events = generateTraffic({ customers: 300 });
@@ -47,10 +47,7 @@ describe('exactly-once under engine SIGKILLs', () => {
         fault: 'engine SIGKILL',
         kills: KILLS,
         restarts: faulty.restarts,
-        triggers: report.expected,
-        lost: report.lost.length,
-        duplicated: report.duplicated.length,
-        extra: report.extra.length,
+        ...reportCounts(report),
         recoveryMs: { p50, max: sorted[sorted.length - 1], all: recoveries },
         examples: { lost: report.lost.slice(0, 5), duplicated: report.duplicated.slice(0, 5) },
       }),

@@ -8,7 +8,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTraffic } from '../../engine/demo/traffic.js';
-import { compareIds, expectExactlyOnce, storedEventIds } from '../harness/deliveryVerifier.js';
+import { compareIds, expectExactlyOnce, reportCounts, storedEventIds } from '../harness/deliveryVerifier.js';
 import { runScenario, type ScenarioResult } from '../harness/faultScenario.js';
 
 const events = generateTraffic({ customers: 300 });
@@ -56,10 +56,7 @@ describe('exactly-once under nats-server SIGKILLs', () => {
         outagesMs: outages,
         engineRestarts: faulty.restarts,
         engineExits: faulty.unexpectedExits,
-        triggers: report.expected,
-        lost: report.lost.length,
-        duplicated: report.duplicated.length,
-        extra: report.extra.length,
+        ...reportCounts(report),
         // server accepting connections again → the consumer's ack floor moving
         recoveryMs: { p50: sorted[Math.floor((sorted.length - 1) / 2)], max: sorted.at(-1), all: recoveries },
         examples: { lost: report.lost.slice(0, 5), duplicated: report.duplicated.slice(0, 5) },

@@ -18,6 +18,16 @@ export interface DeliveryReport {
   extra: string[];
 }
 
+/** A report's counts, as the fault tests print them. */
+export function reportCounts(report: DeliveryReport) {
+  return {
+    triggers: report.expected,
+    lost: report.lost.length,
+    duplicated: report.duplicated.length,
+    extra: report.extra.length,
+  };
+}
+
 /** Compares ids of a run (with repetitions) with the reference's (each once). */
 export function compareIds(reference: readonly string[], actual: readonly string[]): DeliveryReport {
   const expected = new Set(reference);

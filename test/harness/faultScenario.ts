@@ -235,7 +235,8 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
         return info.ack_floor.stream_seq >= last && info.num_pending === 0;
       },
       CHECK_TIMEOUT,
-      () => engine.stderrTail(),
+      // an engine that exits again and again prints little each time: the earlier ones' ends too
+      () => `engines before:\n${log.slice(-6000)}\nthe engine now:\n${engine.stderrTail()}`,
     );
     stopping = true;
     // its log joins `log` when it exits (start's handler)
@@ -257,7 +258,10 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
       log,
     };
   } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
+    // the engine still writes its store: stop it first, or the removal fails and hides `e`
+    stopping = true;
+    await engine?.kill();
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     throw e;
   } finally {
     stopping = true;

@@ -9,9 +9,9 @@
  * down): the restarted engine drops it from the restored state and skips its events, and sending the
  * request again removes the rest. Another customer is untouched.
  */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { pack } from 'msgpackr';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ForgetReport } from '../../engine/cli/forget.js';
@@ -25,7 +25,7 @@ import { check } from '../harness/check.js';
 import { cliJson, freePort, runCli } from '../harness/cli.js';
 import { EngineProcess, engineBed, engineEnv } from '../harness/engineProcess.js';
 import { cxEvent } from '../harness/events.js';
-import { readStream } from '../harness/readStream.js';
+import { servedSql, whereFound } from '../harness/storeSearch.js';
 
 const MIN = 60_000;
 const T0 = Math.floor(Date.now() / MIN) * MIN - 60 * MIN;
@@ -87,15 +87,7 @@ describe.each([
     id: e.id,
   });
 
-  /** A query's answer (text), through the engine's query server over its embedded store. */
-  const sql = async (query: string): Promise<string> => {
-    const endpoint = servedEndpoint(join(bed.dir, 'clickhouse'));
-    if (endpoint === null) throw new Error('the engine does not serve its ClickHouse store');
-    const res = await fetch(`${endpoint.url}/?query=${encodeURIComponent(query)}`);
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${query}: ${text}`);
-    return text.trim();
-  };
+  const sql = (query: string) => servedSql(join(bed.dir, 'clickhouse'), query);
   /** Rows of a customer per table. */
   const rows = async (customer: string): Promise<Record<string, number>> => {
     const out: Record<string, number> = {};
@@ -105,33 +97,8 @@ describe.each([
   };
 
   /** Where the customer key (as sent, or as its KV key) occurs: stream names and state files. */
-  const whereIs = async (customer: string): Promise<string[]> => {
-    const needles = [customer, profileKey(customer)].map((s) => Buffer.from(s));
-    const has = (b: Uint8Array | string) => {
-      const buf = Buffer.from(b);
-      return needles.some((n) => buf.includes(n));
-    };
-    const found = new Set<string>();
-    const jsm = await jetstreamManager(bed.nc);
-    for await (const info of jsm.streams.list()) {
-      for (const m of await readStream(bed.nc, info.config.name)) {
-        const headers = m.headers
-          ? [...m.headers.keys()].map((k) => `${k}:${m.headers!.get(k)}`).join('\n')
-          : '';
-        if (has(m.subject) || has(m.data) || has(headers)) found.add(info.config.name);
-      }
-    }
-    const walk = (dir: string): void => {
-      if (!existsSync(dir)) return;
-      for (const name of readdirSync(dir)) {
-        const path = join(dir, name);
-        if (statSync(path).isDirectory()) walk(path);
-        else if (has(readFileSync(path))) found.add('state dir');
-      }
-    };
-    walk(join(bed.dir, 'state'));
-    return [...found].sort();
-  };
+  const whereIs = (customer: string) =>
+    whereFound(bed.nc, join(bed.dir, 'state'), [customer, profileKey(customer)]);
 
   const forget = (customer: string) => cliJson<ForgetReport>(['forget', customer, '--json'], cliEnv());
 

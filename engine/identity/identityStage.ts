@@ -1,0 +1,128 @@
+/**
+ * The main thread's identity stage (docs/IDENTITY.md): between the source and the routing, in stream
+ * order. For each event it finds the customer the event belongs to (its key, or the customer the key
+ * was merged into as of the event's sequence) and, for an event whose `ids` link customers that were
+ * apart, merges them before the event goes on:
+ *
+ * 1. the events before it are routed (they reach their workers before the merge);
+ * 2. `detach` (in order with every partition's batches): the owners freeze the customers and hand
+ *    over their entries; the canonical customer is the one seen first (operators/identity.ts);
+ * 3. the decision is appended to the identity log (durably), then applied to the graph;
+ * 4. `absorb`: the canonical customer's owner merges the entries, moves the timers and the events
+ *    still waiting, fires what is due and publishes the merged profile;
+ * 5. the event and the rest of the chunk go on, routed to the canonical customer.
+ *
+ * The stream waits while a merge runs (two round trips through every partition): merges are rare
+ * next to events. Both worker steps are idempotent, and a decision made again for a replayed event
+ * is the one made first (the graph decides as of the event's sequence), so a crash anywhere in
+ * between gives the triggers of a crash-free run.
+ */
+import { concatMap, from, type OperatorFunction } from 'rxjs';
+import { type DecodeOptions, decodeEvent } from '../../operators/decodeEvent.js';
+import {
+  chooseCanonical,
+  type IdentityEntry,
+  type IdentityGraph,
+  identifiersOf,
+  idsProblem,
+  type MergeEntry,
+} from '../../operators/identity.js';
+import { customerOfSubject } from '../../operators/keyGroups.js';
+import type { AbsorbTask, BatchOutput, DetachTask } from '../runtime/workerProtocol.js';
+import type { RawEvent } from '../source/eventSource.js';
+import type { IdentityLog } from './identityLog.js';
+
+/** What the identity stage works with. */
+export interface IdentityStageOptions {
+  graph: IdentityGraph;
+  log: IdentityLog;
+  /**
+   * Runs a task on every partition in order with its batches, and resolves with every partition's
+   * output once each ran it (not once delivered: a merge must not wait for ClickHouse inserts). The
+   * task is placed at once, before any event routed after the call.
+   */
+  control(task: DetachTask | AbsorbTask): Promise<BatchOutput[]>;
+  /** How the workers decode events: an event they would dead-letter links nobody. */
+  decodeOptions?: DecodeOptions;
+  /** Called after each applied merge (ClickHouse `identities` rows, metrics, logs). */
+  onMerge?(entry: MergeEntry): void | Promise<void>;
+}
+
+/** "ids" in UTF-8: a payload without these bytes carries no identifiers (JSON and msgpack alike). */
+const IDS = new Uint8Array([0x69, 0x64, 0x73]);
+
+/** The stage as an operator on the source's chunks (see the file comment). */
+export function identityStage(options: IdentityStageOptions): OperatorFunction<RawEvent[], RawEvent[]> {
+  const { graph } = options;
+  return concatMap((chunk) => from(resolveChunk(chunk)));
+
+  async function* resolveChunk(chunk: RawEvent[]): AsyncGenerator<RawEvent[]> {
+    let out: RawEvent[] = [];
+    let appends: Promise<void>[] = [];
+    for (const e of chunk) {
+      const linking = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).indexOf(IDS) >= 0;
+      if (linking) {
+        const ids = identifiersOfEvent(e, options.decodeOptions, graph);
+        if (ids !== null) {
+          const decision = graph.decide(e.seq, ids.ts, customerOfSubject(e.subject), ids.identifiers);
+          if (decision !== null && decision.joins.length === 0) {
+            if (!graph.has(e.seq)) appends.push(options.log.append(decision.entry));
+            graph.apply(decision.entry);
+          } else if (decision !== null) {
+            // a merge: what came before goes first, and every append before it is durable
+            await Promise.all(appends);
+            appends = [];
+            if (out.length > 0) yield out;
+            out = [];
+            await merge({ ...decision.entry }, decision.joins);
+          }
+        }
+      }
+      const customer =
+        graph.absorbedKeys === 0 ? undefined : graph.canonicalOf(customerOfSubject(e.subject), e.seq);
+      out.push(customer === undefined || customer === customerOfSubject(e.subject) ? e : { ...e, customer });
+    }
+    // an event goes on only once what it changed in the graph is durable
+    await Promise.all(appends);
+    if (out.length > 0) yield out;
+  }
+
+  async function merge(entry: Omit<IdentityEntry, 'merge'>, joins: string[]): Promise<void> {
+    const detached = (await options.control({ kind: 'detach', keys: joins, seq: entry.seq })).flatMap(
+      (o) => o.detached ?? [],
+    );
+    const recorded = graph.mergeAt(entry.seq);
+    const canonical =
+      recorded?.canonical ??
+      chooseCanonical(
+        joins.map((key) => {
+          const part = detached.find((d) => d.key === key);
+          return { key, firstSeen: part?.entry?.state.firstSeen ?? null };
+        }),
+      );
+    const full: MergeEntry = {
+      ...entry,
+      merge: recorded ?? { canonical, absorbed: joins.filter((k) => k !== canonical) },
+    };
+    if (!graph.has(entry.seq)) await options.log.append(full);
+    graph.apply(full);
+    const parts = detached.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    // in place before the events that follow; they need not wait for it to run (a failing absorb
+    // fails the pipeline, as a failing batch does)
+    const absorbed = options.control({ kind: 'absorb', canonical, parts, seq: entry.seq });
+    absorbed.catch(() => {});
+    await options.onMerge?.(full);
+  }
+}
+
+/** The event's identifiers and time, when it carries valid `ids` and the workers would accept it. */
+function identifiersOfEvent(
+  e: RawEvent,
+  decodeOptions: DecodeOptions | undefined,
+  graph: IdentityGraph,
+): { ts: number; identifiers: string[] } | null {
+  const event = decodeEvent(e.data, e.subject, decodeOptions);
+  if (typeof event === 'string' || event.ids === undefined) return null;
+  if (idsProblem(event.ids, graph.limits) !== undefined) return null;
+  return { ts: event.ts, identifiers: identifiersOf(event.ids) };
+}
