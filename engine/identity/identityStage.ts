@@ -46,6 +46,8 @@ export interface IdentityStageOptions {
   decodeOptions?: DecodeOptions;
   /** Called after each applied merge (ClickHouse `identities` rows, metrics, logs). */
   onMerge?(entry: MergeEntry): void | Promise<void>;
+  /** Called when an event made identifiers shared (the guard rail held: metrics, logs). */
+  onShared?(entry: IdentityEntry): void;
 }
 
 /** "ids" in UTF-8: a payload without these bytes carries no identifiers (JSON and msgpack alike). */
@@ -65,6 +67,8 @@ export function identityStage(options: IdentityStageOptions): OperatorFunction<R
         const ids = identifiersOfEvent(e, options.decodeOptions, graph);
         if (ids !== null) {
           const decision = graph.decide(e.seq, ids.ts, customerOfSubject(e.subject), ids.identifiers);
+          if (decision !== null && decision.entry.shared.length > 0 && !graph.has(e.seq))
+            options.onShared?.(decision.entry);
           if (decision !== null && decision.joins.length === 0) {
             if (!graph.has(e.seq)) appends.push(options.log.append(decision.entry));
             graph.apply(decision.entry);

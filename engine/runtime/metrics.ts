@@ -34,6 +34,16 @@ export class Metrics {
     help: 'Events of forgotten customers (cxstream forget), acked and not applied',
     registers: [this.registry],
   });
+  readonly identityMerges = new Counter({
+    name: 'cx_identity_merges_total',
+    help: 'Customers merged into another by identity stitching (docs/IDENTITY.md); a merge redone after a restart counts again',
+    registers: [this.registry],
+  });
+  readonly identitySharedIds = new Counter({
+    name: 'cx_identity_shared_ids_total',
+    help: 'Identifiers presented by more than identity.maxKeysPerId customer keys: shared, they link nobody from then on',
+    registers: [this.registry],
+  });
   readonly sinkRetries = new Counter({
     name: 'cx_sink_retries_total',
     help: 'NATS sink calls retried (a broker outage is ridden through up to nats.maxOutageMs)',

@@ -129,12 +129,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     const identity = config.identity.enabled
-      ? await startIdentity(
-          options.identityLog ?? new MemoryIdentityLog(),
-          config,
-          merges,
-          options.identityRows,
-        )
+      ? await startIdentity(options.identityLog ?? new MemoryIdentityLog(), config, merges, options)
       : undefined;
     let first = checkpoints !== undefined;
     if (options.admin) admins.push(serveExplain(options.admin, pool));
@@ -191,7 +186,7 @@ async function startIdentity(
   identityLog: IdentityLog,
   config: Readonly<Config>,
   merges: ControlQueue,
-  identityRows: RunOptions['identityRows'],
+  { identityRows, metrics }: Pick<RunOptions, 'identityRows' | 'metrics'>,
 ) {
   const graph = new IdentityGraph(config.identity);
   const entries = await identityLog.read();
@@ -203,9 +198,22 @@ async function startIdentity(
     log: identityLog,
     control: (task) => merges.run({ task, settleOnRun: true }),
     decodeOptions: { minTs: minEventTs(config), identity: config.identity },
+    onShared: (entry) => {
+      metrics?.identitySharedIds.inc(entry.shared.length);
+      // the kinds only: the values are personal data
+      log.warn(
+        {
+          seq: entry.seq,
+          kinds: entry.shared.map((id) => id.slice(0, id.indexOf(':'))),
+          limit: config.identity.maxKeysPerId,
+        },
+        'identifiers presented by too many customer keys are shared now: they link nobody from here on',
+      );
+    },
     onMerge: async (entry) => {
       const { canonical, absorbed } = entry.merge;
       log.info({ seq: entry.seq, canonical, absorbed: absorbed.length }, 'customers merged');
+      metrics?.identityMerges.inc(absorbed.length);
       // every key the merge moved, with the aliases each brought along
       const moved = graph.aliasesOf(canonical);
       await identityRows?.(
