@@ -25,6 +25,7 @@ import { LocalCheckpointStore } from '../engine/checkpoint/checkpointStore.js';
 import { loadConfig } from '../engine/config/config.js';
 import { loadRules } from '../engine/config/rulesFile.js';
 import { generateTraffic, subjectOf } from '../engine/demo/traffic.js';
+import { JetStreamIdentityLog } from '../engine/identity/identityLog.js';
 import { connectNats } from '../engine/nats/connect.js';
 import { NatsServer } from '../engine/nats/natsServer.js';
 import { ensureStreams, natsNames } from '../engine/nats/streams.js';
@@ -183,6 +184,8 @@ async function engine(
           maxInFlight: config.nats.maxInFlight,
         }
       : undefined,
+    // as `cxstream run`: identity decisions recorded on CX_IDENTITY (CXSTREAM_IDENTITY_ENABLED=false: off)
+    identityLog: await JetStreamIdentityLog.open(nc),
     onOutput: (o) => {
       triggers += o.triggers.length;
       profiles += o.profiles.length;

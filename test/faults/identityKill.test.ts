@@ -6,6 +6,7 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { identityJourneys } from '../../engine/demo/journeys.js';
 import { generateTraffic } from '../../engine/demo/traffic.js';
 import {
   compareBodies,
@@ -15,7 +16,6 @@ import {
   storedEventIds,
 } from '../harness/deliveryVerifier.js';
 import { runScenario, type ScenarioResult } from '../harness/faultScenario.js';
-import { identityJourneys } from '../harness/identityJourneys.js';
 
 const traffic = generateTraffic({ customers: 150 });
 const journeys = identityJourneys({

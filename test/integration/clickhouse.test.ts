@@ -183,6 +183,8 @@ describe('openClickHouse / ensureSchema', () => {
       { name: 'events', engine: 'ReplacingMergeTree' },
       // one row per forget request (docs/PRIVACY.md): nothing to collapse
       { name: 'forget_audit', engine: 'MergeTree' },
+      // which customer each merged key belongs to (docs/IDENTITY.md)
+      { name: 'identities', engine: 'ReplacingMergeTree' },
       { name: 'profiles', engine: 'ReplacingMergeTree' },
       { name: 'triggers', engine: 'ReplacingMergeTree' },
     ]);
@@ -223,6 +225,12 @@ describe('openClickHouse / ensureSchema', () => {
         'profile',
       ]),
     );
+    expect(of('identities')).toEqual({
+      customer: 'String',
+      alias: 'String',
+      seq: 'UInt64',
+      merged_at: "DateTime64(3, 'UTC')",
+    });
     await expect(ensureSchema(client, 'bad-name; DROP')).rejects.toThrow(/letters, digits/);
     await expect(ensureSchema(client, db, { defaultTz: "UTC'; DROP" })).rejects.toThrow(/IANA name/);
   });

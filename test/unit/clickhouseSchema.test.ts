@@ -7,7 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { LOCAL_SUFFIX, SHARDING_KEY, schemaDdl, TABLE_NAMES } from '../../sinks/clickhouse.js';
+import {
+  identitiesTableDdl,
+  LOCAL_SUFFIX,
+  SHARDING_KEY,
+  schemaDdl,
+  TABLE_NAMES,
+} from '../../sinks/clickhouse.js';
 import { ClickHouseWriter } from '../../sinks/clickhouseWriter.js';
 import { VIEW_NAMES } from '../../sinks/views.js';
 
@@ -163,6 +169,16 @@ describe('ClickHouseWriter on Distributed tables', () => {
   it('refuses chDB raw inserts into Distributed tables', () => {
     expect(() => new ClickHouseWriter({} as never, { distributed: true, rawInsert: async () => {} })).toThrow(
       'rawInsert is chDB (one process): it cannot insert into Distributed tables',
+    );
+  });
+
+  it('the identities table: one ReplacingMergeTree, on a cluster replicated on every server (not sharded)', () => {
+    expect(identitiesTableDdl('cxstream')).toMatch(
+      /^CREATE TABLE IF NOT EXISTS `cxstream`\.identities \(.*\) ENGINE = ReplacingMergeTree ORDER BY \(customer, alias, seq\)$/s,
+    );
+    expect(identitiesTableDdl('cxstream', 'analytics')).toContain(`identities ${ON} (`);
+    expect(identitiesTableDdl('cxstream', 'analytics')).toContain(
+      "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{database}/identities', '{replica}') ORDER BY (customer, alias, seq)",
     );
   });
 });

@@ -1,13 +1,14 @@
 /**
- * Cross-channel journeys for the identity tests: one person under three customer keys (an
+ * Cross-channel journeys (identity tests and bench:identity): one person under three customer keys (an
  * anonymous app key, a WeChat key, a web key), linked by the identifiers their events carry, so
  * that the engine merges them (docs/IDENTITY.md). Some persons order on the web after an app cart
  * (the order must cancel the cart reminder), some do not (the reminder fires under the canonical
  * customer), some web keys ordered before (so either side can end up canonical), and a few persons
  * log in on one shop tablet (an identifier shared by too many keys: the guard rail).
  */
-import { Rand } from '../../engine/demo/random.js';
+
 import type { CxEvent } from '../../operators/types.js';
+import { Rand } from './random.js';
 
 const MIN = 60_000;
 
