@@ -229,6 +229,28 @@ export class IdentityGraph {
     this.recordHistory(merge.canonical, record);
   }
 
+  /**
+   * Removes forgotten keys (`cxstream forget`, with their aliases) and the identifiers only they
+   * presented, so that nothing answers about them any more. Their events are skipped by their
+   * tombstones; the log's entries are purged by the same request.
+   */
+  forget(keys: readonly string[]): void {
+    const gone = new Set(keys);
+    for (const k of gone) {
+      this.next.delete(k);
+      this.aliases.delete(k);
+      this.history.delete(k);
+    }
+    for (const [id, presented] of this.keysOfId) {
+      const left = presented.filter((p) => !gone.has(p.key));
+      if (left.length === presented.length) continue;
+      if (left.length === 0) {
+        this.keysOfId.delete(id);
+        this.sharedFrom.delete(id);
+      } else this.keysOfId.set(id, left);
+    }
+  }
+
   private recordHistory(key: string, record: MergeRecord): void {
     const h = this.history.get(key);
     if (h === undefined) this.history.set(key, [record]);

@@ -1,12 +1,16 @@
 /**
  * `cxstream identity CUSTOMER`: which customer a key belongs to, its aliases, its identifiers and
- * the merges it took part in, read from the identity log (stream `CX_IDENTITY`, docs/IDENTITY.md).
- * Needs NATS only, not a running engine.
+ * the merges it took part in (docs/IDENTITY.md). Asks the running engine (`cx.admin.identity`, an
+ * operator's permission); when none answers, reads the identity log `CX_IDENTITY` itself.
  */
-import { IdentityGraph, type MergeRecord } from '../../operators/identity.js';
+import { IdentityGraph } from '../../operators/identity.js';
 import { loadConfig } from '../config/config.js';
 import { JetStreamIdentityLog } from '../identity/identityLog.js';
+import { IDENTITY_SUBJECT, type IdentityReport, identityReport } from '../identity/identityReport.js';
 import { connectNats } from '../nats/connect.js';
+import { AdminRequestError, adminRequest } from '../runtime/admin.js';
+
+export type { IdentityReport } from '../identity/identityReport.js';
 
 /** Options of {@link runIdentity}. */
 export interface IdentityOptions {
@@ -14,49 +18,41 @@ export interface IdentityOptions {
   config?: string;
   /** Print the report as JSON. @default false */
   json?: boolean;
+  /** How long to wait for the running engine before reading the log. @default 3000 */
+  timeoutMs?: number;
   /** @default process.stdout */
   out?: { write(text: string): unknown };
 }
 
-/** What `cxstream identity` prints. */
-export interface IdentityReport {
-  /** The key asked for. */
-  customer: string;
-  /** The customer it belongs to now (itself when never absorbed). */
-  canonical: string;
-  /** Every key merged into the canonical customer. */
-  aliases: string[];
-  /** Identifiers its keys presented; `shared`: presented by too many keys, links nobody. */
-  identifiers: Array<{ id: string; shared: boolean }>;
-  /** Merges of the key and of its canonical customer, oldest first (`ts`: event time of the merging event). */
-  merges: MergeRecord[];
-  /** Entries in the log. */
-  logEntries: number;
-}
-
-/** Reads the log and prints the report. */
+/** Prints the report of the key and returns it. */
 export async function runIdentity(options: IdentityOptions): Promise<IdentityReport> {
   const config = loadConfig(options.config);
+  let report: IdentityReport;
+  try {
+    report = await adminRequest<IdentityReport>(
+      config,
+      IDENTITY_SUBJECT,
+      JSON.stringify({ customer: options.customer }),
+      options.timeoutMs ?? 3000,
+    );
+    if ((report as { status?: string }).status === 'error')
+      throw new Error((report as unknown as { message: string }).message);
+  } catch (e) {
+    if (!(e instanceof AdminRequestError)) throw e;
+    report = await fromLog(config, options.customer);
+  }
+  const out = options.out ?? process.stdout;
+  out.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatIdentity(report));
+  return report;
+}
+
+/** The report from the log on NATS (no engine answered). */
+async function fromLog(config: ReturnType<typeof loadConfig>, customer: string): Promise<IdentityReport> {
   const nc = await connectNats(config);
   try {
-    const entries = await (await JetStreamIdentityLog.open(nc)).read();
     const graph = new IdentityGraph(config.identity);
-    for (const e of entries) graph.apply(e);
-    const canonical = graph.canonicalOf(options.customer);
-    const merges = [...graph.historyOf(options.customer), ...graph.historyOf(canonical)]
-      .filter((m, i, all) => all.findIndex((x) => x.seq === m.seq) === i)
-      .sort((a, b) => a.seq - b.seq);
-    const report: IdentityReport = {
-      customer: options.customer,
-      canonical,
-      aliases: [...graph.aliasesOf(canonical)].sort(),
-      identifiers: graph.identifiersOfCustomer(canonical),
-      merges,
-      logEntries: entries.length,
-    };
-    const out = options.out ?? process.stdout;
-    out.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatIdentity(report));
-    return report;
+    for (const e of await (await JetStreamIdentityLog.open(nc)).read()) graph.apply(e);
+    return identityReport(graph, customer, 'log');
   } finally {
     await nc.close();
   }
@@ -75,6 +71,7 @@ export function formatIdentity(r: IdentityReport): string {
       (m) =>
         `    ${new Date(m.ts).toISOString()}  stream seq ${m.seq}: ${m.absorbed.join(', ')} → ${m.canonical}`,
     ),
+    `  (from ${r.source === 'engine' ? 'the running engine' : `the log ${'CX_IDENTITY'}: no engine answered`})`,
   ];
   return `${lines.join('\n')}\n`;
 }

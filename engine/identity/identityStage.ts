@@ -44,6 +44,8 @@ export interface IdentityStageOptions {
   control(task: DetachTask | AbsorbTask): Promise<BatchOutput[]>;
   /** How the workers decode events: an event they would dead-letter links nobody. */
   decodeOptions?: DecodeOptions;
+  /** Forgotten keys (tombstones): their events link nobody and record nothing. */
+  isForgotten?(key: string): boolean;
   /** Called after each applied merge (ClickHouse `identities` rows, metrics, logs). */
   onMerge?(entry: MergeEntry): void | Promise<void>;
   /** Called when an event made identifiers shared (the guard rail held: metrics, logs). */
@@ -63,7 +65,7 @@ export function identityStage(options: IdentityStageOptions): OperatorFunction<R
     let appends: Promise<void>[] = [];
     for (const e of chunk) {
       const linking = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).indexOf(IDS) >= 0;
-      if (linking) {
+      if (linking && !options.isForgotten?.(customerOfSubject(e.subject))) {
         const ids = identifiersOfEvent(e, options.decodeOptions, graph);
         if (ids !== null) {
           const decision = graph.decide(e.seq, ids.ts, customerOfSubject(e.subject), ids.identifiers);

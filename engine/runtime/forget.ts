@@ -83,6 +83,8 @@ export interface ForgetStores {
   control(request: Omit<ControlRequest, 'resolve' | 'reject'>): Promise<BatchOutput[]>;
   /** The keys of the customer's person: its canonical customer and every alias (absent: the key alone). */
   keysOf?: (customer: string) => string[];
+  /** Drops forgotten keys from the running engine's identity graph (after their decisions are purged). */
+  forgetIdentities?: (keys: string[]) => void;
   /** Stores a full checkpoint of every partition now (absent: the run keeps no checkpoints). */
   fullCheckpoint?: () => Promise<unknown>;
   clickhouse: {
@@ -144,6 +146,7 @@ async function forgetPerson(stores: ForgetStores, customer: string): Promise<For
   const also: ForgetReport[] = [];
   for (const key of others) also.push((await forget(stores, key)) as ForgetReport);
   const reply = (await forget(stores, customer)) as ForgetReport;
+  stores.forgetIdentities?.(keys);
   if (also.length === 0) return reply;
   const any = reply.status === 'forgotten' || also.some((r) => r.status === 'forgotten');
   return {

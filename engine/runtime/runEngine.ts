@@ -11,6 +11,7 @@ import { recover } from '../checkpoint/recovery.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import { type Config, minEventTs } from '../config/config.js';
 import { type IdentityLog, MemoryIdentityLog } from '../identity/identityLog.js';
+import { serveIdentity } from '../identity/identityReport.js';
 import { identityStage } from '../identity/identityStage.js';
 import type { EventSource } from '../source/eventSource.js';
 import type { AdminServer } from './admin.js';
@@ -129,17 +130,23 @@ export async function runEngine(options: RunOptions): Promise<void> {
       });
     }
     const identity = config.identity.enabled
-      ? await startIdentity(options.identityLog ?? new MemoryIdentityLog(), config, merges, options)
+      ? await startIdentity(options.identityLog ?? new MemoryIdentityLog(), config, merges, options, (key) =>
+          pool.isForgotten(key),
+        )
       : undefined;
     let first = checkpoints !== undefined;
     if (options.admin) admins.push(serveExplain(options.admin, pool));
+    if (options.admin && identity) admins.push(serveIdentity(options.admin, identity.graph));
     if (options.admin && options.forget)
       admins.push(
         serveForget({
           nc: options.admin,
           tombstones: options.forget.tombstones,
           control: (request) => forgets.run(request),
-          ...(identity && { keysOf: identity.keysOf }),
+          ...(identity && {
+            keysOf: identity.keysOf,
+            forgetIdentities: (keys: string[]) => identity.graph.forget(keys),
+          }),
           ...(checkpoints && { fullCheckpoint: () => checkpoints.checkpointer.fullCheckpoint() }),
           clickhouse: options.forget.clickhouse,
         }),
@@ -187,6 +194,7 @@ async function startIdentity(
   config: Readonly<Config>,
   merges: ControlQueue,
   { identityRows, metrics }: Pick<RunOptions, 'identityRows' | 'metrics'>,
+  isForgotten: (key: string) => boolean,
 ) {
   const graph = new IdentityGraph(config.identity);
   const entries = await identityLog.read();
@@ -198,6 +206,7 @@ async function startIdentity(
     log: identityLog,
     control: (task) => merges.run({ task, settleOnRun: true }),
     decodeOptions: { minTs: minEventTs(config), identity: config.identity },
+    isForgotten,
     onShared: (entry) => {
       metrics?.identitySharedIds.inc(entry.shared.length);
       // the kinds only: the values are personal data
@@ -226,5 +235,5 @@ async function startIdentity(
     const canonical = graph.canonicalOf(customer);
     return [canonical, ...graph.aliasesOf(canonical)];
   };
-  return { stage, keysOf };
+  return { stage, keysOf, graph };
 }

@@ -6,7 +6,7 @@ import type { IdentityLimits } from '../../operators/identity.js';
 import { DEFAULT_KEY_GROUPS } from '../../operators/keyGroups.js';
 import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { RuleSpec } from '../../operators/rules.js';
-import type { Tombstone } from '../../operators/tombstones.js';
+import { type Tombstone, TombstoneSet } from '../../operators/tombstones.js';
 import type { RowFormat } from '../../sinks/clickhouseRows.js';
 import type { WorkerChains } from '../checkpoint/restorePlan.js';
 import type { RawEvent } from '../source/eventSource.js';
@@ -127,6 +127,8 @@ export class WorkerPool {
   private restartInPlace: RestartInPlace | null = null;
   /** Every tombstone: those of the start and of each forget task sent (a restored thread gets them all). */
   private readonly tombstones: Tombstone[];
+  /** The same, for lookups on the main thread ({@link isForgotten}). */
+  private readonly forgotten = new TombstoneSet();
   /**
    * Per partition: threads piscina started, and the one the partition's state lives in. A result of
    * a thread that replaced a dead one is refused until the partition was restored into it (above all
@@ -141,6 +143,7 @@ export class WorkerPool {
     const filename = workerFile();
     this.keyGroups = options.keyGroups ?? DEFAULT_KEY_GROUPS;
     this.tombstones = [...(options.tombstones ?? [])];
+    for (const t of this.tombstones) this.forgotten.add(t);
     this.sent = new Array<number>(options.partitions).fill(0);
     this.logs = Array.from({ length: options.partitions }, () => []);
     this.restarts = new Array(options.partitions).fill(null);
@@ -193,6 +196,11 @@ export class WorkerPool {
     });
   }
 
+  /** Whether the customer was forgotten (at start, or by a forget task since): its events are skipped. */
+  isForgotten(customer: string): boolean {
+    return this.forgotten.has(customer);
+  }
+
   get partitions(): number {
     return this.pools.length;
   }
@@ -223,8 +231,10 @@ export class WorkerPool {
     partition: number,
     task: Exclude<WorkerTask, EventBatchTask | SnapshotTask | RestoreTask | ExplainTask | StatusTask>,
   ): Promise<BatchOutput> {
-    if (task.kind === 'forget' && !this.tombstones.some((t) => t.hash === task.tombstone.hash))
+    if (task.kind === 'forget' && !this.tombstones.some((t) => t.hash === task.tombstone.hash)) {
       this.tombstones.push(task.tombstone);
+      this.forgotten.add(task.tombstone);
+    }
     return this.numbered(partition, { no: 0, control: task, returned: false });
   }
 

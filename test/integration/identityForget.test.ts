@@ -105,6 +105,23 @@ describe('identity stitching in cxstream run, and forgetting the person', () => 
     expect(all.reduce((n, r) => n + r.removed.identityLog, 0)).toBeGreaterThanOrEqual(3);
     expect(all.reduce((n, r) => n + r.removed.clickhouse.identities, 0)).toBeGreaterThanOrEqual(2);
 
+    // a later event of a forgotten key with the person's identifiers links nothing, records nothing
+    await js.publish(
+      'cx.events.wechat.login.wx-5',
+      pack(ev('x2', 'wx-5', 'login', T0 + 3 * MIN, { channel: 'wechat', ids: { phone: 'phone-hash-5a1f' } })),
+      { msgID: 'x2' },
+    );
+    await bed.engine.delivered(bed.nc, history.length + 1);
+    const forgotten = await cliJson<IdentityReport>(['identity', 'wx-5', '--json'], cliEnv());
+    expect(forgotten).toMatchObject({
+      canonical: 'wx-5',
+      aliases: [],
+      merges: [],
+      identifiers: [],
+      source: 'engine',
+    });
+    expect(await whereFound(bed.nc, stateDir, needles)).toEqual(['CX_EVENTS']);
+
     // a crash and a restart from the checkpoints bring nothing back
     await bed.engine.kill();
     bed.engine = new EngineProcess(await env());
@@ -118,9 +135,20 @@ describe('identity stitching in cxstream run, and forgetting the person', () => 
       expect(await sql(`SELECT count() FROM cxstream.profiles WHERE customer = '${key}'`)).toBe('0');
     }
     expect(await sql('SELECT count() FROM cxstream.identities')).toBe('0');
+    // the event published after the forget is still on CX_EVENTS (skipped); a second forget removes it
+    expect(await whereFound(bed.nc, stateDir, needles)).toEqual(['CX_EVENTS']);
+    expect((await cliJson<ForgetReport>(['forget', 'wx-5', '--json'], cliEnv())).removed.streamEvents).toBe(
+      1,
+    );
     expect(await whereFound(bed.nc, stateDir, needles)).toEqual([]);
     const after = await cliJson<IdentityReport>(['identity', 'wx-5', '--json'], cliEnv());
-    expect(after).toMatchObject({ canonical: 'wx-5', aliases: [], merges: [], identifiers: [] });
+    expect(after).toMatchObject({
+      canonical: 'wx-5',
+      aliases: [],
+      merges: [],
+      identifiers: [],
+      source: 'engine',
+    });
     // the other customer is untouched
     expect(await sql(`SELECT count() FROM cxstream.events WHERE customer = '${OTHER}'`)).toBe('2');
   }, 180_000);

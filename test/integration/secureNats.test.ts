@@ -122,7 +122,8 @@ describe('secure NATS: TLS, the sample authorization, credentials never printed'
       const js = jetstream(publisher);
       await js.publish(
         'cx.events.web.order.c1',
-        pack(ev('e1', 'c1', 'order', T0, { amount: 1200, channel: 'web' })),
+        // its identifiers are recorded on CX_IDENTITY (cx.identity.>, the engine's permission)
+        pack(ev('e1', 'c1', 'order', T0, { amount: 1200, channel: 'web', ids: { email: 'h-c1' } })),
         {
           msgID: 'e1',
         },
@@ -168,6 +169,22 @@ describe('secure NATS: TLS, the sample authorization, credentials never printed'
       outputs.push(forget.stdout, forget.stderr);
       expect(forget.code, forget.stderr).toBe(0);
       expect(JSON.parse(forget.stdout)).toMatchObject({ status: 'nothing-found', tombstone: 'created' });
+      // and an identity lookup (cx.admin.identity, answered by the engine)
+      const identity = await runCli(
+        ['identity', 'c1', '--json'],
+        secureEnv({
+          CXSTREAM_NATS_USER: 'ops',
+          CXSTREAM_NATS_PASSWORD_FILE: '',
+          CXSTREAM_NATS_PASSWORD: PASSWORDS.CX_OPERATOR_PASSWORD,
+        }),
+      );
+      outputs.push(identity.stdout, identity.stderr);
+      expect(identity.code, identity.stderr).toBe(0);
+      expect(JSON.parse(identity.stdout)).toMatchObject({
+        canonical: 'c1',
+        identifiers: [{ id: 'email:h-c1', shared: false }],
+        source: 'engine',
+      });
 
       // /metrics needs the token; probes do not
       expect((await fetch(`${base}/metrics`)).status).toBe(401);

@@ -133,6 +133,21 @@ describe('identity graph', () => {
   });
 });
 
+it('forgets keys and the identifiers only they presented', () => {
+  const g = new IdentityGraph();
+  feed(g, 1, 'a', { phone: 'p', device: 'shared-d' });
+  feed(g, 2, 'b', { phone: 'p' }, { a: 1, b: 2 });
+  feed(g, 3, 'c', { device: 'shared-d' }, { a: 1, c: 3 });
+  expect([...g.aliasesOf('a')].sort()).toEqual(['b', 'c']);
+  g.forget(['a', 'b', 'c']);
+  expect(g.canonicalOf('b')).toBe('b');
+  expect(g.aliasesOf('a')).toEqual([]);
+  expect(g.historyOf('b')).toEqual([]);
+  expect(g.identifiersOfCustomer('a')).toEqual([]);
+  // another key presenting the identifier later starts afresh
+  expect(feed(g, 9, 'z', { phone: 'p' })).toMatchObject({ attached: ['phone:p'] });
+});
+
 describe('bad ids', () => {
   it('are named, and the worker dead-letters the event with the reason', () => {
     expect(idsProblem(['a'])).toMatch(/map of identifier kinds/);
