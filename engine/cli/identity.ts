@@ -29,14 +29,14 @@ export async function runIdentity(options: IdentityOptions): Promise<IdentityRep
   const config = loadConfig(options.config);
   let report: IdentityReport;
   try {
-    report = await adminRequest<IdentityReport>(
+    const reply = await adminRequest<IdentityReport | { status: 'error'; message: string }>(
       config,
       IDENTITY_SUBJECT,
       JSON.stringify({ customer: options.customer }),
       options.timeoutMs ?? 3000,
     );
-    if ((report as { status?: string }).status === 'error')
-      throw new Error((report as unknown as { message: string }).message);
+    if ('status' in reply) throw new Error(reply.message);
+    report = reply;
   } catch (e) {
     if (!(e instanceof AdminRequestError)) throw e;
     report = await fromLog(config, options.customer);

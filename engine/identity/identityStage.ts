@@ -21,6 +21,7 @@ import { concatMap, from, type OperatorFunction } from 'rxjs';
 import { type DecodeOptions, decodeEvent } from '../../operators/decodeEvent.js';
 import {
   chooseCanonical,
+  type IdentityDecision,
   type IdentityEntry,
   type IdentityGraph,
   identifiersOf,
@@ -64,33 +65,37 @@ export function identityStage(options: IdentityStageOptions): OperatorFunction<R
     let out: RawEvent[] = [];
     let appends: Promise<void>[] = [];
     for (const e of chunk) {
-      const linking = Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).indexOf(IDS) >= 0;
-      if (linking && !options.isForgotten?.(customerOfSubject(e.subject))) {
-        const ids = identifiersOfEvent(e, options.decodeOptions, graph);
-        if (ids !== null) {
-          const decision = graph.decide(e.seq, ids.ts, customerOfSubject(e.subject), ids.identifiers);
-          if (decision !== null && decision.entry.shared.length > 0 && !graph.has(e.seq))
-            options.onShared?.(decision.entry);
-          if (decision !== null && decision.joins.length === 0) {
-            if (!graph.has(e.seq)) appends.push(options.log.append(decision.entry));
-            graph.apply(decision.entry);
-          } else if (decision !== null) {
-            // a merge: what came before goes first, and every append before it is durable
-            await Promise.all(appends);
-            appends = [];
-            if (out.length > 0) yield out;
-            out = [];
-            await merge({ ...decision.entry }, decision.joins);
-          }
+      const key = customerOfSubject(e.subject);
+      const decision = mayLink(e) && !options.isForgotten?.(key) ? decide(e, key) : null;
+      if (decision !== null) {
+        const fresh = !graph.has(e.seq);
+        if (fresh && decision.entry.shared.length > 0) options.onShared?.(decision.entry);
+        if (decision.joins.length === 0) {
+          if (fresh) appends.push(options.log.append(decision.entry));
+          graph.apply(decision.entry);
+        } else {
+          // a merge: what came before goes first, and every append before it is durable
+          await Promise.all(appends);
+          appends = [];
+          if (out.length > 0) yield out;
+          out = [];
+          await merge(decision.entry, decision.joins);
         }
       }
-      const customer =
-        graph.absorbedKeys === 0 ? undefined : graph.canonicalOf(customerOfSubject(e.subject), e.seq);
-      out.push(customer === undefined || customer === customerOfSubject(e.subject) ? e : { ...e, customer });
+      const customer = graph.absorbedKeys === 0 ? key : graph.canonicalOf(key, e.seq);
+      out.push(customer === key ? e : { ...e, customer });
     }
     // an event goes on only once what it changed in the graph is durable
     await Promise.all(appends);
     if (out.length > 0) yield out;
+  }
+
+  /** What the event changes in the graph, when it carries valid `ids` and the workers would accept it. */
+  function decide(e: RawEvent, key: string): IdentityDecision | null {
+    const event = decodeEvent(e.data, e.subject, options.decodeOptions);
+    if (typeof event === 'string' || event.ids === undefined) return null;
+    if (idsProblem(event.ids, graph.limits) !== undefined) return null;
+    return graph.decide(e.seq, event.ts, key, identifiersOf(event.ids));
   }
 
   async function merge(entry: Omit<IdentityEntry, 'merge'>, joins: string[]): Promise<void> {
@@ -121,14 +126,7 @@ export function identityStage(options: IdentityStageOptions): OperatorFunction<R
   }
 }
 
-/** The event's identifiers and time, when it carries valid `ids` and the workers would accept it. */
-function identifiersOfEvent(
-  e: RawEvent,
-  decodeOptions: DecodeOptions | undefined,
-  graph: IdentityGraph,
-): { ts: number; identifiers: string[] } | null {
-  const event = decodeEvent(e.data, e.subject, decodeOptions);
-  if (typeof event === 'string' || event.ids === undefined) return null;
-  if (idsProblem(event.ids, graph.limits) !== undefined) return null;
-  return { ts: event.ts, identifiers: identifiersOf(event.ids) };
+/** Whether the payload may carry `ids` (the bytes occur in it): only such events are decoded here. */
+function mayLink(e: RawEvent): boolean {
+  return Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).indexOf(IDS) >= 0;
 }

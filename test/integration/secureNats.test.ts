@@ -156,28 +156,19 @@ describe('secure NATS: TLS, the sample authorization, credentials never printed'
       const profile = await check(async () => (await kv.get('c1'))?.json<{ tier: string }>(), 30_000);
       expect(profile.tier).toBe('VIP');
 
+      const asOperator = secureEnv({
+        CXSTREAM_NATS_USER: 'ops',
+        CXSTREAM_NATS_PASSWORD_FILE: '',
+        CXSTREAM_NATS_PASSWORD: PASSWORDS.CX_OPERATOR_PASSWORD,
+      });
       // an operator's forget request under the sample's permissions: the engine stores the tombstone
       // ($KV.cx_tombstones.>), purges, reads CX_TRIGGERS and CX_DLQ, takes a full checkpoint
-      const forget = await runCli(
-        ['forget', 'nobody', '--json'],
-        secureEnv({
-          CXSTREAM_NATS_USER: 'ops',
-          CXSTREAM_NATS_PASSWORD_FILE: '',
-          CXSTREAM_NATS_PASSWORD: PASSWORDS.CX_OPERATOR_PASSWORD,
-        }),
-      );
+      const forget = await runCli(['forget', 'nobody', '--json'], asOperator);
       outputs.push(forget.stdout, forget.stderr);
       expect(forget.code, forget.stderr).toBe(0);
       expect(JSON.parse(forget.stdout)).toMatchObject({ status: 'nothing-found', tombstone: 'created' });
       // and an identity lookup (cx.admin.identity, answered by the engine)
-      const identity = await runCli(
-        ['identity', 'c1', '--json'],
-        secureEnv({
-          CXSTREAM_NATS_USER: 'ops',
-          CXSTREAM_NATS_PASSWORD_FILE: '',
-          CXSTREAM_NATS_PASSWORD: PASSWORDS.CX_OPERATOR_PASSWORD,
-        }),
-      );
+      const identity = await runCli(['identity', 'c1', '--json'], asOperator);
       outputs.push(identity.stdout, identity.stderr);
       expect(identity.code, identity.stderr).toBe(0);
       expect(JSON.parse(identity.stdout)).toMatchObject({
