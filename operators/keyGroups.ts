@@ -84,3 +84,18 @@ export function keyGroupsOf(owner: number, owners: number, keyGroups: number): n
   const { from, to } = keyGroupRange(owner, owners, keyGroups);
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
+
+/**
+ * The key groups worker `owner` of `owners` holds when its instance owns only `owned` (sorted): the
+ * same contiguous split, over the instance's list instead of every key group. With every key group
+ * owned it equals {@link keyGroupsOf}.
+ */
+export function ownedShare(owned: readonly number[], owner: number, owners: number): number[] {
+  const { from, to } = keyGroupRange(owner, owners, owned.length);
+  return owned.slice(from, to);
+}
+
+/** Every key group of a deployment, in order: what a single instance owns. */
+export function allKeyGroups(keyGroups: number): number[] {
+  return Array.from({ length: keyGroups }, (_, kg) => kg);
+}

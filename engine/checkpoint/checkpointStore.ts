@@ -59,7 +59,13 @@ export interface CheckpointRecord {
  * A partition's latest checkpoint as `load` returns it: the fields of the chain's last record, with
  * `state` the full snapshot and `deltas` the deltas after it, oldest first (restore them in order).
  */
-export type LoadedCheckpoint = CheckpointRecord & { deltas: Uint8Array[] };
+export type LoadedCheckpoint = CheckpointRecord & {
+  deltas: Uint8Array[];
+  /** Written by another instance of the deployment (or by a single instance before it): restore only, never extend. */
+  foreign?: boolean;
+  /** The stored name of a foreign record's full record. */
+  object?: string;
+};
 
 /** A checkpoint that cannot be used as it is; the message says what to do. */
 export class CheckpointError extends Error {
@@ -94,6 +100,13 @@ export interface CheckpointStore {
   partitions(): Promise<number[]>;
   /** Removes a partition's chain (its records of another grouping, once the current ones are stored). */
   remove(partition: number): Promise<void>;
+  /**
+   * The records of the deployment's other instances (several instances share it: docs/SCALING.md),
+   * each marked `foreign`; absent for a store only one instance writes.
+   */
+  foreign?(): Promise<LoadedCheckpoint[]>;
+  /** Removes a foreign record's chain (one newer records replace for every key group it holds). */
+  removeForeign?(record: LoadedCheckpoint): Promise<void>;
 }
 
 /**
@@ -305,6 +318,12 @@ export interface NatsCheckpointStoreOptions {
   bucket?: string;
   /** Stream replicas of the bucket when it is created (3 in a 3-node cluster). @default 1 */
   replicas?: number;
+  /**
+   * Several instances share the bucket: this one's records are `<deployment>/<instance>/partition-<n>`,
+   * and `foreign()` reads the deployment's other instances' (and the unscoped records of a single
+   * instance before them). Names: letters, digits, `_` and `-`.
+   */
+  scope?: { deployment: string; instance: string };
 }
 
 /**
@@ -317,6 +336,10 @@ export class NatsCheckpointStore implements CheckpointStore {
   private constructor(
     private readonly store: ObjectStore,
     readonly location: string,
+    /** `<deployment>/<instance>/` of a scoped store, else ''. */
+    private readonly prefix: string,
+    /** `<deployment>/` of a scoped store. */
+    private readonly deployment: string,
   ) {}
 
   /** Opens the bucket, creating it when missing. */
@@ -326,39 +349,86 @@ export class NatsCheckpointStore implements CheckpointStore {
       storage: StorageType.File,
       replicas: opts.replicas ?? 1,
     });
-    return new NatsCheckpointStore(store, `nats object store ${bucket}`);
+    const { scope } = opts;
+    return scope
+      ? new NatsCheckpointStore(
+          store,
+          `nats object store ${bucket} (${scope.deployment}/${scope.instance})`,
+          `${scope.deployment}/${scope.instance}/`,
+          `${scope.deployment}/`,
+        )
+      : new NatsCheckpointStore(store, `nats object store ${bucket}`, '', '');
   }
 
   async save(record: CheckpointRecord): Promise<void> {
-    await this.store.putBlob({ name: objectName(record.partition, record.delta) }, encodeCheckpoint(record));
+    await this.store.putBlob({ name: this.name(record.partition, record.delta) }, encodeCheckpoint(record));
     if (record.delta === 0)
       for (const k of await this.deltaNumbers(record.partition))
-        await this.store.delete(objectName(record.partition, k));
+        await this.store.delete(this.name(record.partition, k));
   }
 
   async load(partition: number): Promise<LoadedCheckpoint | null> {
-    const full = await this.read(objectName(partition, 0));
+    const full = await this.read(this.name(partition, 0));
     if (full === null) return null;
     const deltas: CheckpointRecord[] = [];
     for (const k of await this.deltaNumbers(partition)) {
-      const delta = await this.read(objectName(partition, k));
+      const delta = await this.read(this.name(partition, k));
       if (delta !== null) deltas.push(delta);
     }
-    return chainOf(full, deltas, `${this.location}/${objectName(partition, 0)}`);
+    return chainOf(full, deltas, `${this.location}/${this.name(partition, 0)}`);
   }
 
   async remove(partition: number): Promise<void> {
-    for (const k of await this.deltaNumbers(partition)) await this.store.delete(objectName(partition, k));
-    if ((await this.names()).includes(objectName(partition, 0)))
-      await this.store.delete(objectName(partition, 0));
+    for (const k of await this.deltaNumbers(partition)) await this.store.delete(this.name(partition, k));
+    if ((await this.names()).includes(this.name(partition, 0)))
+      await this.store.delete(this.name(partition, 0));
   }
 
   async partitions(): Promise<number[]> {
+    const pattern = new RegExp(`^${literal(this.prefix)}partition-(\\d+)$`);
     return (await this.names())
-      .map((n) => /^partition-(\d+)$/.exec(n)?.[1])
+      .map((n) => pattern.exec(n)?.[1])
       .filter((n): n is string => n !== undefined)
       .map(Number)
       .sort((a, b) => a - b);
+  }
+
+  async foreign(): Promise<LoadedCheckpoint[]> {
+    if (this.prefix === '') return [];
+    const names = await this.names();
+    // the deployment's other instances' full records, and those of a single instance before them
+    const full = new RegExp(`^(?:${literal(this.deployment)}[^/]+/)?partition-\\d+$`);
+    const out: LoadedCheckpoint[] = [];
+    for (const name of names) {
+      if (!full.test(name) || name.startsWith(this.prefix)) continue;
+      const record = await this.read(name);
+      if (record === null) continue;
+      const deltas: CheckpointRecord[] = [];
+      for (const n of names)
+        if (n.startsWith(`${name}.delta-`)) {
+          const delta = await this.read(n);
+          if (delta !== null) deltas.push(delta);
+        }
+      try {
+        out.push({ ...chainOf(record, deltas, `${this.location}/${name}`), foreign: true, object: name });
+      } catch (e) {
+        // a chain its writer is replacing right now: its newer record is read on the next recovery
+        log.warn({ err: e, record: name }, 'checkpoint of another instance skipped: its chain is incomplete');
+      }
+    }
+    return out;
+  }
+
+  async removeForeign(record: LoadedCheckpoint): Promise<void> {
+    const name = record.object;
+    if (name === undefined || !record.foreign) return;
+    for (const n of await this.names()) if (n.startsWith(`${name}.delta-`)) await this.store.delete(n);
+    await this.store.delete(name).catch(() => {});
+  }
+
+  /** The object of a partition's record in this store's scope. */
+  private name(partition: number, delta: number): string {
+    return objectName(this.prefix, partition, delta);
   }
 
   private async read(name: string): Promise<CheckpointRecord | null> {
@@ -367,7 +437,7 @@ export class NatsCheckpointStore implements CheckpointStore {
   }
 
   private async deltaNumbers(partition: number): Promise<number[]> {
-    const pattern = new RegExp(`^partition-${partition}\\.delta-(\\d+)$`);
+    const pattern = new RegExp(`^${literal(this.prefix)}partition-${partition}\\.delta-(\\d+)$`);
     return (await this.names())
       .map((n) => pattern.exec(n)?.[1])
       .filter((k): k is string => k !== undefined)
@@ -379,7 +449,12 @@ export class NatsCheckpointStore implements CheckpointStore {
   }
 }
 
-/** Object of a partition's full record (`delta` 0) or of its `delta`-th delta. */
-function objectName(partition: number, delta: number): string {
-  return delta === 0 ? `partition-${partition}` : `partition-${partition}.delta-${delta}`;
+/** Object of a partition's full record (`delta` 0) or of its `delta`-th delta, after the scope's prefix. */
+function objectName(prefix: string, partition: number, delta: number): string {
+  return delta === 0 ? `${prefix}partition-${partition}` : `${prefix}partition-${partition}.delta-${delta}`;
+}
+
+/** Escapes a name for a regular expression. */
+function literal(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

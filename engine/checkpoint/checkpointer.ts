@@ -25,7 +25,6 @@
  * were not stored): the next one is full.
  */
 import { randomUUID } from 'node:crypto';
-import { keyGroupRange } from '../../operators/keyGroups.js';
 import type { RestoredSeqs, SnapshotResult } from '../runtime/workerProtocol.js';
 import { AckTracker } from '../source/ackTracker.js';
 import type { EventSource } from '../source/eventSource.js';
@@ -36,6 +35,8 @@ import { planRestore, type WorkerChains } from './restorePlan.js';
 export interface CheckpointPool {
   readonly partitions: number;
   readonly keyGroups: number;
+  /** The key groups a partition's worker owns. */
+  keyGroupsOf(partition: number): number[];
   snapshot(partition: number, delta: boolean): Promise<SnapshotResult>;
   restore(partition: number, chains: WorkerChains): Promise<RestoredSeqs>;
   /** The partition's record holding its tasks up to `task` is stored (a restart in place replays from there). */
@@ -101,6 +102,19 @@ export interface RecoveryInfo {
   ms: number;
 }
 
+/**
+ * The other instances' records that no restore would ever read: for each of their key groups another
+ * record is newer (higher `coveredSeq`). An instance that gave its key groups away leaves such records.
+ */
+function obsoleteRecords(records: readonly LoadedCheckpoint[]): LoadedCheckpoint[] {
+  const newest = new Map<number, number>();
+  for (const r of records)
+    for (const kg of r.kgs ?? []) newest.set(kg, Math.max(newest.get(kg) ?? 0, r.coveredSeq));
+  return records.filter(
+    (r) => r.foreign && r.kgs !== undefined && r.kgs.every((kg) => newest.get(kg)! > r.coveredSeq),
+  );
+}
+
 /** Coordinates partition checkpoints with the acks of the source (see the file comment). */
 export class Checkpointer {
   private readonly pool: CheckpointPool;
@@ -129,6 +143,8 @@ export class Checkpointer {
   private readonly chains: Array<Chain | null>;
   /** Records of another grouping found at recovery: removed after the first checkpoint stored. */
   private stale: number[] = [];
+  /** Other instances' records found at recovery that newer records replace for every key group: removed likewise. */
+  private obsolete: LoadedCheckpoint[] = [];
   private readonly maxDeltas: number;
   private running: Promise<CheckpointStats> | null = null;
   private last: CheckpointStats | null = null;
@@ -188,12 +204,9 @@ export class Checkpointer {
     const started = performance.now();
     const P = this.pool.partitions;
     const present = await this.store.partitions();
-    const records: LoadedCheckpoint[] = [];
-    for (const p of present) {
-      const r = await this.store.load(p);
-      if (r !== null) records.push(r);
-    }
-    const plan = planRestore(records, P, this.pool.keyGroups, this.store.location);
+    const records = await this.loadAll(present);
+    const plan = planRestore(records, this.workerKeyGroups(), this.pool.keyGroups, this.store.location);
+    this.obsolete = obsoleteRecords(records);
     // Records of another grouping are removed once the current workers' are stored.
     this.stale = present.filter((p) => p >= P);
     if (records.length > 0) {
@@ -210,8 +223,9 @@ export class Checkpointer {
       }),
     );
     for (let p = 0; p < P; p++) {
-      const { from, to } = keyGroupRange(p, P, this.pool.keyGroups);
-      this.covered[p] = from < to ? Math.min(...plan.coveredSeqs.slice(from, to)) : plan.coveredSeq;
+      const kgs = this.pool.keyGroupsOf(p);
+      this.covered[p] =
+        kgs.length > 0 ? Math.min(...kgs.map((kg) => plan.coveredSeqs[kg]!)) : plan.coveredSeq;
       // a restored worker has no changes yet: its next delta extends its stored chain (same grouping)
       const own = plan.continues[p] ?? null;
       this.chains[p] =
@@ -244,15 +258,27 @@ export class Checkpointer {
     restore: (chains: WorkerChains) => Promise<RestoredSeqs>,
   ): Promise<void> {
     await this.running?.catch(() => {});
-    const records: LoadedCheckpoint[] = [];
-    for (const p of await this.store.partitions()) {
-      const r = await this.store.load(p);
-      if (r !== null) records.push(r);
-    }
-    const chains = planRestore(records, this.pool.partitions, this.pool.keyGroups, this.store.location)
+    const records = await this.loadAll(await this.store.partitions());
+    const chains = planRestore(records, this.workerKeyGroups(), this.pool.keyGroups, this.store.location)
       .workers[partition]!;
     if (chains.length > 0) await restore(chains);
     this.chains[partition] = null;
+  }
+
+  /** The stored records: this instance's partitions', and the deployment's other instances'. */
+  private async loadAll(partitions: readonly number[]): Promise<LoadedCheckpoint[]> {
+    const records: LoadedCheckpoint[] = [];
+    for (const p of partitions) {
+      const r = await this.store.load(p);
+      if (r !== null) records.push(r);
+    }
+    if (this.store.foreign) records.push(...(await this.store.foreign()));
+    return records;
+  }
+
+  /** Each worker's key groups. */
+  private workerKeyGroups(): number[][] {
+    return Array.from({ length: this.pool.partitions }, (_, p) => this.pool.keyGroupsOf(p));
   }
 
   /** A chunk of events left the source, in stream order (before routing). */
@@ -375,6 +401,8 @@ export class Checkpointer {
     // every key group is now in a record of this grouping: the earlier grouping's records can go
     for (const p of this.stale) if (p >= P) await this.store.remove(p);
     this.stale = [];
+    for (const r of this.obsolete) await this.store.removeForeign?.(r);
+    this.obsolete = [];
     const coveredSeq = Math.min(...this.covered);
     this.commit(coveredSeq);
     const ended = performance.now();

@@ -34,6 +34,8 @@ export interface RecoveryOptions {
     durable: string;
     /** The source's `maxInFlight`: a checkpoint starts early when half of it waits for acks. */
     maxInFlight: number;
+    /** The source starts where the checkpoints end: no ack floor to check. */
+    sourceFollows?: boolean;
   };
 }
 
@@ -98,7 +100,7 @@ export async function recover(options: RecoveryOptions, pool: WorkerPool, aggreg
   const recovery = await checkpointer.recover();
   // before 'state recovered': supervisors and the fault harness take that line as ready
   if (aggregates.length > 0) await recoverAggregates(options, aggregates, recovery.keyGroupSeqs);
-  if (jsm) {
+  if (jsm && !options.checkpoints.sourceFollows) {
     const ackFloor = await jsm.consumers
       .info(natsNames.eventsStream, durable)
       .then((info) => info.ack_floor.stream_seq)

@@ -9,7 +9,6 @@
  * Records of versions without key groups (one partition's customers, keyed by hash mod the partition
  * count) are upgraded by the workers: every worker reads all of them and takes its key groups' customers.
  */
-import { keyGroupRange } from '../../operators/keyGroups.js';
 import { CheckpointError, type LoadedCheckpoint } from './checkpointStore.js';
 
 /** What a worker restores: chains of encoded snapshots, and the key groups to take from each. */
@@ -23,7 +22,7 @@ export interface RestorePlan {
   continues: Array<LoadedCheckpoint | null>;
   /** Per key group: `coveredSeq` of the record it comes from (0: none). */
   coveredSeqs: number[];
-  /** Lowest `coveredSeq` over all key groups (0 when one has no record): the ack floor must not be above it. */
+  /** Lowest `coveredSeq` over the key groups the workers own (0 when one has no record): the ack floor must not be above it. */
   coveredSeq: number;
   /** Lowest CX_TRIGGERS sequence of the records used (0 without records). */
   triggersSeq: number;
@@ -53,10 +52,13 @@ export class KeyGroupCountError extends CheckpointError {
   }
 }
 
-/** The plan for `partitions` workers over `keyGroups` key groups from the loaded records (any grouping). */
+/**
+ * The plan for workers owning `owned[p]` (each worker's key groups, of `keyGroups`) from the loaded
+ * records (any grouping, any instance's).
+ */
 export function planRestore(
   records: readonly LoadedCheckpoint[],
-  partitions: number,
+  owned: ReadonlyArray<readonly number[]>,
   keyGroups: number,
   where: string,
 ): RestorePlan {
@@ -82,11 +84,12 @@ export function planRestore(
     }
   const workers: WorkerChains[] = [];
   const continues: Array<LoadedCheckpoint | null> = [];
+  const partitions = owned.length;
   for (let p = 0; p < partitions; p++) {
-    const { from, to } = keyGroupRange(p, partitions, keyGroups);
+    const kgs = owned[p]!;
     const byRecord = new Map<LoadedCheckpoint, number[]>();
     const uncovered: number[] = [];
-    for (let kg = from; kg < to; kg++) {
+    for (const kg of kgs) {
       const r = source[kg] ?? null;
       if (r === null) uncovered.push(kg);
       else byRecord.set(r, [...(byRecord.get(r) ?? []), kg]);
@@ -103,9 +106,11 @@ export function planRestore(
     continues.push(
       own !== null &&
         uncovered.length === 0 &&
+        !own[0].foreign &&
         own[0].partition === p &&
         own[0].partitions === partitions &&
-        own[0].kgs?.length === to - from
+        own[1].length === kgs.length &&
+        own[0].kgs?.length === kgs.length
         ? own[0]
         : null,
     );
@@ -118,7 +123,7 @@ export function planRestore(
   const legacyUsed = legacy.length > 0 && source.some((r) => r === null);
   const used = new Set<LoadedCheckpoint>(source.filter((r): r is LoadedCheckpoint => r !== null));
   if (legacyUsed) for (const r of legacy) used.add(r);
-  const coveredSeq = Math.min(...coveredSeqs);
+  const coveredSeq = Math.min(...owned.flatMap((kgs) => kgs.map((kg) => coveredSeqs[kg]!)));
   return {
     workers,
     continues,

@@ -5,6 +5,7 @@ import { clickHouseDatabase } from '../../sinks/clickhouse.js';
 import { insertIdentities } from '../../sinks/customerErasure.js';
 import { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import { LocalCheckpointStore, NatsCheckpointStore } from '../checkpoint/checkpointStore.js';
+import { runInstance } from '../cluster/instance.js';
 import { type Config, loadConfig } from '../config/config.js';
 import { settingName } from '../config/environment.js';
 import { SettingError } from '../config/errors.js';
@@ -18,7 +19,8 @@ import { EngineHealth } from '../runtime/health.js';
 import { hideInLogs, log } from '../runtime/log.js';
 import { Metrics, serveHttp } from '../runtime/metrics.js';
 import { openSinks } from '../runtime/openSinks.js';
-import { runEngine } from '../runtime/runEngine.js';
+import { type RunOptions, runEngine } from '../runtime/runEngine.js';
+import type { EventSource } from '../source/eventSource.js';
 import { jetstreamSource } from '../source/jetstreamSource.js';
 
 /** The bearer token of the HTTP server (`metrics.token` or the file `metrics.tokenFile`), '' for none. */
@@ -52,12 +54,8 @@ export async function runLive(opts: { config?: string }): Promise<void> {
   // created by openSinks (ensureStreams) when missing
   const tombstones = await TombstoneStore.open(nc, { replicas: config.streams.profiles.replicas });
   const metrics = new Metrics();
-  const source = jetstreamSource({
-    nc,
-    durable: config.nats.durable,
-    maxInFlight: config.nats.maxInFlight,
-    ackWaitMs: config.nats.ackWaitMs,
-  });
+  /** The source of the engine running now (several in turn when the instance's key groups change). */
+  let source: EventSource | null = null;
   // Rule files are watched and reloaded on change or SIGHUP, between batches (engine/config/ruleReloader.ts).
   const reloader = new RuleReloader({ files: config.rules });
   const server =
@@ -86,31 +84,40 @@ export async function runLive(opts: { config?: string }): Promise<void> {
   }
   let failedInserts = 0;
   const gauges = setInterval(() => {
-    const stats = source.stats();
-    metrics.lag.set(stats.pending);
-    // here, not only after a batch: acks come with checkpoints, after the last batch of a burst
-    metrics.inFlight.set(stats.inFlight);
+    if (source) {
+      const stats = source.stats();
+      metrics.lag.set(stats.pending);
+      // here, not only after a batch: acks come with checkpoints, after the last batch of a burst
+      metrics.inFlight.set(stats.inFlight);
+    }
     const ch = sinks.clickhouse.stats();
     metrics.clickhouseBufferedRows.set(ch.bufferedRows + ch.blockedRows);
     metrics.clickhouseFailures.inc(ch.failedAttempts - failedInserts);
     failedInserts = ch.failedAttempts;
   }, 1000);
-  const store =
-    config.checkpoint.store === 'nats'
-      ? await NatsCheckpointStore.open(nc, { replicas: config.checkpoint.replicas })
-      : new LocalCheckpointStore(config.state.dir);
+  let draining = false;
   const stop = (signal: string) => {
     log.info({ signal }, 'draining');
+    draining = true;
     health.markDraining();
-    void source.stop();
+    void source?.stop();
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  try {
-    await runEngine({
+  const ready = () => {
+    health.markRecovered();
+    log.info('ready');
+  };
+  /** The engine on `source` until it completes (a drain, or the instance's key groups changed). */
+  const engine = (
+    run: Pick<
+      RunOptions,
+      'source' | 'checkpoints' | 'ownedKeyGroups' | 'onRecovered' | 'identityLog' | 'fence'
+    >,
+  ) =>
+    runEngine({
       config,
       rules,
-      source,
       sinks,
       live: true,
       metrics,
@@ -124,15 +131,43 @@ export async function runLive(opts: { config?: string }): Promise<void> {
           config.clickhouse.cluster,
         ),
       },
-      checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
-      identityLog: await JetStreamIdentityLog.open(nc, { replicas: config.checkpoint.replicas }),
       identityRows: (rows) =>
         insertIdentities(sinks.clickhouseClient, clickHouseDatabase(config.clickhouse.url), rows),
-      onRecovered: () => {
-        health.markRecovered();
-        log.info('ready');
-      },
+      ...run,
     });
+  try {
+    if (config.cluster.deployment !== '') {
+      await runInstance({
+        nc,
+        config,
+        rules,
+        draining: () => draining,
+        onSource: (s) => {
+          source = s;
+          if (draining) void s.stop();
+        },
+        onRecovered: ready,
+        engine,
+      });
+    } else {
+      const single = jetstreamSource({
+        nc,
+        durable: config.nats.durable,
+        maxInFlight: config.nats.maxInFlight,
+        ackWaitMs: config.nats.ackWaitMs,
+      });
+      source = single;
+      const store =
+        config.checkpoint.store === 'nats'
+          ? await NatsCheckpointStore.open(nc, { replicas: config.checkpoint.replicas })
+          : new LocalCheckpointStore(config.state.dir);
+      await engine({
+        source: single,
+        checkpoints: { store, nc, durable: config.nats.durable, maxInFlight: config.nats.maxInFlight },
+        identityLog: await JetStreamIdentityLog.open(nc, { replicas: config.checkpoint.replicas }),
+        onRecovered: ready,
+      });
+    }
   } catch (e) {
     health.markFailed((e as Error)?.message ?? String(e));
     throw e;
@@ -143,5 +178,5 @@ export async function runLive(opts: { config?: string }): Promise<void> {
     await sinks.close();
     await nc.drain();
   }
-  log.info(source.stats(), 'stopped');
+  log.info(source ? (source as EventSource).stats() : {}, 'stopped');
 }

@@ -254,6 +254,32 @@ export const configSchema = Type.Object(
       },
       'Checkpoints.',
     ),
+    cluster: section(
+      {
+        deployment: Type.String({
+          default: '',
+          pattern: '^([A-Za-z0-9_-]{1,32})?$',
+          hint: 'letters, digits, _ and -, at most 32',
+          description:
+            "Several instances share one deployment's key groups under this name (leases in the KV bucket cx_leases_<name>; docs/SCALING.md); '' = a single instance owns them all.",
+        }),
+        instance: Type.String({
+          default: '',
+          pattern: '^([A-Za-z0-9_-]{1,64})?$',
+          hint: 'letters, digits, _ and -, at most 64',
+          description:
+            "This instance's name in the deployment, unique and stable across its restarts; '' = the host name.",
+        }),
+        leaseTtlMs: Type.Integer({
+          minimum: 1000,
+          maximum: 60_000,
+          default: 5000,
+          description:
+            "A key group's lease lasts this long unless renewed: an instance that stops renewing (dead, cut off) loses its key groups after it, and stops processing them before.",
+        }),
+      },
+      'Several engine instances sharing one deployment.',
+    ),
     rules: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
       default: ['config/rules.yaml'],

@@ -163,6 +163,11 @@ export class NatsServer {
     return this.#port;
   }
 
+  /** The end of the server's log (its stderr) since the last (re)start, for error messages. */
+  get log(): string {
+    return this.logTail;
+  }
+
   #port: number;
   private child: ChildProcess | null = null;
   private logTail = '';

@@ -47,6 +47,11 @@ export interface DelivererOptions {
   onOutput?: (output: BatchOutput) => void;
   /** How long a NATS sink may keep failing before the engine gives up. */
   maxOutageMs: number;
+  /**
+   * Throws when this instance may no longer publish for its key groups (it lost their leases,
+   * engine/cluster/leases.ts): checked before every output, and a sink that throws it is not retried.
+   */
+  fence?: () => void;
 }
 
 /** Delivers outputs to the sinks (see the file comment). */
@@ -60,6 +65,7 @@ export class Deliverer {
   async deliver(out: BatchOutput): Promise<void> {
     const { sinks, metrics } = this.options;
     const triggers = sinks.triggers;
+    this.options.fence?.();
     await Promise.all([
       out.triggers.length > 0
         ? this.nats('publishing triggers', (attempt) =>
@@ -128,10 +134,12 @@ export class Deliverer {
     return retrying(what, op, {
       giveUpAfterMs: this.options.maxOutageMs,
       fatal: async (e) =>
-        isJetStreamPublishError(e) &&
-        e.failure === 'no-responders' &&
-        (await sinks.streamMissing?.(e.subject)) === true,
+        (e instanceof Error && e.name === 'FencedError') ||
+        (isJetStreamPublishError(e) &&
+          e.failure === 'no-responders' &&
+          (await sinks.streamMissing?.(e.subject)) === true),
       onRetry: (err, attempt, delayMs) => {
+        this.options.fence?.();
         this.options.metrics?.sinkRetries.inc({ sink: what });
         if (attempt === 1 || attempt % 10 === 0)
           log.warn({ err, attempt, retryInMs: Math.round(delayMs) }, `${what} failed; retrying`);

@@ -21,6 +21,7 @@ import {
   tap,
 } from 'rxjs';
 import { batchWhileBusy, type Work } from '../../operators/batchWhileBusy.js';
+import { keyGroupOfSubject } from '../../operators/keyGroups.js';
 import { countedSelection, type RegionSurge } from '../../operators/regionSurge.js';
 import { routeByPartition } from '../../operators/route.js';
 import type { Trigger } from '../../operators/types.js';
@@ -88,6 +89,8 @@ export interface PipelineOptions {
    * up (a broker outage is ridden through up to this). @default 300000
    */
   maxOutageMs?: number;
+  /** Throws when the instance lost its key groups' leases: nothing more is published (engine/cluster/leases.ts). */
+  fence?: () => void;
   /**
    * Exactly-once mode: acks wait for a checkpoint that covers them (engine/checkpoint/checkpointer.ts);
    * a last checkpoint is taken when the source completes. Without it, delivered events are acked.
@@ -125,6 +128,7 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
     metrics,
     onOutput: options.onOutput,
     maxOutageMs: options.maxOutageMs ?? 300_000,
+    fence: options.fence,
   });
   // Which outputs of each partition's tasks were delivered: a checkpoint waits for all before its cut.
   const delivery = new TaskDelivery(partitions);
@@ -148,8 +152,9 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   const checkpointer = options.checkpoints?.checkpointer;
   const slices$ = source.chunks$.pipe(
     tap((chunk) => checkpointer?.track(chunk.map((e) => e.seq))),
+    ownedOnly(pool, (seqs) => (checkpointer ? checkpointer.delivered(seqs) : source.done(seqs))),
     options.identity ?? identity,
-    routeByPartition<RawEvent>(partitions, pool.keyGroups),
+    routeByPartition<RawEvent>(partitions, pool.keyGroups, pool.ownedKeyGroups),
     share(),
   );
   const sourceDone$ = slices$.pipe(ignoreElements(), endWith(true), share());
@@ -238,6 +243,30 @@ export async function runPipeline(options: PipelineOptions): Promise<void> {
   if (!options.live) await deliverAll(await pool.broadcast({ kind: 'tick', now: null, flush: true }));
   await options.sinks.clickhouse.flush();
   if (checkpointer) await deliverer.lastCheckpoint(checkpointer, options.checkpoints?.onCheckpoint);
+}
+
+/**
+ * An instance that owns only some key groups (several share the deployment, docs/SCALING.md) reads
+ * the whole stream and keeps its key groups' events; the others are done at once (their owner
+ * processes them). The identity of an instance that owns every key group.
+ */
+function ownedOnly(
+  pool: Pick<WorkerPool, 'keyGroups' | 'ownedKeyGroups'>,
+  done: (seqs: number[]) => void,
+): OperatorFunction<RawEvent[], RawEvent[]> {
+  if (pool.ownedKeyGroups.length === pool.keyGroups) return identity;
+  const owns = new Uint8Array(pool.keyGroups);
+  for (const kg of pool.ownedKeyGroups) owns[kg] = 1;
+  return map((chunk) => {
+    const kept: RawEvent[] = [];
+    const others: number[] = [];
+    for (const e of chunk) {
+      if (owns[keyGroupOfSubject(e.subject, pool.keyGroups)] === 1) kept.push(e);
+      else others.push(e.seq);
+    }
+    if (others.length > 0) done(others);
+    return kept;
+  });
 }
 
 /** Feeds a worker's output (each key group in its order) to the aggregates; adds their triggers. */

@@ -44,7 +44,15 @@ export interface RunOptions {
    * Called once the state is recovered from the checkpoints (at once without checkpoints), just
    * before the pipeline starts reading the source: readiness (`/readyz`).
    */
-  onRecovered?: () => void;
+  onRecovered?: (recovery: { coveredSeq: number }) => void;
+  /**
+   * The key groups this instance owns, sorted, when several instances share the deployment
+   * (engine/cluster/instance.ts): its workers split them and the events of others are skipped.
+   * @default every key group
+   */
+  ownedKeyGroups?: readonly number[];
+  /** Throws when the instance lost the leases of its key groups: outputs stop (engine/cluster/leases.ts). */
+  fence?: () => void;
   /** Answer live explain and status requests (`cx.admin.explain`, `cx.admin.status`) on this connection once the state is recovered. */
   admin?: NatsConnection;
   /**
@@ -78,6 +86,11 @@ export interface RunOptions {
     durable: string;
     /** The source's `maxInFlight`: a checkpoint starts early when half of it waits for acks. */
     maxInFlight: number;
+    /**
+     * The source starts where the restored checkpoints end, whatever the consumer acked before (an
+     * instance whose key groups changed): its ack floor is not checked against them.
+     */
+    sourceFollows?: boolean;
   };
 }
 
@@ -89,6 +102,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
   const pool = new WorkerPool({
     partitions: config.engine.partitions,
     keyGroups: config.engine.keyGroups,
+    ownedKeyGroups: options.ownedKeyGroups,
     rules,
     defaultTz: config.engine.defaultTz,
     profileIntervalMs: config.engine.profileIntervalMs,
@@ -153,7 +167,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       );
     const { admin, metrics } = options;
     status = startStatus({ pool, admin, metrics, checkpoints: options.checkpoints, recovered: checkpoints });
-    options.onRecovered?.();
+    options.onRecovered?.({ coveredSeq: checkpoints?.recovery.coveredSeq ?? 0 });
     await runPipeline({
       identity: identity?.stage,
       aggregates,
@@ -170,6 +184,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
       maxOutageMs: config.nats.maxOutageMs,
       metrics: options.metrics,
       backlog: status.backlog,
+      fence: options.fence,
       onOutput: (out) => {
         // the fault tests measure recovery up to this line
         if (first && (out.events.length > 0 || out.rejects.length > 0)) {

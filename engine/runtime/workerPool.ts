@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { IdentityLimits } from '../../operators/identity.js';
-import { DEFAULT_KEY_GROUPS } from '../../operators/keyGroups.js';
+import { allKeyGroups, DEFAULT_KEY_GROUPS, ownedShare } from '../../operators/keyGroups.js';
 import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import { type Tombstone, TombstoneSet } from '../../operators/tombstones.js';
@@ -30,6 +30,11 @@ export interface WorkerPoolOptions {
   partitions: number;
   /** Key groups of the deployment (operators/keyGroups.ts). @default 128 */
   keyGroups?: number;
+  /**
+   * The key groups this instance owns, sorted (several instances share a deployment:
+   * docs/SCALING.md); its workers split them. @default all of them
+   */
+  ownedKeyGroups?: readonly number[];
   rules: RuleSpec[];
   /** @default 'Asia/Shanghai' */
   defaultTz?: string;
@@ -113,6 +118,8 @@ interface LoggedTask {
 export class WorkerPool {
   /** Key groups of the deployment; each worker owns a contiguous range of them. */
   readonly keyGroups: number;
+  /** The key groups this instance owns (all of them unless several instances share the deployment). */
+  readonly ownedKeyGroups: readonly number[];
   private readonly pools: Piscina[];
   /** Per partition: the number of the last task sent. */
   private readonly sent: number[];
@@ -142,6 +149,7 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     const filename = workerFile();
     this.keyGroups = options.keyGroups ?? DEFAULT_KEY_GROUPS;
+    this.ownedKeyGroups = [...(options.ownedKeyGroups ?? allKeyGroups(this.keyGroups))];
     this.tombstones = [...(options.tombstones ?? [])];
     for (const t of this.tombstones) this.forgotten.add(t);
     this.sent = new Array<number>(options.partitions).fill(0);
@@ -156,6 +164,7 @@ export class WorkerPool {
         partition,
         partitions: options.partitions,
         keyGroups: this.keyGroups,
+        owns: ownedShare(this.ownedKeyGroups, partition, options.partitions),
         rules: options.rules,
         defaultTz: options.defaultTz ?? 'Asia/Shanghai',
         profileIntervalMs: options.profileIntervalMs ?? 60_000,
@@ -203,6 +212,11 @@ export class WorkerPool {
 
   get partitions(): number {
     return this.pools.length;
+  }
+
+  /** The key groups a partition's worker owns. */
+  keyGroupsOf(partition: number): number[] {
+    return ownedShare(this.ownedKeyGroups, partition, this.partitions);
   }
 
   /**

@@ -19,6 +19,8 @@ export interface WorkerOptions {
   partitions: number;
   /** Key groups of the deployment. */
   keyGroups: number;
+  /** The key groups this worker owns (its share of its instance's). */
+  owns: number[];
   rules: RuleSpec[];
   /** Customer-local time zone when an event has no `tz`. */
   defaultTz: string;

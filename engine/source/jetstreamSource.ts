@@ -29,6 +29,13 @@ export interface JetStreamSourceOptions {
    */
   durable?: string;
   /**
+   * Where to start, read when the source starts: the consumer is recreated to deliver the events
+   * after this sequence (what the restored checkpoints cover), whatever it acked before. An instance
+   * of a deployment several share uses it: the key groups it owns change, and with them where its
+   * position is (docs/SCALING.md). @default resume at the durable consumer's ack floor
+   */
+  startAfter?: () => number;
+  /**
    * Events per emitted chunk (at most).
    * @default 1000
    */
@@ -95,6 +102,7 @@ class JetStreamSource implements EventSource {
 
   private readonly nc: NatsConnection;
   private readonly durable: string;
+  private readonly startAfter: (() => number) | undefined;
   private readonly chunkSize: number;
   private readonly chunkWaitMs: number;
   private readonly maxInFlight: number;
@@ -147,6 +155,7 @@ class JetStreamSource implements EventSource {
   constructor(opts: JetStreamSourceOptions) {
     this.nc = opts.nc;
     this.durable = opts.durable ?? 'cxstream';
+    this.startAfter = opts.startAfter;
     this.chunkSize = positive('chunkSize', opts.chunkSize ?? 1000);
     this.chunkWaitMs = Math.max(0, opts.chunkWaitMs ?? 5);
     this.maxInFlight = positive('maxInFlight', opts.maxInFlight ?? 20_000);
@@ -225,8 +234,10 @@ class JetStreamSource implements EventSource {
   private async run(): Promise<void> {
     void this.watchConnection();
     this.jsm = await jetstreamManager(this.nc);
-    const info = await this.ensureConsumer();
-    this.ackFloor = info.ack_floor.stream_seq;
+    const startAfter = this.startAfter?.();
+    if (startAfter !== undefined) await this.deleteConsumer();
+    const info = await this.ensureConsumer(startAfter === undefined ? undefined : startAfter + 1);
+    this.ackFloor = Math.max(info.ack_floor.stream_seq, startAfter ?? 0);
     this.seen = this.ackFloor;
     this.pending = info.num_pending;
     this.pendingOf = null;
@@ -323,6 +334,14 @@ class JetStreamSource implements EventSource {
     return jsm.consumers.add(this.stream, config);
   }
 
+  private async deleteConsumer(): Promise<void> {
+    try {
+      await this.jsm!.consumers.delete(this.stream, this.durable);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+
   /** Recreates the consumer at the ack floor, so everything not acked arrives again, in order. */
   private async resync(): Promise<void> {
     await this.closeMessages();
@@ -332,11 +351,7 @@ class JetStreamSource implements EventSource {
       { durable: this.durable, startSeq, seen: this.seen },
       'jetstreamSource: recreating the consumer',
     );
-    try {
-      await this.jsm!.consumers.delete(this.stream, this.durable);
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+    await this.deleteConsumer();
     await this.ensureConsumer(startSeq);
     this.generation++;
     this.latestRedelivery = null;
