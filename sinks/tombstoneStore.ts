@@ -1,6 +1,7 @@
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Tombstone } from '../operators/tombstones.js';
+import { retrying } from './retry.js';
 
 /**
  * The KV bucket of forgotten customers (docs/PRIVACY.md "Forgetting a customer"): key = SHA-256 of
@@ -23,7 +24,12 @@ export class TombstoneStore {
 
   /** Opens the bucket, creating it (history 1, `replicas`) when missing. */
   static async open(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<TombstoneStore> {
-    const kv = await new Kvm(nc).create(TOMBSTONE_BUCKET, { history: 1, replicas: opts.replicas ?? 1 });
+    // instances of a deployment starting together open the replicated bucket at once: slow on a busy cluster
+    const kv = await retrying(
+      'opening the tombstone bucket',
+      () => new Kvm(nc).create(TOMBSTONE_BUCKET, { history: 1, replicas: opts.replicas ?? 1 }),
+      { maxAttempts: 5, delaysMs: [500, 1000, 2000] },
+    );
     return new TombstoneStore(kv);
   }
 

@@ -110,9 +110,7 @@ function obsoleteRecords(records: readonly LoadedCheckpoint[]): LoadedCheckpoint
   const newest = new Map<number, number>();
   for (const r of records)
     for (const kg of r.kgs ?? []) newest.set(kg, Math.max(newest.get(kg) ?? 0, r.coveredSeq));
-  return records.filter(
-    (r) => r.foreign && r.kgs !== undefined && r.kgs.every((kg) => newest.get(kg)! > r.coveredSeq),
-  );
+  return records.filter((r) => r.foreign && r.kgs?.every((kg) => newest.get(kg)! > r.coveredSeq));
 }
 
 /** Coordinates partition checkpoints with the acks of the source (see the file comment). */

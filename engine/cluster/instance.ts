@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { RuleSpec } from '../../operators/rules.js';
+import { retrying } from '../../sinks/retry.js';
 import { type CheckpointStore, NatsCheckpointStore } from '../checkpoint/checkpointStore.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import type { Config } from '../config/config.js';
@@ -116,11 +117,16 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
       });
       options.onSource(source);
       const store = fenced(
-        await NatsCheckpointStore.open(nc, {
-          replicas: config.checkpoint.replicas,
-          // a new scope per run: records an earlier run left for key groups now elsewhere stay readable
-          scope: { deployment, instance: `${leases.instance}.${started.toString(36)}` },
-        }),
+        await retrying(
+          'opening the checkpoint bucket',
+          () =>
+            NatsCheckpointStore.open(nc, {
+              replicas: config.checkpoint.replicas,
+              // a new scope per run: records an earlier run left for key groups now elsewhere stay readable
+              scope: { deployment, instance: `${leases.instance}.${started.toString(36)}` },
+            }),
+          { maxAttempts: 5, delaysMs: [500, 1000, 2000] },
+        ),
         leases,
       );
       let why: 'members' | 'fenced' | null = null;

@@ -16,9 +16,11 @@
  * and de-duplicated by id makes a late duplicate harmless as well).
  */
 import { hostname } from 'node:os';
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { keyGroupRange } from '../../operators/keyGroups.js';
+import { retrying } from '../../sinks/retry.js';
 import { log } from '../runtime/log.js';
 
 /** What the instances of one deployment must share. */
@@ -91,6 +93,7 @@ export class Leases {
 
   private constructor(
     private readonly kv: KV,
+    private readonly jsm: JetStreamManager,
     private readonly options: LeasesOptions & { instance: string },
     readonly member: Member,
   ) {
@@ -108,14 +111,29 @@ export class Leases {
       hostname()
         .replace(/[^A-Za-z0-9_-]/g, '-')
         .slice(0, 64);
-    const kv = await new Kvm(nc).create(leaseBucket(options.deployment), {
-      history: 1,
-      ttl: options.ttlMs,
-      replicas: options.replicas ?? 1,
-    });
+    // several instances starting together create the replicated bucket at once: slow on a busy cluster
+    const kv = await retrying(
+      'opening the lease bucket',
+      () =>
+        new Kvm(nc).create(leaseBucket(options.deployment), {
+          history: 1,
+          ttl: options.ttlMs,
+          replicas: options.replicas ?? 1,
+        }),
+      {
+        maxAttempts: 5,
+        delaysMs: [500, 1000, 2000],
+        onRetry: (err) => log.warn({ err }, 'opening the lease bucket failed; trying again'),
+      },
+    );
     const member: Member = { instance, host: hostname(), pid: process.pid, startedAt: Date.now() };
-    const leases = new Leases(kv, { ...options, instance }, member);
-    await leases.checkTerms();
+    const leases = new Leases(kv, await jetstreamManager(nc), { ...options, instance }, member);
+    // a bucket just created answers once its replicas elected a leader
+    await retrying('reading the deployment terms', () => leases.checkTerms(), {
+      maxAttempts: 5,
+      delaysMs: [500, 1000, 2000],
+      fatal: (e) => e instanceof DeploymentError,
+    });
     const deadline = Date.now() + options.ttlMs * 2;
     for (;;) {
       try {
@@ -161,10 +179,25 @@ export class Leases {
     }
   }
 
-  /** The live instances, sorted by name. */
+  /**
+   * The keys under `prefix` that hold a value now: one stream info request listing the bucket's
+   * subjects (`kv.keys()` would create a consumer each time: a replicated one in a cluster).
+   */
+  private async keys(prefix: string): Promise<string[]> {
+    const bucket = leaseBucket(this.options.deployment);
+    const info = await this.jsm.streams.info(`KV_${bucket}`, { subjects_filter: `$KV.${bucket}.${prefix}>` });
+    const at = `$KV.${bucket}.`.length;
+    return Object.keys(info.state.subjects ?? {}).map((s) => s.slice(at));
+  }
+
+  /** The live instances, sorted by name (a deleted entry's marker counts until it expires: read it). */
   async members(): Promise<string[]> {
     const out: string[] = [];
-    for await (const key of await this.kv.keys('member.*')) out.push(key.slice('member.'.length));
+    for (const key of await this.keys('member.')) {
+      const name = key.slice('member.'.length);
+      if (name === this.instance) out.push(name);
+      else if ((await this.kv.get(key))?.operation === 'PUT') out.push(name);
+    }
     return out.sort();
   }
 
@@ -181,7 +214,7 @@ export class Leases {
   /** Which instance holds each key group's lease now (absent: nobody). */
   async owners(): Promise<Map<number, string>> {
     const out = new Map<number, string>();
-    for await (const key of await this.kv.keys('kg.*')) {
+    for (const key of await this.keys('kg.')) {
       const e = await this.kv.get(key);
       if (e?.operation === 'PUT') out.set(Number(key.slice(3)), e.string());
     }
@@ -204,7 +237,22 @@ export class Leases {
    * One step towards holding exactly `wanted`: gives up the leases not wanted, tries to create the
    * wanted ones not held. Resolves with whether every wanted lease is held now.
    */
-  async claim(wanted: readonly number[]): Promise<boolean> {
+  claim(wanted: readonly number[]): Promise<boolean> {
+    return this.serial(() => this.claimNow(wanted));
+  }
+
+  /**
+   * Runs the KV writes of renewals and claims one at a time: a renewal must not write a lease a
+   * claim is giving up (its old revision would read as "taken by another").
+   */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.writes.then(fn);
+    this.writes = next.catch(() => {});
+    return next;
+  }
+  private writes: Promise<unknown> = Promise.resolve();
+
+  private async claimNow(wanted: readonly number[]): Promise<boolean> {
     const want = new Set(wanted);
     for (const [kg, revision] of [...this.held]) {
       if (want.has(kg)) continue;
@@ -242,7 +290,17 @@ export class Leases {
   }
 
   /** Renews the member entry and every held lease; a lease someone else took is lost for good. */
-  private async renew(): Promise<void> {
+  private renew(): Promise<void> {
+    // one at a time: a renewal stuck in a NATS outage is not queued behind by more
+    if (this.renewPending) return Promise.resolve();
+    this.renewPending = true;
+    return this.serial(() => this.renewNow()).finally(() => {
+      this.renewPending = false;
+    });
+  }
+  private renewPending = false;
+
+  private async renewNow(): Promise<void> {
     const started = Date.now();
     try {
       this.memberRevision = await this.kv.update(
@@ -269,7 +327,11 @@ export class Leases {
    * After a lost lease: forgets what was held and registers the member again, so the instance can
    * claim its share anew.
    */
-  async rejoin(): Promise<void> {
+  rejoin(): Promise<void> {
+    return this.serial(() => this.rejoinNow());
+  }
+
+  private async rejoinNow(): Promise<void> {
     this.held.clear();
     for (;;) {
       try {

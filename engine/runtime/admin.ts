@@ -12,6 +12,20 @@ import { log } from './log.js';
 /** A request that cannot be answered as sent (the reply says what a request looks like). */
 export class BadRequest extends Error {}
 
+/**
+ * Whether a request about one customer is this instance's to answer: it owns the customer's key
+ * group (`owns`), or the request is malformed (any instance says so).
+ */
+export function ownsRequest(owns: (customer: string) => boolean, subject: string): (body: string) => boolean {
+  return (body) => {
+    try {
+      return owns(customerOfRequest(body, subject));
+    } catch {
+      return true;
+    }
+  };
+}
+
 /** The customer of a request body to `subject`, or a {@link BadRequest} saying what a request looks like. */
 export function customerOfRequest(body: string, subject: string): string {
   const shape = `send JSON {"customer": "<id>"} to ${subject}`;
@@ -36,13 +50,15 @@ export interface AdminServer {
 /**
  * Subscribes to `subject` and answers each request with the JSON of what `answer` returns for its
  * body; a thrown error is answered `{"status": "error", "message"}` (logged unless it is a
- * {@link BadRequest}). `what` names the feature in the log.
+ * {@link BadRequest}). `what` names the feature in the log. A request `forUs` declines is left to
+ * another instance of the deployment (the one that owns the customer): no answer from this one.
  */
 export function answerRequests(
   nc: NatsConnection,
   subject: string,
   what: string,
   answer: (body: string) => Promise<unknown>,
+  forUs: (body: string) => boolean = () => true,
 ): AdminServer {
   const answering = new Set<Promise<void>>();
   const sub = nc.subscribe(subject, {
@@ -51,6 +67,7 @@ export function answerRequests(
         log.warn({ err }, `${subject}: the subscription failed; ${what} is off`);
         return;
       }
+      if (!forUs(msg.string())) return;
       const done = answer(msg.string())
         .catch((e: unknown) => {
           const message = (e as Error)?.message ?? String(e);

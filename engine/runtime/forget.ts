@@ -16,7 +16,14 @@ import type { TombstoneStore } from '../../sinks/tombstoneStore.js';
 import type { Config } from '../config/config.js';
 import { IDENTITY_STREAM } from '../identity/identityLog.js';
 import { natsNames } from '../nats/streams.js';
-import { type AdminServer, adminRequest, answerRequests, BadRequest, customerOfRequest } from './admin.js';
+import {
+  type AdminServer,
+  adminRequest,
+  answerRequests,
+  BadRequest,
+  customerOfRequest,
+  ownsRequest,
+} from './admin.js';
 import { log } from './log.js';
 import type { BatchOutput, ControlRequest } from './workerProtocol.js';
 
@@ -85,6 +92,8 @@ export interface ForgetStores {
   keysOf?: (customer: string) => string[];
   /** Drops forgotten keys from the running engine's identity graph (after their decisions are purged). */
   forgetIdentities?: (keys: string[]) => void;
+  /** Whether this instance owns the customer (absent: it owns every customer); others' requests are left to their owner. */
+  owns?: (customer: string) => boolean;
   /** Stores a full checkpoint of every partition now (absent: the run keeps no checkpoints). */
   fullCheckpoint?: () => Promise<unknown>;
   clickhouse: {
@@ -113,13 +122,19 @@ export function clickhouseErasure(
  */
 export function serveForget(stores: ForgetStores): AdminServer {
   let queue: Promise<unknown> = Promise.resolve();
-  return answerRequests(stores.nc, FORGET_SUBJECT, 'forget', (body) => {
-    const next = queue.then(() =>
-      forgetPerson(stores, subjectToken(customerOfRequest(body, FORGET_SUBJECT))),
-    );
-    queue = next.catch(() => {});
-    return next;
-  });
+  return answerRequests(
+    stores.nc,
+    FORGET_SUBJECT,
+    'forget',
+    (body) => {
+      const next = queue.then(() =>
+        forgetPerson(stores, subjectToken(customerOfRequest(body, FORGET_SUBJECT))),
+      );
+      queue = next.catch(() => {});
+      return next;
+    },
+    ownsRequest(stores.owns ?? (() => true), FORGET_SUBJECT),
+  );
 }
 
 /** A step failed: the reply says which, and whether the tombstone is stored. */

@@ -8,9 +8,8 @@
  * `{"status": "error", "message"}`.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ownerOfCustomer } from '../../operators/keyGroups.js';
 import type { Config } from '../config/config.js';
-import { type AdminServer, adminRequest, answerRequests, customerOfRequest } from './admin.js';
+import { type AdminServer, adminRequest, answerRequests, customerOfRequest, ownsRequest } from './admin.js';
 import type { CustomerView } from './customerView.js';
 import type { WorkerPool } from './workerPool.js';
 
@@ -33,24 +32,30 @@ export type ExplainServer = AdminServer;
  */
 export function serveExplain(
   nc: NatsConnection,
-  pool: Pick<WorkerPool, 'explain' | 'partitions' | 'keyGroups'>,
+  pool: Pick<WorkerPool, 'explain' | 'partitionOf'>,
 ): ExplainServer {
-  return answerRequests(nc, EXPLAIN_SUBJECT, 'live explain', async (body): Promise<ExplainReply> => {
-    const customer = customerOfRequest(body, EXPLAIN_SUBJECT);
-    const partition = ownerOfCustomer(customer, pool.keyGroups, pool.partitions);
-    const view = await pool.explain(partition, customer);
-    return view === null
-      ? {
-          status: 'not-found',
-          customer,
-          partition,
-          message:
-            `customer ${JSON.stringify(customer)} is not in the engine's state: partition ${partition} ` +
-            'holds no event of theirs (ids are exact: case and spaces count; a customer whose events were ' +
-            'all dead-lettered has no state)',
-        }
-      : { status: 'ok', view };
-  });
+  return answerRequests(
+    nc,
+    EXPLAIN_SUBJECT,
+    'live explain',
+    async (body): Promise<ExplainReply> => {
+      const customer = customerOfRequest(body, EXPLAIN_SUBJECT);
+      const partition = pool.partitionOf(customer);
+      const view = await pool.explain(partition, customer);
+      return view === null
+        ? {
+            status: 'not-found',
+            customer,
+            partition,
+            message:
+              `customer ${JSON.stringify(customer)} is not in the engine's state: partition ${partition} ` +
+              'holds no event of theirs (ids are exact: case and spaces count; a customer whose events were ' +
+              'all dead-lettered has no state)',
+          }
+        : { status: 'ok', view };
+    },
+    ownsRequest((customer) => pool.partitionOf(customer) >= 0, EXPLAIN_SUBJECT),
+  );
 }
 
 /** The engine could not answer a live explain request (exit code 1). */

@@ -156,6 +156,7 @@ export async function runEngine(options: RunOptions): Promise<void> {
         serveForget({
           nc: options.admin,
           tombstones: options.forget.tombstones,
+          owns: (customer) => pool.partitionOf(customer) >= 0,
           control: (request) => forgets.run(request),
           ...(identity && {
             keysOf: identity.keysOf,

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { IdentityLimits } from '../../operators/identity.js';
-import { allKeyGroups, DEFAULT_KEY_GROUPS, ownedShare } from '../../operators/keyGroups.js';
+import { allKeyGroups, DEFAULT_KEY_GROUPS, keyGroupOf, ownedShare } from '../../operators/keyGroups.js';
 import type { PrivacyOptions } from '../../operators/privacy.js';
 import type { RuleSpec } from '../../operators/rules.js';
 import { type Tombstone, TombstoneSet } from '../../operators/tombstones.js';
@@ -213,6 +213,19 @@ export class WorkerPool {
   get partitions(): number {
     return this.pools.length;
   }
+
+  /**
+   * The worker holding a customer, or -1 when another instance of the deployment owns its key group.
+   */
+  partitionOf(customer: string): number {
+    if (this.workerOfKeyGroup === null) {
+      this.workerOfKeyGroup = new Int32Array(this.keyGroups).fill(-1);
+      for (let p = 0; p < this.partitions; p++)
+        for (const kg of this.keyGroupsOf(p)) this.workerOfKeyGroup[kg] = p;
+    }
+    return this.workerOfKeyGroup[keyGroupOf(customer, this.keyGroups)]!;
+  }
+  private workerOfKeyGroup: Int32Array | null = null;
 
   /** The key groups a partition's worker owns. */
   keyGroupsOf(partition: number): number[] {

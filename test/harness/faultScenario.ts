@@ -272,7 +272,7 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
 }
 
 /** Publishes the events in order, `step` at a time, retrying through outages (the event id dedupes). */
-async function publish(nc: NatsConnection, events: readonly CxEvent[], step: number, pauseMs: number) {
+export async function publish(nc: NatsConnection, events: readonly CxEvent[], step: number, pauseMs: number) {
   const js = jetstream(nc, { timeout: 2000 });
   // Like an upstream system that resumes as soon as the broker is back: a publish lost at a restart
   // fails at once and waits for the connection, instead of resuming only at its timeout while the

@@ -8,7 +8,7 @@ import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManage
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findNatsServer } from '../../engine/nats/natsServer.js';
+import { check } from '../harness/check.js';
 import { reconnecting } from '../harness/nats.js';
 import { NatsCluster } from '../harness/natsCluster.js';
 
@@ -48,7 +48,7 @@ async function localMessages(monitorUrl: string): Promise<number | undefined> {
     .messages;
 }
 
-describe.skipIf(!findNatsServer())('3-node nats-server cluster with JetStream', () => {
+describe('3-node nats-server cluster with JetStream', () => {
   let cluster: NatsCluster | undefined;
   let nc: NatsConnection | undefined;
   let only: NatsConnection | undefined;
@@ -108,10 +108,13 @@ describe.skipIf(!findNatsServer())('3-node nats-server cluster with JetStream', 
       }),
     );
 
-    // through the whole cluster
-    const info = await jsm.streams.info(STREAM);
+    // through the whole cluster, once the restarted node's replica caught up (restart() waits for
+    // the node, not for each of its replicas)
+    const info = await check(async () => {
+      const i = await jsm.streams.info(STREAM);
+      return i.cluster?.replicas?.every((r) => r.current) ? i : undefined;
+    }, 15_000);
     expect(info.state.messages).toBe(200);
-    expect(info.cluster?.replicas?.every((r) => r.current)).toBe(true);
     expect((await kv.get('during'))?.string()).toBe('written while a node was down');
 
     // through the restarted node alone
