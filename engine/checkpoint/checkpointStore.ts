@@ -432,8 +432,44 @@ export class NatsCheckpointStore implements CheckpointStore {
   }
 
   private async read(name: string): Promise<CheckpointRecord | null> {
-    const bytes = await this.store.getBlob(name);
+    const bytes = await this.readObject(name);
     return bytes === null ? null : decodeCheckpoint(bytes, `${this.location}/${name}`);
+  }
+
+  /**
+   * An object's bytes, or null when it does not exist. An object replaced while it is read (another
+   * instance's next checkpoint) loses its chunks, and the client would wait for them forever: a read
+   * that stalls is cancelled and started over, on the new object.
+   */
+  private async readObject(name: string): Promise<Uint8Array | null> {
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.store.get(name);
+      if (result === null) return null;
+      const reader = result.data.getReader();
+      let stalled = false;
+      const timer = setTimeout(() => {
+        stalled = true;
+        void reader.cancel('stalled');
+      }, OBJECT_READ_STALL_MS);
+      const chunks: Uint8Array[] = [];
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          chunks.push(value);
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      const failed = stalled ? 'stalled' : await result.error;
+      if (!failed) return Buffer.concat(chunks);
+      if (attempt >= 5)
+        throw new CheckpointError(
+          `cannot read checkpoint ${this.location}/${name}: ${String(failed)}`,
+          `${this.location}/${name}`,
+        );
+      log.warn({ object: name, attempt, problem: String(failed) }, 'reading a checkpoint object again');
+    }
   }
 
   private async deltaNumbers(partition: number): Promise<number[]> {
@@ -448,6 +484,9 @@ export class NatsCheckpointStore implements CheckpointStore {
     return (await this.store.list()).filter((i) => !i.deleted).map((i) => i.name);
   }
 }
+
+/** A checkpoint object whose chunks stop arriving this long is read again (it was replaced meanwhile). */
+const OBJECT_READ_STALL_MS = 5000;
 
 /** Object of a partition's full record (`delta` 0) or of its `delta`-th delta, after the scope's prefix. */
 function objectName(prefix: string, partition: number, delta: number): string {

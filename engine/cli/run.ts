@@ -112,7 +112,7 @@ export async function runLive(opts: { config?: string }): Promise<void> {
   const engine = (
     run: Pick<
       RunOptions,
-      'source' | 'checkpoints' | 'ownedKeyGroups' | 'onRecovered' | 'identityLog' | 'fence'
+      'source' | 'checkpoints' | 'ownedKeyGroups' | 'onRecovered' | 'identityLog' | 'fence' | 'deployment'
     >,
   ) =>
     runEngine({

@@ -4,7 +4,12 @@
  * tables (or JSON with `--json`). How to read it: docs/OPERATIONS.md "Status".
  */
 import { loadConfig } from '../config/config.js';
-import { type EngineStatus, requestStatus } from '../runtime/liveStatus.js';
+import {
+  type EngineStatus,
+  keyGroupRanges,
+  requestDeploymentStatus,
+  requestStatus,
+} from '../runtime/liveStatus.js';
 
 export interface StatusOptions {
   config?: string;
@@ -15,32 +20,77 @@ export interface StatusOptions {
   out?: { write(text: string): unknown };
 }
 
-/** Asks the engine and prints its status; exit 1 (an error) when no engine answers in time. */
-export async function runStatus(options: StatusOptions): Promise<EngineStatus> {
+/**
+ * Asks the engine and prints its status; exit 1 (an error) when no engine answers in time. With
+ * `cluster.deployment` set, every instance of the deployment answers: the deployment first (which
+ * instance owns which key groups), then each instance.
+ */
+export async function runStatus(options: StatusOptions): Promise<EngineStatus | EngineStatus[]> {
   const config = loadConfig(options.config);
-  const status = await requestStatus(config, options.timeoutMs ?? 10_000);
   const out = options.out ?? process.stdout;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  if (config.cluster.deployment !== '') {
+    const all = await requestDeploymentStatus(config, timeoutMs);
+    out.write(
+      options.json
+        ? `${JSON.stringify({ deployment: config.cluster.deployment, instances: all }, null, 2)}\n`
+        : formatDeployment(config.cluster.deployment, all, Date.now()),
+    );
+    return all;
+  }
+  const status = await requestStatus(config, timeoutMs);
   out.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, Date.now()));
   return status;
 }
 
+/** The instances of a deployment: who owns which key groups, lag and checkpoint each; then each instance in full. */
+export function formatDeployment(name: string, all: readonly EngineStatus[], now: number): string {
+  const problems = keyGroupProblems(all);
+  const lines = [
+    `deployment ${name}: ${all.length} instance${all.length === 1 ? '' : 's'}, ${all[0]?.keyGroups ?? 0} key groups, ` +
+      (problems.length === 0 ? 'each owned once' : `PROBLEMS: ${problems.join('; ')}`),
+    '',
+    ...table(
+      ['instance', 'host', 'pid', 'key groups', 'customers', 'lag', 'last checkpoint'],
+      all.map((s) => [
+        s.instance.deployment?.instance ?? '?',
+        s.instance.host,
+        String(s.instance.pid),
+        keyGroupRanges(s.workers.flatMap((w) => w.keyGroups.map((g) => g.kg)).sort((a, b) => a - b)),
+        String(s.workers.reduce((n, w) => n + w.customers, 0)),
+        s.stream ? `${s.stream.pending} + ${s.stream.unacked} unacked` : '-',
+        s.checkpoint?.last ? `${ago(now, s.checkpoint.last.at)}, seq ≤ ${s.checkpoint.last.coveredSeq}` : '-',
+      ]),
+      [1, 3],
+    ),
+  ];
+  for (const s of all)
+    lines.push('', `=== ${s.instance.deployment?.instance ?? '?'}`, formatStatus(s, now).trimEnd());
+  return `${lines.join('\n')}\n`;
+}
+
 /**
  * What is wrong with the workers' key groups: each of 0..keyGroups−1 must be owned by exactly one
- * worker. Empty when all is well (always, unless the engine is broken).
+ * worker of the instances given (one instance, or every instance of a deployment). Empty when all is
+ * well (always, unless the engine is broken, or a deployment is rebalancing).
  */
-export function keyGroupProblems(status: EngineStatus): string[] {
-  const owners = new Map<number, number[]>();
-  for (const w of status.workers)
-    for (const g of w.keyGroups) owners.set(g.kg, [...(owners.get(g.kg) ?? []), w.partition]);
+export function keyGroupProblems(status: EngineStatus | readonly EngineStatus[]): string[] {
+  const all = Array.isArray(status) ? status : [status as EngineStatus];
+  const keyGroups = all[0]?.keyGroups ?? 0;
+  const owners = new Map<number, string[]>();
+  for (const s of all) {
+    const at = all.length > 1 ? `${s.instance.deployment?.instance ?? s.instance.pid}/` : '';
+    for (const w of s.workers)
+      for (const g of w.keyGroups) owners.set(g.kg, [...(owners.get(g.kg) ?? []), `${at}${w.partition}`]);
+  }
   const problems: string[] = [];
-  for (let kg = 0; kg < status.keyGroups; kg++) {
+  for (let kg = 0; kg < keyGroups; kg++) {
     const by = owners.get(kg) ?? [];
     if (by.length === 0) problems.push(`key group ${kg} is owned by no worker`);
     else if (by.length > 1) problems.push(`key group ${kg} is owned by workers ${by.join(', ')}`);
   }
   for (const kg of owners.keys())
-    if (kg < 0 || kg >= status.keyGroups)
-      problems.push(`key group ${kg} is out of range 0..${status.keyGroups - 1}`);
+    if (kg < 0 || kg >= keyGroups) problems.push(`key group ${kg} is out of range 0..${keyGroups - 1}`);
   return problems;
 }
 
@@ -51,9 +101,14 @@ export function formatStatus(s: EngineStatus, now: number): string {
     `cxstream ${i.version} on ${i.host}, pid ${i.pid}: started ${time(i.startedAt)} (${ago(now, i.startedAt)}), ` +
       `state recovered ${time(i.recoveredAt)}, NATS ${i.nats}`,
   ];
-  const problems = keyGroupProblems(s);
+  const owned = s.workers.reduce((n, w) => n + w.keyGroups.length, 0);
+  // an instance of a deployment owns its share; the deployment's view checks the whole
+  const problems = s.instance.deployment ? [] : keyGroupProblems(s);
   lines.push(
-    `key groups: ${s.keyGroups} over ${s.partitions} worker${s.partitions === 1 ? '' : 's'}, ` +
+    (s.instance.deployment
+      ? `key groups: ${owned} of ${s.keyGroups} (instance ${s.instance.deployment.instance} of deployment ${s.instance.deployment.name}) over `
+      : `key groups: ${s.keyGroups} over `) +
+      `${s.partitions} worker${s.partitions === 1 ? '' : 's'}, ` +
       (problems.length === 0 ? 'each owned once' : `PROBLEMS: ${problems.join('; ')}`),
   );
   if (s.stream) {

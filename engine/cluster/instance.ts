@@ -42,10 +42,13 @@ export interface InstanceOptions {
   engine: (
     run: Pick<
       RunOptions,
-      'source' | 'checkpoints' | 'ownedKeyGroups' | 'onRecovered' | 'identityLog' | 'fence'
+      'source' | 'checkpoints' | 'ownedKeyGroups' | 'onRecovered' | 'identityLog' | 'fence' | 'deployment'
     >,
   ) => Promise<void>;
 }
+
+/** Longest a run may take to restore its key groups before the process gives up (and is restarted). */
+const RECOVERY_LIMIT_MS = 120_000;
 
 /** How often the instance compares the members' assignment with what it runs. */
 const WATCH_MS = 500;
@@ -108,6 +111,24 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
       if (owned === null) break;
       const started = Date.now();
       let coveredSeq = 0;
+      let recovered = false;
+      // A recovery that hangs (a NATS request that never settles) would hold the leases, renewed, and
+      // keep the key groups from everyone: the process exits and its supervisor starts it again. A
+      // drain during recovery exits as well: this run has produced nothing yet.
+      const stuck = setInterval(() => {
+        if (recovered) return;
+        const ms = Date.now() - started;
+        if (options.draining() || ms > RECOVERY_LIMIT_MS) {
+          log.error(
+            { ms, draining: options.draining() },
+            'recovery of the key groups did not finish: exiting',
+          );
+          const code = options.draining() ? 0 : 1;
+          void Promise.race([leases.leave(), new Promise((r) => setTimeout(r, 3000))]).finally(() =>
+            process.exit(code),
+          );
+        }
+      }, 1000);
       const source = jetstreamSource({
         nc,
         durable,
@@ -156,10 +177,12 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
         await options.engine({
           source,
           ownedKeyGroups: owned,
+          deployment: { name: deployment, instance: leases.instance },
           fence: () => leases.check(),
           checkpoints: { store, nc, durable, maxInFlight: config.nats.maxInFlight, sourceFollows: true },
           identityLog: new MemoryIdentityLog(),
           onRecovered: (recovery) => {
+            recovered = true;
             coveredSeq = recovery.coveredSeq;
             log.info(
               {
@@ -181,6 +204,7 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
         await source.stop(0).catch(() => {});
       } finally {
         clearInterval(watch);
+        clearInterval(stuck);
       }
       if (why === 'fenced') await leases.rejoin();
     }

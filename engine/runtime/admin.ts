@@ -121,6 +121,44 @@ export async function adminRequest<Reply>(
   }
 }
 
+/**
+ * Sends `body` to `subject` and collects every answer until none came for `stallMs` (the instances
+ * of a shared deployment each answer for themselves), or throws like {@link adminRequest} when none
+ * answers in `timeoutMs`.
+ */
+export async function adminRequestAll<Reply>(
+  config: Readonly<Config>,
+  subject: string,
+  body: string,
+  timeoutMs: number,
+  stallMs = 1000,
+): Promise<Reply[]> {
+  const nc = await connectNats(config);
+  const texts: string[] = [];
+  try {
+    const replies = await nc.requestMany(subject, body, {
+      strategy: 'stall',
+      stall: stallMs,
+      maxWait: timeoutMs,
+    });
+    for await (const m of replies) texts.push(m.string());
+    if (texts.length === 0) throw new Error('timeout');
+  } catch (e) {
+    throw new AdminRequestError(adminRequestFailure(subject, e, nc.getServer(), timeoutMs), { cause: e });
+  } finally {
+    await nc.close();
+  }
+  return texts.map((text) => {
+    try {
+      return JSON.parse(text) as Reply;
+    } catch {
+      throw new AdminRequestError(
+        `an answer on ${subject} is not JSON (${text.slice(0, 80)}): is something else than cxstream answering there?`,
+      );
+    }
+  });
+}
+
 /** Why a request on `subject` got no answer, in words. */
 function adminRequestFailure(subject: string, e: unknown, server: string, timeoutMs: number): string {
   const err = e as Error & { isNoResponders?: () => boolean; cause?: unknown };

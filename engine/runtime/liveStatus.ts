@@ -16,7 +16,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Checkpointer, RecoveryInfo } from '../checkpoint/checkpointer.js';
 import { type Config, cxstreamVersion } from '../config/config.js';
 import { natsNames } from '../nats/streams.js';
-import { AdminRequestError, type AdminServer, adminRequest, answerRequests } from './admin.js';
+import {
+  AdminRequestError,
+  type AdminServer,
+  adminRequest,
+  adminRequestAll,
+  answerRequests,
+} from './admin.js';
 import { log } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { WorkerPool } from './workerPool.js';
@@ -120,6 +126,8 @@ export interface EngineStatus {
     recoveredAt: number;
     /** The NATS server the engine is connected to (the answer came over it). */
     nats: string;
+    /** The deployment this instance shares with others, and its name there (docs/SCALING.md); absent: it runs alone. */
+    deployment?: { name: string; instance: string };
   };
   keyGroups: number;
   partitions: number;
@@ -206,6 +214,8 @@ export interface StatusSources {
   stream?: () => Promise<StreamStatus>;
   /** Events routed to each worker and applied by it (absent: not counted). */
   backlog?: WorkerBacklog;
+  /** The deployment this instance shares (absent: it runs alone). */
+  deployment?: { name: string; instance: string };
   /** The checkpointer and where it stores (absent: no checkpoints). */
   checkpoints?: {
     checkpointer: Pick<Checkpointer, 'lastCheckpoint' | 'chainStatus'>;
@@ -235,6 +245,7 @@ async function engineStatus(
       startedAt: Math.round(performance.timeOrigin),
       recoveredAt,
       nats: nc.getServer(),
+      ...(sources.deployment && { deployment: sources.deployment }),
     },
     keyGroups: pool.keyGroups,
     partitions: pool.partitions,
@@ -357,6 +368,7 @@ export function startStatus(options: {
   metrics?: Metrics;
   checkpoints?: { nc: NatsConnection | null; durable: string; store: { location: string } };
   recovered?: { checkpointer: Pick<Checkpointer, 'lastCheckpoint' | 'chainStatus'>; recovery: RecoveryInfo };
+  deployment?: { name: string; instance: string };
 }): StatusService {
   const { pool, checkpoints, recovered } = options;
   const backlog = new WorkerBacklog(pool.partitions);
@@ -364,6 +376,7 @@ export function startStatus(options: {
     ? serveStatus(options.admin, {
         pool,
         backlog,
+        deployment: options.deployment,
         stream: checkpoints?.nc ? streamReader(checkpoints.nc, checkpoints.durable) : undefined,
         checkpoints:
           checkpoints && recovered ? { ...recovered, store: checkpoints.store.location } : undefined,
@@ -384,4 +397,27 @@ export async function requestStatus(config: Readonly<Config>, timeoutMs: number)
   const reply = await adminRequest<StatusReply>(config, STATUS_SUBJECT, '', timeoutMs);
   if (reply.status === 'ok') return reply.engine;
   throw new AdminRequestError(`the engine could not tell its status: ${reply.message}`);
+}
+
+/**
+ * Asks every instance of the configured deployment (`cluster.deployment`) for its status, sorted by
+ * instance name; instances of other deployments on the same NATS are left out.
+ */
+export async function requestDeploymentStatus(
+  config: Readonly<Config>,
+  timeoutMs: number,
+): Promise<EngineStatus[]> {
+  const replies = await adminRequestAll<StatusReply>(config, STATUS_SUBJECT, '', timeoutMs);
+  const failed = replies.find((r) => r.status !== 'ok');
+  if (failed && failed.status === 'error')
+    throw new AdminRequestError(`an instance could not tell its status: ${failed.message}`);
+  const name = config.cluster.deployment;
+  const mine = replies
+    .map((r) => (r as { engine: EngineStatus }).engine)
+    .filter((e) => e.instance.deployment?.name === name);
+  if (mine.length === 0)
+    throw new AdminRequestError(
+      `no instance of deployment "${name}" answered on ${STATUS_SUBJECT} (${replies.length} other engine${replies.length === 1 ? '' : 's'} did)`,
+    );
+  return mine.sort((a, b) => a.instance.deployment!.instance.localeCompare(b.instance.deployment!.instance));
 }

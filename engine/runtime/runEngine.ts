@@ -51,6 +51,8 @@ export interface RunOptions {
    * @default every key group
    */
   ownedKeyGroups?: readonly number[];
+  /** The deployment this instance shares with others, and its name there (`cxstream status`). */
+  deployment?: { name: string; instance: string };
   /** Throws when the instance lost the leases of its key groups: outputs stop (engine/cluster/leases.ts). */
   fence?: () => void;
   /** Answer live explain and status requests (`cx.admin.explain`, `cx.admin.status`) on this connection once the state is recovered. */
@@ -167,7 +169,14 @@ export async function runEngine(options: RunOptions): Promise<void> {
         }),
       );
     const { admin, metrics } = options;
-    status = startStatus({ pool, admin, metrics, checkpoints: options.checkpoints, recovered: checkpoints });
+    status = startStatus({
+      pool,
+      admin,
+      metrics,
+      checkpoints: options.checkpoints,
+      recovered: checkpoints,
+      deployment: options.deployment,
+    });
     options.onRecovered?.({ coveredSeq: checkpoints?.recovery.coveredSeq ?? 0 });
     await runPipeline({
       identity: identity?.stage,

@@ -30,6 +30,7 @@ describe('a shared deployment on a 3-node NATS cluster under faults', () => {
   let reference: ScenarioResult;
   let faulty: ClusterResult;
   const failover: Record<string, number> = {};
+  let status = '';
 
   beforeAll(async () => {
     reference = await runScenario({ events, publishStep: 1000, publishPauseMs: 0, env: SHARED_ENV });
@@ -42,6 +43,8 @@ describe('a shared deployment on a 3-node NATS cluster under faults', () => {
         failover.instanceKilledMs = await ctx.killInstance('i2');
         await ctx.sleep(1000);
         failover.instanceJoinedMs = await ctx.startInstance('i4');
+        const run = await ctx.status();
+        status = `exit ${run.code}\n${run.stdout}${run.stderr}`;
         await ctx.sleep(1000);
         failover.nodeRestartedMs = await ctx.restartNode(1, 1000);
       },
@@ -78,6 +81,17 @@ describe('a shared deployment on a 3-node NATS cluster under faults', () => {
     expect(reference.triggerIds.length).toBeGreaterThan(100);
     expectExactlyOnce(report);
     expect(bodies).toEqual([]);
+  });
+
+  it('`cxstream status` shows the instances of the deployment and the key groups each owns', () => {
+    const [head, , header, ...rows] = status.split('\n');
+    expect(status).toMatch(/^exit 0\n/);
+    expect(head).toMatch(/^exit 0$/);
+    expect(status).toContain('deployment faults: 3 instances, 128 key groups, each owned once');
+    expect(header).toBeDefined();
+    for (const name of ['i1', 'i3', 'i4'])
+      expect(rows.some((r) => r.startsWith(name)) || status.includes(`=== ${name}`)).toBe(true);
+    expect(status).not.toContain('=== i2');
   });
 
   it('stores every event in ClickHouse, none missing and none extra (the union of the instances)', async () => {

@@ -15,6 +15,7 @@ import { ensureStreams, streamSettings } from '../../engine/nats/streams.js';
 import type { CxEvent } from '../../operators/types.js';
 import { ConnectionWatch } from '../../sinks/connectionWatch.js';
 import { check } from './check.js';
+import { type Finished, runCli } from './cli.js';
 import type { TriggerMessage } from './deliveryVerifier.js';
 import { EngineProcess, engineEnv } from './engineProcess.js';
 import { publish } from './faultScenario.js';
@@ -47,6 +48,8 @@ export interface ClusterContext {
   startInstance(name: string): Promise<number>;
   /** SIGKILLs nats-server node `i`, waits `outageMs`, restarts it; resolves with the time from the kill until every key group is processed again. */
   restartNode(i: number, outageMs: number): Promise<number>;
+  /** `cxstream status` of the deployment (its text output and exit code). */
+  status(): Promise<Finished>;
   published: Promise<void>;
   sleep(ms: number): Promise<void>;
 }
@@ -166,6 +169,8 @@ export async function runClusterScenario(opts: {
       running: live,
       published,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      status: () =>
+        runCli(['status'], { CXSTREAM_NATS_URL: cluster.url, CXSTREAM_CLUSTER_DEPLOYMENT: DEPLOYMENT }),
       async killInstance(name) {
         killed.add(name);
         const at = Date.now();
