@@ -147,6 +147,7 @@ export async function runLive(opts: { config?: string }): Promise<void> {
           if (draining) void s.stop();
         },
         onRecovered: ready,
+        metrics,
         engine,
       });
     } else {

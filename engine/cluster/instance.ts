@@ -23,6 +23,7 @@ import { SettingError } from '../config/errors.js';
 import { redactUrl } from '../config/redact.js';
 import { MemoryIdentityLog } from '../identity/identityLog.js';
 import { log } from '../runtime/log.js';
+import type { Metrics } from '../runtime/metrics.js';
 import type { RunOptions } from '../runtime/runEngine.js';
 import type { EventSource } from '../source/eventSource.js';
 import { jetstreamSource } from '../source/jetstreamSource.js';
@@ -38,6 +39,7 @@ export interface InstanceOptions {
   /** Each engine run's source, once created (the signal handler stops it). */
   onSource: (source: EventSource) => void;
   onRecovered: () => void;
+  metrics?: Metrics;
   /** Runs the engine with these until its source completes. */
   engine: (
     run: Pick<
@@ -105,10 +107,13 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
   });
   // its own cursor on CX_EVENTS: recreated at each run where that run's checkpoints end
   const durable = `${config.nats.durable}_${deployment}_${leases.instance}`;
+  let reason: 'start' | 'members' | 'fenced' = 'start';
   try {
     while (!options.draining()) {
+      options.metrics?.clusterKeyGroups.set(0);
       const owned = await claimShare(leases, options.draining);
       if (owned === null) break;
+      options.metrics?.clusterRuns.inc({ reason });
       const started = Date.now();
       let coveredSeq = 0;
       let recovered = false;
@@ -183,6 +188,7 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
           identityLog: new MemoryIdentityLog(),
           onRecovered: (recovery) => {
             recovered = true;
+            options.metrics?.clusterKeyGroups.set(owned.length);
             coveredSeq = recovery.coveredSeq;
             log.info(
               {
@@ -206,6 +212,7 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
         clearInterval(watch);
         clearInterval(stuck);
       }
+      reason = why ?? 'members';
       if (why === 'fenced') await leases.rejoin();
     }
   } finally {

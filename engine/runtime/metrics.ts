@@ -39,6 +39,17 @@ export class Metrics {
     help: 'Customers merged into another by identity stitching (docs/IDENTITY.md); a merge redone after a restart counts again',
     registers: [this.registry],
   });
+  readonly clusterKeyGroups = new Gauge({
+    name: 'cx_cluster_key_groups_owned',
+    help: 'Key groups this instance of a shared deployment processes now (0 while it rebalances; docs/SCALING.md)',
+    registers: [this.registry],
+  });
+  readonly clusterRuns = new Counter({
+    name: 'cx_cluster_runs_total',
+    help: 'Times this instance of a shared deployment started over with a new share of key groups, by why: start, members (a rebalance), fenced (its leases were lost)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly identitySharedIds = new Counter({
     name: 'cx_identity_shared_ids_total',
     help: 'Identifiers presented by more than identity.maxKeysPerId customer keys: shared, they link nobody from then on',
