@@ -6,7 +6,7 @@
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StorageType } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pack, unpack } from 'msgpackr';
@@ -336,6 +336,9 @@ export class NatsCheckpointStore implements CheckpointStore {
   private constructor(
     private readonly store: ObjectStore,
     readonly location: string,
+    /** Lists the object names from the stream's subjects (see `names`). */
+    private readonly jsm: JetStreamManager,
+    private readonly bucket: string,
     /** `<deployment>/<instance>/` of a scoped store, else ''. */
     private readonly prefix: string,
     /** `<deployment>/` of a scoped store. */
@@ -350,14 +353,17 @@ export class NatsCheckpointStore implements CheckpointStore {
       replicas: opts.replicas ?? 1,
     });
     const { scope } = opts;
+    const jsm = await jetstreamManager(nc);
     return scope
       ? new NatsCheckpointStore(
           store,
           `nats object store ${bucket} (${scope.deployment}/${scope.instance})`,
+          jsm,
+          bucket,
           `${scope.deployment}/${scope.instance}/`,
           `${scope.deployment}/`,
         )
-      : new NatsCheckpointStore(store, `nats object store ${bucket}`, '', '');
+      : new NatsCheckpointStore(store, `nats object store ${bucket}`, jsm, bucket, '', '');
   }
 
   async save(record: CheckpointRecord): Promise<void> {
@@ -480,8 +486,22 @@ export class NatsCheckpointStore implements CheckpointStore {
       .map(Number);
   }
 
+  /**
+   * The objects there are. Read from the stream's metadata subjects in one request to its leader:
+   * the client's `list()` follows a consumer that can end early while a cluster node restarts, and an
+   * object missing from a listing would restore key groups from older records. A deleted object keeps
+   * its metadata subject (marked deleted): those are left out.
+   */
   private async names(): Promise<string[]> {
-    return (await this.store.list()).filter((i) => !i.deleted).map((i) => i.name);
+    const prefix = `$O.${this.bucket}.M.`;
+    const info = await this.jsm.streams.info(`OBJ_${this.bucket}`, { subjects_filter: `${prefix}>` });
+    const out: string[] = [];
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const name = Buffer.from(subject.slice(prefix.length), 'base64url').toString('utf8');
+      const meta = await this.store.info(name);
+      if (meta !== null && !meta.deleted) out.push(name);
+    }
+    return out;
   }
 }
 

@@ -99,6 +99,8 @@ export interface RecoveryInfo {
   triggersSeq: number;
   /** Bytes of state read. */
   bytes: number;
+  /** The records the key groups come from (name, coverage, key groups held), for the log. */
+  sources: Array<{ record: string; coveredSeq: number; keyGroups: number }>;
   ms: number;
 }
 
@@ -242,6 +244,7 @@ export class Checkpointer {
       coveredSeq: plan.coveredSeq,
       triggersSeq: plan.triggersSeq,
       bytes: plan.bytes,
+      sources: plan.sources,
       ms: performance.now() - started,
     };
   }

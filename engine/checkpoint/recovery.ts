@@ -123,6 +123,8 @@ export async function recover(options: RecoveryOptions, pool: WorkerPool, aggreg
       restored: recovery.restored.length,
       coveredSeq: recovery.coveredSeq,
       bytes: recovery.bytes,
+      // several instances share the records: which ones this one restored from
+      ...(recovery.sources.some((s) => s.record.includes('/')) && { sources: recovery.sources }),
       ms: Math.round(recovery.ms),
       publishedTriggerIds:
         options.sinks.triggers instanceof LedgeredTriggerSink ? options.sinks.triggers.ledger.size : 0,

@@ -28,6 +28,8 @@ export interface RestorePlan {
   triggersSeq: number;
   /** Records of a version without key groups: their per-partition sequences do not apply to key groups. */
   legacy: boolean;
+  /** Which records the owned key groups come from: name, coverage, key groups held. */
+  sources: Array<{ record: string; coveredSeq: number; keyGroups: number }>;
   /** Bytes of the records used. */
   bytes: number;
 }
@@ -121,15 +123,27 @@ export function planRestore(
   const legacyCovered = complete ? Math.min(...legacy.map((r) => r.coveredSeq)) : 0;
   const coveredSeqs = source.map((r) => r?.coveredSeq ?? legacyCovered);
   const legacyUsed = legacy.length > 0 && source.some((r) => r === null);
-  const used = new Set<LoadedCheckpoint>(source.filter((r): r is LoadedCheckpoint => r !== null));
+  const mine = owned.flat();
+  const used = new Set<LoadedCheckpoint>(
+    mine.map((kg) => source[kg] ?? null).filter((r): r is LoadedCheckpoint => r !== null),
+  );
   if (legacyUsed) for (const r of legacy) used.add(r);
-  const coveredSeq = Math.min(...owned.flatMap((kgs) => kgs.map((kg) => coveredSeqs[kg]!)));
+  const coveredSeq = Math.min(...mine.map((kg) => coveredSeqs[kg]!));
+  // An owned key group without a record replays the stream from its start: every trigger it fired
+  // before must be in the ledger, read from the start of CX_TRIGGERS then.
+  const bare = records.length > 0 && mine.some((kg) => coveredSeqs[kg] === 0);
   return {
     workers,
     continues,
     coveredSeqs,
     coveredSeq,
-    triggersSeq: used.size === 0 ? 0 : Math.min(...[...used].map((r) => r.triggersSeq)),
+    triggersSeq: used.size === 0 || bare ? 0 : Math.min(...[...used].map((r) => r.triggersSeq)),
+    /** The records used, for the log. */
+    sources: [...used].map((r) => ({
+      record: r.object ?? `partition-${r.partition}`,
+      coveredSeq: r.coveredSeq,
+      keyGroups: r.kgs?.length ?? 0,
+    })),
     legacy: legacyUsed,
     bytes,
   };
