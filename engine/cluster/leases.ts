@@ -272,16 +272,16 @@ export class Leases {
 
   /** Whether every held lease is surely still this instance's (throws no error). */
   valid(): boolean {
-    return this.lost === null && Date.now() < this.validUntil;
+    if (this.lost === null && Date.now() >= this.validUntil) {
+      // once lapsed, the leases stay lost until the instance joins again (another may hold them now)
+      this.lost = `the key-group leases were not renewed for ${this.safeMs()} ms (NATS unreachable or too slow?): this instance stops processing them`;
+    }
+    return this.lost === null;
   }
 
   /** @throws FencedError unless {@link valid} */
   check(): void {
-    if (this.valid()) return;
-    throw new FencedError(
-      this.lost ??
-        `the key-group leases were not renewed for ${this.safeMs()} ms (NATS unreachable?): this instance stops processing them`,
-    );
+    if (!this.valid()) throw new FencedError(this.lost!);
   }
 
   /** Why the leases were lost, or null. */
@@ -308,11 +308,16 @@ export class Leases {
         JSON.stringify(this.member),
         this.memberRevision,
       );
-      for (const [kg, revision] of [...this.held]) {
-        if (!this.held.has(kg)) continue;
-        this.held.set(kg, await this.kv.update(`kg.${kg}`, this.instance, revision));
-      }
-      if (this.lost === null) this.validUntil = started + this.safeMs();
+      // all at once: one round trip, not one per key group (a slow round would outlast the lease)
+      const renewed = await Promise.all(
+        [...this.held].map(async ([kg, revision]) => [
+          kg,
+          await this.kv.update(`kg.${kg}`, this.instance, revision),
+        ]),
+      );
+      for (const [kg, revision] of renewed) if (this.held.has(kg!)) this.held.set(kg!, revision!);
+      // a renewal that ends after the leases lapsed does not revive them: fenced stays fenced
+      if (this.valid()) this.validUntil = started + this.safeMs();
     } catch (e) {
       const msg = (e as Error).message ?? String(e);
       // a wrong last sequence: the entry expired and was created again (by another instance)

@@ -11,6 +11,7 @@ import type { RowFormat } from '../../sinks/clickhouseRows.js';
 import type { WorkerChains } from '../checkpoint/restorePlan.js';
 import type { RawEvent } from '../source/eventSource.js';
 import type { CustomerView } from './customerView.js';
+import { log } from './log.js';
 import type {
   BatchOutput,
   EventBatchTask,
@@ -196,6 +197,8 @@ export class WorkerPool {
         // run out of stream order.
         stricterFIFO: true,
       });
+      // a reply of a thread being ended (a late task) must not take the process down
+      pool.on('error', (err: unknown) => log.warn({ err, partition }, 'worker thread error'));
       // emitted before the new thread runs any task, so every later result is checked
       pool.on('workerCreate', () => {
         this.threads[partition]!++;
@@ -323,7 +326,19 @@ export class WorkerPool {
     return seqs;
   }
 
+  /**
+   * Ends the threads, once the tasks under way returned (at most 10 s): a thread ended with a task
+   * in flight answers a task piscina no longer knows (an engine stopped early: its key groups moved).
+   */
   async close(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 10_000);
+      }),
+    ]);
+    clearTimeout(timer);
     await Promise.all(this.pools.map((pool) => pool.destroy()));
   }
 
@@ -417,8 +432,16 @@ export class WorkerPool {
     task: WorkerTask,
     options?: { transferList: ArrayBuffer[] },
   ): Promise<T> {
-    return this.pool(partition).run(task, options) as Promise<T>;
+    const run = this.pool(partition).run(task, options) as Promise<T>;
+    this.running.add(run);
+    void run.then(
+      () => this.running.delete(run),
+      () => this.running.delete(run),
+    );
+    return run;
   }
+  /** Tasks sent and not settled: `close` waits for them. */
+  private readonly running = new Set<Promise<unknown>>();
 
   /** A result of a thread that replaced a dead one, before the partition was restored, is refused. */
   private checkReplaced(partition: number): void {
