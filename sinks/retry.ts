@@ -30,6 +30,13 @@ export interface RetryOptions {
   clock?: () => number;
 }
 
+/**
+ * Opening a bucket or reading one just created: instances of a deployment starting together create
+ * the replicated buckets at once, and a bucket answers only once its replicas elected a leader.
+ * A few tries over ~5 s, then the error (a supervisor restarts the engine).
+ */
+export const BUCKET_RETRY = { maxAttempts: 5, delaysMs: [500, 1000, 2000] } as const satisfies RetryOptions;
+
 /** Why a retried operation gave up: the last error, and how long it kept failing. */
 export class RetriesExhaustedError extends Error {
   override readonly name = 'RetriesExhaustedError';

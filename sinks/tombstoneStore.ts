@@ -1,7 +1,7 @@
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Tombstone } from '../operators/tombstones.js';
-import { retrying } from './retry.js';
+import { BUCKET_RETRY, retrying } from './retry.js';
 
 /**
  * The KV bucket of forgotten customers (docs/PRIVACY.md "Forgetting a customer"): key = SHA-256 of
@@ -28,7 +28,7 @@ export class TombstoneStore {
     const kv = await retrying(
       'opening the tombstone bucket',
       () => new Kvm(nc).create(TOMBSTONE_BUCKET, { history: 1, replicas: opts.replicas ?? 1 }),
-      { maxAttempts: 5, delaysMs: [500, 1000, 2000] },
+      BUCKET_RETRY,
     );
     return new TombstoneStore(kv);
   }

@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { RuleSpec } from '../../operators/rules.js';
-import { retrying } from '../../sinks/retry.js';
+import { BUCKET_RETRY, retrying } from '../../sinks/retry.js';
 import { type CheckpointStore, NatsCheckpointStore } from '../checkpoint/checkpointStore.js';
 import { aggregateFiles, loadAggregates } from '../config/aggregatesFile.js';
 import type { Config } from '../config/config.js';
@@ -124,11 +124,10 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
         if (recovered) return;
         const ms = Date.now() - started;
         if (options.draining() || ms > RECOVERY_LIMIT_MS) {
-          log.error(
-            { ms, draining: options.draining() },
-            'recovery of the key groups did not finish: exiting',
-          );
-          const code = options.draining() ? 0 : 1;
+          const draining = options.draining();
+          if (draining) log.info({ ms }, 'stopping during recovery of the key groups: exiting');
+          else log.error({ ms }, 'recovery of the key groups did not finish: exiting');
+          const code = draining ? 0 : 1;
           void Promise.race([leases.leave(), new Promise((r) => setTimeout(r, 3000))]).finally(() =>
             process.exit(code),
           );
@@ -151,7 +150,7 @@ export async function runInstance(options: InstanceOptions): Promise<void> {
               // a new scope per run: records an earlier run left for key groups now elsewhere stay readable
               scope: { deployment, instance: `${leases.instance}.${started.toString(36)}` },
             }),
-          { maxAttempts: 5, delaysMs: [500, 1000, 2000] },
+          BUCKET_RETRY,
         ),
         leases,
       );

@@ -20,7 +20,7 @@ import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { keyGroupRange } from '../../operators/keyGroups.js';
-import { retrying } from '../../sinks/retry.js';
+import { BUCKET_RETRY, retrying } from '../../sinks/retry.js';
 import { log } from '../runtime/log.js';
 
 /** What the instances of one deployment must share. */
@@ -121,8 +121,7 @@ export class Leases {
           replicas: options.replicas ?? 1,
         }),
       {
-        maxAttempts: 5,
-        delaysMs: [500, 1000, 2000],
+        ...BUCKET_RETRY,
         onRetry: (err) => log.warn({ err }, 'opening the lease bucket failed; trying again'),
       },
     );
@@ -130,8 +129,7 @@ export class Leases {
     const leases = new Leases(kv, await jetstreamManager(nc), { ...options, instance }, member);
     // a bucket just created answers once its replicas elected a leader
     await retrying('reading the deployment terms', () => leases.checkTerms(), {
-      maxAttempts: 5,
-      delaysMs: [500, 1000, 2000],
+      ...BUCKET_RETRY,
       fatal: (e) => e instanceof DeploymentError,
     });
     const deadline = Date.now() + options.ttlMs * 2;
