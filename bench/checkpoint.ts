@@ -11,7 +11,9 @@
  * (full + delta). Last, a full checkpoint in steady state: after DELTA_EVENTS more events for other
  * customers, which it encodes; the customers unchanged since the snapshot before are copied.
  *
- *   npx tsx bench/checkpoint.ts [customers...]   (default: 100000 1000000; env DELTA_EVENTS)
+ *   npm run bench:checkpoint -- [customers...]   (default: 100000 1000000; env DELTA_EVENTS)
+ *
+ * It also prints the memory the state takes per customer (heap, outside the heap, RSS).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -55,9 +57,21 @@ function applyMessages(
   return seq;
 }
 
+/** Memory after full collections (when run with --expose-gc). */
+function settledMemory(): NodeJS.MemoryUsage {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) gc?.();
+  return process.memoryUsage();
+}
+
 for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   const processor = new PartitionProcessor({ partition: 0, rules });
+  const memoryBefore = settledMemory();
   let seq = applyCustomers(processor, customers);
+  const memoryAfter = settledMemory();
+  /** Growth per customer, in bytes. */
+  const perCustomer = (key: keyof NodeJS.MemoryUsage) =>
+    Math.round((memoryAfter[key] - memoryBefore[key]) / customers);
 
   const dir = mkdtempSync(join(tmpdir(), 'cxstream-bench-ckpt-'));
   const store = new LocalCheckpointStore(dir);
@@ -115,6 +129,10 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
     events: seq,
     bytes: state.byteLength,
     bytesPerCustomer: Math.round(state.byteLength / customers),
+    // state in memory (with --expose-gc, after full collections): heap, memory outside it (the bytes), process
+    heapPerCustomer: perCustomer('heapUsed'),
+    externalPerCustomer: perCustomer('external'),
+    rssPerCustomer: perCustomer('rss'),
     firstEncodeMs: Math.round(firstEncodeMs),
     encodeMs: Math.round(encodeMs),
     writeMs: Math.round(writeMs),
@@ -135,7 +153,9 @@ for (const customers of counts.length > 0 ? counts : [100_000, 1_000_000]) {
   };
   console.log(JSON.stringify(result));
   console.error(
-    `${customers} customers: ${(state.byteLength / 1e6).toFixed(1)} MB, encode ${result.encodeMs} ms ` +
+    `${customers} customers: memory per customer: heap ${result.heapPerCustomer} B, outside the heap ` +
+      `${result.externalPerCustomer} B, RSS ${result.rssPerCustomer} B; ` +
+      `snapshot ${(state.byteLength / 1e6).toFixed(1)} MB, encode ${result.encodeMs} ms ` +
       `(first ${result.firstEncodeMs} ms), ` +
       `durable write ${result.writeMs} ms, read ${result.readMs} ms, restore ${result.restoreMs} ms; ` +
       `delta of ${result.deltaCustomers} customers (${DELTA_EVENTS} events): ` +

@@ -22,6 +22,7 @@
  * groups until their first event (`appliedThrough`, checked before an event is decoded).
  */
 import { Packr } from 'msgpackr';
+import { ByteArena } from './byteArena.js';
 import type { CustomerEntry, StoredEntry, Structures } from './partitionState.js';
 
 /**
@@ -32,13 +33,35 @@ import type { CustomerEntry, StoredEntry, Structures } from './partitionState.js
  */
 export const MAX_SHARED_STRUCTURES = 1000;
 
+/**
+ * A key group's customers at a snapshot's cut, as {@link CustomerStore.cut} gives them: ids, and
+ * each entry as held. An entry held as an object is in `values` as the object (to encode); one
+ * held as bytes (at rest, or a clean hot entry) as the offset of its bytes in `bytes`, its size in
+ * `sizes`: numbers rather than a view per customer, so a full cut of a million customers adds no
+ * object per customer to the heap. Bytes a restore gave that are untouched since are their view.
+ */
+export interface StoreCut {
+  names: string[];
+  values: Array<CustomerEntry | number | Uint8Array>;
+  sizes: Uint32Array;
+  /** The arena's buffer at the cut: never written below the bytes it held then. */
+  bytes: Uint8Array;
+  /** Those of them with events waiting for the ordered lane (hot, clean or not). */
+  pending: string[];
+}
+
 export class CustomerStore {
-  /** Every customer, in the order it was first seen (iteration order is part of the output's order). */
-  private readonly entries = new Map<string, StoredEntry>();
+  /**
+   * Every customer, in the order it was first seen: its entry when hot, else its slot in `arena`, or
+   * the view of its bytes a restore gave (untouched since: copying a million of them into the arenas
+   * made a restore at 1M customers 2–3 s slower, bench/RESULTS.md).
+   */
+  private readonly entries = new Map<string, CustomerEntry | number | Uint8Array>();
   /** The hot entries, least recently used first. */
   private readonly hot = new Map<string, CustomerEntry>();
-  /** Bytes of hot entries unchanged since they were encoded or decoded. */
-  private readonly clean = new Map<string, Uint8Array>();
+  /** Slots of the bytes of hot entries unchanged since they were encoded or decoded. */
+  private readonly clean = new Map<string, number>();
+  private readonly arena = new ByteArena();
   private readonly packr: Packr;
 
   /**
@@ -74,6 +97,11 @@ export class CustomerStore {
     return this.hot.size;
   }
 
+  /** Bytes of the entries held as bytes and of the clean hot entries. */
+  get bytesHeld(): number {
+    return this.arena.bytes;
+  }
+
   has(customer: string): boolean {
     return this.entries.has(customer);
   }
@@ -82,11 +110,12 @@ export class CustomerStore {
   get(customer: string): CustomerEntry | undefined {
     const stored = this.entries.get(customer);
     if (stored === undefined) return undefined;
-    if (stored instanceof Uint8Array) {
-      const entry = this.decode(stored);
+    if (typeof stored === 'number' || stored instanceof Uint8Array) {
+      const slot = typeof stored === 'number' ? stored : this.arena.add(stored);
+      const entry = this.decode(this.arena.view(slot));
       this.entries.set(customer, entry);
       this.hot.set(customer, entry);
-      this.clean.set(customer, stored);
+      this.clean.set(customer, slot); // the slot now holds the clean bytes
       return entry;
     }
     // most recently used: to the end of the hot list
@@ -98,57 +127,104 @@ export class CustomerStore {
   /** The customer's entry for reading only (a decoded copy when cold; the store does not change). */
   peek(customer: string): CustomerEntry | undefined {
     const stored = this.entries.get(customer);
-    return stored instanceof Uint8Array ? this.decode(stored) : stored;
+    return typeof stored === 'number' || stored instanceof Uint8Array
+      ? this.decode(this.bytesAt(stored))
+      : stored;
   }
 
-  /** The entry or the bytes, as held. */
+  /** The entry, or its bytes when held as bytes. */
   stored(customer: string): StoredEntry | undefined {
-    return this.entries.get(customer);
+    const stored = this.entries.get(customer);
+    return typeof stored === 'number' ? this.arena.view(stored) : stored;
   }
 
   /** The customer's bytes when it is held as bytes or is a clean hot entry; else undefined. */
   bytesOf(customer: string): Uint8Array | undefined {
     const stored = this.entries.get(customer);
-    return stored instanceof Uint8Array ? stored : this.clean.get(customer);
+    if (stored instanceof Uint8Array) return stored;
+    const slot = this.slotOf(customer);
+    return slot === undefined ? undefined : this.arena.view(slot);
   }
 
   /** The entry is about to change: bytes kept for it are no longer its own. */
   touched(customer: string): void {
+    const slot = this.clean.get(customer);
+    if (slot === undefined) return;
+    this.arena.remove(slot);
     this.clean.delete(customer);
   }
 
   /** Encodes a hot entry that is not changing now and keeps the bytes until it is {@link touched}. */
   encodeClean(customer: string, entry: CustomerEntry): Uint8Array {
     const bytes = this.encode(entry);
-    if (this.hot.get(customer) === entry) this.clean.set(customer, bytes);
+    if (this.hot.get(customer) === entry) {
+      this.touched(customer);
+      this.clean.set(customer, this.arena.add(bytes));
+    }
     return bytes;
   }
 
   /** Adds or replaces a customer (hot); a new customer goes after every other in iteration order. */
   set(customer: string, entry: CustomerEntry): void {
-    this.clean.delete(customer);
+    this.release(customer);
     this.entries.set(customer, entry);
     this.hot.delete(customer);
     this.hot.set(customer, entry);
   }
 
-  /** Adds or replaces a customer as bytes (restore). */
+  /**
+   * Adds or replaces a customer as bytes (restore). The view is kept as given, and the buffer it
+   * views with it, until the customer is next used (then it moves to the arena).
+   */
   setEncoded(customer: string, bytes: Uint8Array): void {
-    this.clean.delete(customer);
+    this.release(customer);
     this.entries.set(customer, bytes);
     this.hot.delete(customer);
   }
 
   /** Removes a customer (`forget`); true when it was held. */
   delete(customer: string): boolean {
-    this.clean.delete(customer);
+    this.release(customer);
     this.hot.delete(customer);
     return this.entries.delete(customer);
   }
 
   /** Every customer with its entry or bytes, in insertion order. */
-  items(): IterableIterator<[string, StoredEntry]> {
-    return this.entries.entries();
+  *items(): IterableIterator<[string, StoredEntry]> {
+    for (const [customer, stored] of this.entries)
+      yield [customer, typeof stored === 'number' ? this.arena.view(stored) : stored];
+  }
+
+  /**
+   * The customers as a snapshot holds them (see {@link StoreCut}): those of `only` (a delta's
+   * changed customers, all held), else all in insertion order.
+   */
+  cut(only?: ReadonlySet<string>): StoreCut {
+    const n = only?.size ?? this.entries.size;
+    const names: string[] = new Array(n);
+    const values: Array<CustomerEntry | number | Uint8Array> = new Array(n);
+    const sizes = new Uint32Array(n);
+    const pending: string[] = [];
+    let i = 0;
+    const add = (customer: string, stored: CustomerEntry | number | Uint8Array): void => {
+      names[i] = customer;
+      if (stored instanceof Uint8Array) {
+        values[i++] = stored;
+        return;
+      }
+      // entries held as bytes have no pending events (see the file comment)
+      if (typeof stored !== 'number' && stored.pending.length > 0) pending.push(customer);
+      const slot = typeof stored === 'number' ? stored : this.clean.get(customer);
+      if (slot === undefined) values[i] = stored;
+      else {
+        values[i] = this.arena.offsetOf(slot);
+        sizes[i] = this.arena.sizeOf(slot);
+      }
+      i++;
+    };
+    if (only === undefined) for (const [customer, stored] of this.entries) add(customer, stored);
+    else for (const customer of only) add(customer, this.entries.get(customer)!);
+    return { names, values, sizes, bytes: this.arena.buffer, pending };
   }
 
   encode(entry: CustomerEntry): Uint8Array {
@@ -180,7 +256,7 @@ export class CustomerStore {
       }
       const clean = this.clean.get(customer);
       if (clean === undefined) {
-        this.entries.set(customer, this.encode(entry));
+        this.entries.set(customer, this.arena.add(this.encode(entry)));
         encoded++;
       } else {
         this.entries.set(customer, clean);
@@ -190,5 +266,22 @@ export class CustomerStore {
     }
     for (const [customer, entry] of kept) this.hot.set(customer, entry);
     return encoded;
+  }
+
+  /** The slot of the customer's bytes in the arena: held there, or a clean hot entry. */
+  private slotOf(customer: string): number | undefined {
+    const stored = this.entries.get(customer);
+    return typeof stored === 'number' ? stored : this.clean.get(customer);
+  }
+
+  private bytesAt(stored: number | Uint8Array): Uint8Array {
+    return typeof stored === 'number' ? this.arena.view(stored) : stored;
+  }
+
+  /** Frees the bytes the customer holds (at rest or clean) before it is replaced or removed. */
+  private release(customer: string): void {
+    const slot = this.slotOf(customer);
+    if (slot !== undefined) this.arena.remove(slot);
+    this.clean.delete(customer);
   }
 }

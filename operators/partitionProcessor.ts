@@ -1,4 +1,4 @@
-import { CustomerStore } from './customerStore.js';
+import { CustomerStore, type StoreCut } from './customerStore.js';
 import { type DecodeOptions, decodeEvent } from './decodeEvent.js';
 import type { IdentityLimits } from './identity.js';
 import {
@@ -158,10 +158,7 @@ class KeyGroup {
  * adds two arrays to the heap, not a million pairs that live, and are promoted, until the snapshot
  * is encoded (bench/RESULTS.md "Full checkpoints at 1M": the pairs cost most of its GC).
  */
-export interface KeyGroupCut extends Omit<KeyGroupSnapshot, 'customers'> {
-  names: string[];
-  values: StoredEntry[];
-}
+export interface KeyGroupCut extends Omit<KeyGroupSnapshot, 'customers' | 'pending'>, StoreCut {}
 
 /**
  * A snapshot at its cut, for a worker that encodes it in slices: the customers still held as
@@ -174,8 +171,11 @@ export interface SnapshotCut {
   readonly sections: KeyGroupCut[];
   /** The entry's bytes as it is now (the key group's store keeps them until the customer changes). */
   encode(kg: number, customer: string, entry: CustomerEntry): Uint8Array;
-  /** Adds the key groups' shared structures to the sections, once every entry in them is encoded. */
-  finish(): void;
+  /**
+   * Adds its key group's shared structures to section `s`, once every entry in it is encoded (a
+   * later one of the key group may add more: the next snapshot holds those).
+   */
+  finish(s: number): void;
 }
 
 /** A checkpoint chain to restore: a full snapshot and its deltas, and which of its key groups to take. */
@@ -395,15 +395,22 @@ export class PartitionProcessor {
    */
   snapshot(delta = false): PartitionSnapshot {
     const cut = this.snapshotCut(delta);
-    const groups: KeyGroupSnapshot[] = cut.sections.map(({ names, values, ...section }) => ({
+    const groups: KeyGroupSnapshot[] = cut.sections.map(({ names, values, sizes, bytes, ...section }) => ({
       ...section,
       customers: names.map((customer, i) => {
         const entry = values[i]!;
-        return [customer, entry instanceof Uint8Array ? entry : cut.encode(section.kg, customer, entry)];
+        return [
+          customer,
+          typeof entry === 'number'
+            ? bytes.subarray(entry, entry + sizes[i]!)
+            : entry instanceof Uint8Array
+              ? entry
+              : cut.encode(section.kg, customer, entry),
+        ];
       }),
     }));
-    cut.finish();
     cut.sections.forEach((section, i) => {
+      cut.finish(i);
       groups[i]!.structures = section.structures;
     });
     return { ...cut.header, groups };
@@ -424,63 +431,42 @@ export class PartitionProcessor {
         watermark.value !== g.snapshotAt.watermark ||
         watermark.maxEventTime !== g.snapshotAt.maxEventTime;
       if (delta && !moved) continue; // the chain's earlier section still holds all of it
-      const names: string[] = [];
-      const values: StoredEntry[] = [];
-      const pending: string[] = [];
+      const cut = g.customers.cut(delta ? g.changed : undefined);
       let timers: TimerList;
       if (delta) {
         // the timers of the changed customers (the full snapshot before holds the others')
         timers = { dues: [], customers: [], ids: [] };
-        for (const customer of g.changed) {
-          const stored = g.customers.stored(customer)!;
-          names.push(customer);
-          values.push(g.customers.bytesOf(customer) ?? stored);
-          const entry = stored instanceof Uint8Array ? g.customers.decode(stored) : stored;
+        for (const customer of cut.names) {
+          const entry = g.customers.peek(customer)!;
           for (const id in entry.timers) {
             timers.dues.push(entry.timers[id]!.queuedAt);
             timers.customers.push(customer);
             timers.ids.push(id);
           }
-          if (entry.pending.length > 0) pending.push(customer);
         }
-      } else {
-        timers = g.queue.entries();
-        for (const [customer, entry] of g.customers.items()) {
-          names.push(customer);
-          // entries held as bytes have no pending events (operators/customerStore.ts)
-          if (entry instanceof Uint8Array) values.push(entry);
-          else {
-            if (entry.pending.length > 0) pending.push(customer);
-            // a hot customer unchanged since it was last encoded is copied like one at rest
-            values.push(g.customers.bytesOf(customer) ?? entry);
-          }
-        }
-      }
+      } else timers = g.queue.entries();
       g.changed = new Set();
       g.snapshotAt = { lastSeq: g.lastSeq, watermark: watermark.value, maxEventTime: watermark.maxEventTime };
       sections.push({
         kg,
         lastSeq: g.lastSeq,
         watermark,
-        names,
-        values,
+        ...cut,
         structuresFrom: delta ? g.structuresSaved : 0,
         structures: [],
         timers,
-        pending,
       });
     }
     return {
       header: { version: SNAPSHOT_VERSION, keyGroups: this.keyGroups, delta },
       sections,
       encode: (kg, customer, entry) => this.groups.get(kg)!.customers.encodeClean(customer, entry),
-      finish: () => {
-        for (const section of sections) {
-          const g = this.groups.get(section.kg)!;
-          const all = g.customers.structures;
-          section.structures = all.slice(section.structuresFrom);
-          g.structuresSaved = all.length;
-        }
+      finish: (s) => {
+        const section = sections[s]!;
+        const g = this.groups.get(section.kg)!;
+        const all = g.customers.structures;
+        section.structures = all.slice(section.structuresFrom);
+        g.structuresSaved = all.length;
       },
     };
   }

@@ -6,9 +6,10 @@
  * snapshot is per value, not per byte — a customer is ~100 small numbers, strings and arrays,
  * ~2.4 bytes per value — so msgpackr runs at ~60–100 ns per value (~8 µs per customer), not at its
  * 100+ MB/s of large strings. Encoding in chunks of a few hundred customers keeps msgpackr's reused
- * buffer small (no growth by copying), costs one copy of each chunk and one of the envelope, and
- * lets the worker spread a snapshot over many short slices between batches instead of stopping the
- * partition for the whole encode (70–270 ms at 12k customers, 15 s at 1M).
+ * buffer small (no growth by copying) and lets the worker spread a snapshot over many short slices
+ * between batches instead of stopping the partition for the whole encode (70–270 ms at 12k
+ * customers, 15 s at 1M). Customers at rest are bytes already (operators/customerStore.ts): they are
+ * copied once, into the one buffer the snapshot is written to.
  */
 import { Packr } from 'msgpackr';
 import type { SnapshotCut } from '../../operators/partitionProcessor.js';
@@ -61,95 +62,79 @@ export class SnapshotCodec {
   private readonly heads = new Packr({ useRecords: false });
 
   /**
-   * One chunk of customers in a fresh buffer sized for it: the msgpack of the names and sizes, then
-   * the entries' bytes copied once, straight into it (packing them as a msgpack value would copy
-   * them twice and allocate twice per chunk).
-   */
-  encodeChunk(customers: ReadonlyArray<readonly [string, Uint8Array]>): Uint8Array {
-    const n = customers.length;
-    const names: string[] = new Array(n);
-    const sizes: number[] = new Array(n);
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      const [customer, bytes] = customers[i]!;
-      names[i] = customer;
-      sizes[i] = bytes.byteLength;
-      total += bytes.byteLength;
-    }
-    const joined = joinStrings(names);
-    // `[text, lengths, sizes]` starts with fixarray 3; the chunk is `[text, lengths, sizes, bytes]`
-    const head = this.heads.pack([joined.text, joined.lengths, sizes]);
-    const chunk = Buffer.allocUnsafeSlow(head.byteLength + 5 + total);
-    chunk.set(head, 0);
-    chunk[0] = 0x94;
-    let at = head.byteLength;
-    chunk[at] = 0xc6; // bin 32
-    chunk.writeUInt32BE(total, at + 1);
-    at += 5;
-    for (let i = 0; i < n; i++) {
-      chunk.set(customers[i]![1], at);
-      at += sizes[i]!;
-    }
-    return chunk;
-  }
-
-  /** The snapshot's bytes from its sections, in a buffer of its own (its `.buffer` can be transferred). */
-  assemble(snapshot: EncodedSnapshot): Uint8Array {
-    let size = 4096;
-    for (const g of snapshot.groups) {
-      size += 96;
-      for (const chunk of g.chunks) size += chunk.byteLength + 8;
-      for (const keys of g.structures ?? []) for (const key of keys) size += 3 * key.length + 8;
-      if (g.timers !== undefined)
-        for (let i = 0; i < g.timers.dues.length; i++)
-          size += 30 + 3 * (g.timers.customers[i]!.length + g.timers.ids[i]!.length);
-      for (const customer of g.pending ?? []) size += 3 * customer.length + 5;
-    }
-    this.plain.useBuffer(Buffer.allocUnsafeSlow(size));
-    const packed = this.plain.pack({
-      ...snapshot,
-      groups: snapshot.groups.map((g) => ({
-        ...g,
-        ...(g.timers === undefined ? {} : { timers: packTimers(g.timers) }),
-        ...(g.structures === undefined ? {} : { structures: packStructures(g.structures) }),
-      })),
-    });
-    return new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
-  }
-
-  /**
    * Encodes a cut (`PartitionProcessor.snapshotCut`) chunk by chunk, yielding after each chunk so
    * that a worker runs its next task in between (engine/runtime/worker.ts); {@link encodeCut} runs
    * it through. `entry` gives the bytes of an entry held as an object, or undefined when it was
    * encoded out of turn (copy on write) and is among `early(section)`, added when the section is done.
+   *
+   * Everything is written into one buffer, sized up front from the bytes the cut holds. A buffer per
+   * chunk, then a copy of them all into the envelope, allocated the snapshot's size twice outside the
+   * heap, in ~2 000 pieces at 1M customers, and V8 answered those allocations with full garbage
+   * collections, each marking every object of the state (bench/RESULTS.md, "One buffer per snapshot").
    */
   *cutSteps(cut: SnapshotCut, hooks: CutHooks = {}): Generator<void, Uint8Array, void> {
     const entry = hooks.entry ?? ((s, customer, e) => cut.encode(cut.sections[s]!.kg, customer, e));
-    const chunks = cut.sections.map((): Uint8Array[] => []);
+    const out = new SnapshotWriter(sizeOf(cut));
+    out.map(this.plain.pack(cut.header), 1);
+    out.key('groups');
+    out.array32(cut.sections.length);
+    const chunk = new Chunk();
     for (let s = 0; s < cut.sections.length; s++) {
-      const { names, values } = cut.sections[s]!;
-      let chunk: Array<readonly [string, Uint8Array]> = [];
+      const { names, values, sizes, bytes, structures: _, ...section } = cut.sections[s]!;
+      // the structures go last: entries encoded while the section is written may add to them
+      out.map(this.plain.pack(packTimersOf(section)), 2);
+      out.key('chunks');
+      const count = out.array32(0);
+      let chunks = 0;
       for (let i = 0; i < names.length; i++) {
         const value = values[i]!;
-        const bytes = value instanceof Uint8Array ? value : entry(s, names[i]!, value);
-        if (bytes !== undefined) chunk.push([names[i]!, bytes]);
-        if (chunk.length === CHUNK_CUSTOMERS) {
-          chunks[s]!.push(this.encodeChunk(chunk));
-          chunk = [];
+        if (typeof value === 'number') chunk.add(names[i]!, bytes, value, sizes[i]!);
+        else if (value instanceof Uint8Array) chunk.add(names[i]!, value, 0, value.byteLength);
+        else {
+          const encoded = entry(s, names[i]!, value);
+          if (encoded !== undefined) chunk.add(names[i]!, encoded, 0, encoded.byteLength);
+        }
+        if (chunk.names.length === CHUNK_CUSTOMERS) {
+          this.writeChunk(out, chunk);
+          chunks++;
           yield;
         }
       }
-      for (const item of hooks.early?.(s) ?? []) chunk.push(item);
-      if (chunk.length > 0) chunks[s]!.push(this.encodeChunk(chunk));
+      for (const [customer, encoded] of hooks.early?.(s) ?? [])
+        chunk.add(customer, encoded, 0, encoded.byteLength);
+      if (chunk.names.length > 0) {
+        this.writeChunk(out, chunk);
+        chunks++;
+      }
+      out.patch32(count, chunks);
+      cut.finish(s);
+      out.key('structures');
+      out.write(this.plain.pack(packStructures(cut.sections[s]!.structures ?? [])));
+      // Also after a section's last chunk: key groups are mostly smaller than a chunk, and a
+      // snapshot that yielded only after full chunks ran whole in one slice (bench/RESULTS.md).
+      if (names.length > 0) yield;
     }
-    cut.finish();
-    return this.assemble({
-      ...cut.header,
-      groups: cut.sections.map(({ names: _, values: __, ...section }, s) => ({
-        ...section,
-        chunks: chunks[s]!,
-      })),
-    });
+    return out.done();
+  }
+
+  /**
+   * One chunk of customers as a msgpack bin holding the msgpack of `[names, lengths, sizes, bytes]`:
+   * the entries' bytes are copied once, straight into the snapshot (packing them as a msgpack value
+   * would copy them twice). Empties `chunk`.
+   */
+  private writeChunk(out: SnapshotWriter, chunk: Chunk): void {
+    let total = 0;
+    for (const size of chunk.sizes) total += size;
+    const joined = joinStrings(chunk.names);
+    // `[text, lengths, sizes]` starts with fixarray 3; the chunk is `[text, lengths, sizes, bytes]`
+    const head = this.heads.pack([joined.text, joined.lengths, chunk.sizes]);
+    out.bin32(head.byteLength + 5 + total);
+    out.byte(0x94);
+    out.write(head.subarray(1));
+    out.bin32(total);
+    for (let i = 0; i < chunk.names.length; i++)
+      out.copy(chunk.sources[i]!, chunk.offsets[i]!, chunk.sizes[i]!);
+    chunk.clear();
   }
 
   /** A cut's bytes in one piece (benchmarks, tests): what a worker's slices produce. */
@@ -161,17 +146,28 @@ export class SnapshotCodec {
     }
   }
 
-  /** The whole snapshot at once (tests, benchmarks); the worker encodes in slices. */
+  /** The whole snapshot at once (tests, benchmarks); the worker encodes a cut in slices. */
   encode(snapshot: PartitionSnapshot): Uint8Array {
     const { groups, ...header } = snapshot;
-    return this.assemble({
-      ...header,
-      groups: groups.map(({ customers, ...section }) => {
-        const chunks: Uint8Array[] = [];
-        for (let i = 0; i < customers.length; i += CHUNK_CUSTOMERS)
-          chunks.push(this.encodeChunk(customers.slice(i, i + CHUNK_CUSTOMERS).map(encoded)));
-        return { ...section, chunks };
+    return this.encodeCut({
+      header,
+      sections: groups.map(({ customers, pending, ...section }) => {
+        // the cut's shape: every entry's bytes side by side in one buffer
+        const sizes = Uint32Array.from(customers, (item) => encoded(item)[1].byteLength);
+        const bytes = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+        const values: number[] = [];
+        let at = 0;
+        customers.forEach(([, entry], i) => {
+          bytes.set(entry as Uint8Array, at);
+          values.push(at);
+          at += sizes[i]!;
+        });
+        return { ...section, names: customers.map(([c]) => c), values, sizes, bytes, pending: pending ?? [] };
       }),
+      encode: (_, customer) => {
+        throw new Error(`customer ${customer} is not encoded`);
+      },
+      finish: () => {},
     });
   }
 
@@ -256,7 +252,7 @@ export function copyOnWrite(cut: SnapshotCut): {
   sections.forEach(({ names, values }, i) => {
     for (let k = 0; k < values.length; k++) {
       const entry = values[k]!;
-      if (!(entry instanceof Uint8Array)) waiting.set(entry, [names[k]!, i]);
+      if (typeof entry !== 'number' && !(entry instanceof Uint8Array)) waiting.set(entry, [names[k]!, i]);
     }
   });
   return {
@@ -362,4 +358,153 @@ function unpackSection(g: EncodedSection): void {
   if (g.timers !== undefined) g.timers = unpackTimers(g.timers as unknown as PackedTimers);
   if (g.structures !== undefined)
     g.structures = unpackStructures(g.structures as unknown as PackedStructures);
+}
+
+/** A section's fields as stored, its timers packed (the structures are written after its chunks). */
+function packTimersOf<T extends { timers?: TimerList }>(
+  section: T,
+): Omit<T, 'timers'> & { timers?: PackedTimers } {
+  const { timers, ...rest } = section;
+  return timers === undefined ? rest : { ...rest, timers: packTimers(timers) };
+}
+
+/** Bytes guessed for an entry held as an object (a day of traffic encodes to ~600–800 bytes). */
+const ENTRY_GUESS = 1024;
+
+/**
+ * About the size of a cut's snapshot: the bytes it holds, a guess for the entries held as objects,
+ * the names, timers and pending lists (UTF-8 at most 3 bytes per UTF-16 unit), room for structures.
+ */
+function sizeOf(cut: SnapshotCut): number {
+  let size = 64 * 1024;
+  for (const { names, values, sizes, timers, pending } of cut.sections) {
+    size += 16 * 1024 + 64 * Math.ceil(names.length / CHUNK_CUSTOMERS);
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      const bytes =
+        typeof value === 'number' ? sizes[i]! : value instanceof Uint8Array ? value.byteLength : ENTRY_GUESS;
+      size += bytes + 3 * names[i]!.length + 10;
+    }
+    if (timers !== undefined)
+      for (let i = 0; i < timers.dues.length; i++)
+        size += 30 + 3 * (timers.customers[i]!.length + timers.ids[i]!.length);
+    for (const customer of pending ?? []) size += 3 * customer.length + 5;
+  }
+  return size;
+}
+
+/** The customers of the chunk being written: names, and where each one's bytes are. */
+class Chunk {
+  readonly names: string[] = [];
+  readonly sources: Uint8Array[] = [];
+  readonly offsets: number[] = [];
+  readonly sizes: number[] = [];
+
+  add(customer: string, source: Uint8Array, offset: number, size: number): void {
+    this.names.push(customer);
+    this.sources.push(source);
+    this.offsets.push(offset);
+    this.sizes.push(size);
+  }
+
+  clear(): void {
+    this.names.length = 0;
+    this.sources.length = 0;
+    this.offsets.length = 0;
+    this.sizes.length = 0;
+  }
+}
+
+/** A snapshot's msgpack written in order into one buffer, which grows (by copying) only when the size it was given falls short. */
+class SnapshotWriter {
+  private buf: Buffer;
+  private at = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafeSlow(size);
+  }
+
+  byte(value: number): void {
+    this.room(1);
+    this.buf[this.at++] = value;
+  }
+
+  write(bytes: Uint8Array): void {
+    this.room(bytes.byteLength);
+    this.buf.set(bytes, this.at);
+    this.at += bytes.byteLength;
+  }
+
+  /** `size` bytes of `source` from `offset`. */
+  copy(source: Uint8Array, offset: number, size: number): void {
+    this.room(size);
+    this.buf.set(size === source.byteLength ? source : source.subarray(offset, offset + size), this.at);
+    this.at += size;
+  }
+
+  /** A map key: a short ASCII name (fixstr). */
+  key(name: string): void {
+    this.room(1 + name.length);
+    this.buf[this.at++] = 0xa0 | name.length;
+    this.at += this.buf.write(name, this.at, 'latin1');
+  }
+
+  /** A map packed elsewhere, with `more` entries written after it. */
+  map(packed: Uint8Array, more: number): void {
+    const first = packed[0]!;
+    let n: number;
+    let rest: Uint8Array;
+    if ((first & 0xf0) === 0x80) {
+      n = first & 0x0f;
+      rest = packed.subarray(1);
+    } else if (first === 0xde) {
+      n = (packed[1]! << 8) | packed[2]!;
+      rest = packed.subarray(3);
+    } else throw new Error(`not a msgpack map of fewer than 65 536 entries: 0x${first.toString(16)}`);
+    n += more;
+    if (n < 16) this.byte(0x80 | n);
+    else {
+      this.room(3);
+      this.buf[this.at] = 0xde;
+      this.buf.writeUInt16BE(n, this.at + 1);
+      this.at += 3;
+    }
+    this.write(rest);
+  }
+
+  /** An array header of `n` items (array 32); returns where it is, for {@link patch32}. */
+  array32(n: number): number {
+    return this.head32(0xdd, n);
+  }
+
+  /** Sets the item count of the array 32 header at `at`. */
+  patch32(at: number, n: number): void {
+    this.buf.writeUInt32BE(n, at + 1);
+  }
+
+  /** The header of a bin of `size` bytes, which the next writes fill. */
+  bin32(size: number): void {
+    this.head32(0xc6, size);
+  }
+
+  /** The bytes written, a view of a buffer of their own (it can be transferred). */
+  done(): Uint8Array {
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at);
+  }
+
+  private head32(type: number, n: number): number {
+    this.room(5);
+    const at = this.at;
+    this.buf[at] = type;
+    this.buf.writeUInt32BE(n, at + 1);
+    this.at += 5;
+    return at;
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(Math.ceil(this.buf.length * 1.5), this.at + n));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
 }

@@ -64,6 +64,22 @@ describe('CustomerStore', () => {
     expect([...store.items()].map(([c]) => c)).toEqual(['a', 'b']); // order of arrival kept
   });
 
+  it('keeps restored bytes as the view it was given until the customer is used, then in its arena', () => {
+    const writer = new CustomerStore(0);
+    const bytes = writer.encode(entry('r'));
+    const store = new CustomerStore(0, writer.structures);
+    store.setEncoded('r', bytes);
+    expect(store.stored('r')).toBe(bytes); // not copied
+    expect(store.bytesHeld).toBe(0);
+    expect(store.cut().values).toEqual([bytes]);
+    expect(store.get('r')).toEqual(entry('r'));
+    expect(store.bytesHeld).toBe(bytes.byteLength); // the clean bytes, now in the arena
+    expect(store.compact()).toBe(0); // back at rest without an encode
+    const cut = store.cut();
+    expect(cut.values).toEqual([0]);
+    expect(cut.bytes.subarray(0, cut.sizes[0])).toEqual(bytes);
+  });
+
   it('keeps entries with events waiting for the ordered lane or a timer as objects', () => {
     const store = new CustomerStore(0);
     const waiting = entry('w', { pending: [{ seq: 1, event: { id: 'e', ts: 1 } as CxEvent }] });
@@ -179,7 +195,7 @@ describe('the bytes a hot customer keeps while unchanged', () => {
     store.set('a', a);
     expect(store.bytesOf('a')).toBeUndefined(); // never encoded
     const bytes = store.encodeClean('a', a);
-    expect(store.bytesOf('a')).toBe(bytes);
+    expect(store.bytesOf('a')).toEqual(bytes); // a copy, in the store's arena
     store.touched('a');
     expect(store.bytesOf('a')).toBeUndefined();
     // decoding keeps the bytes it decoded; evicting a clean entry takes them back without encoding
@@ -187,9 +203,11 @@ describe('the bytes a hot customer keeps while unchanged', () => {
     expect(clean).toEqual(bytes);
     store.hotLimit = 0;
     expect(store.compact()).toBe(0);
-    expect(store.stored('a')).toBe(clean);
+    expect(store.stored('a')).toEqual(clean);
+    expect(store.bytesHeld).toBe(clean.byteLength); // the clean bytes became the bytes at rest
     const again = store.get('a')!;
-    expect(store.bytesOf('a')).toBe(clean);
+    expect(store.bytesOf('a')).toEqual(clean);
+    expect(store.bytesHeld).toBe(clean.byteLength);
     expect(store.decode(clean)).toEqual(again);
   });
 

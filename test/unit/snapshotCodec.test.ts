@@ -95,20 +95,69 @@ describe('SnapshotCodec', () => {
     expect(new SnapshotCodec().decode(old)).toEqual(s);
   });
 
-  it('assembles chunks encoded one by one in any grouping into the same snapshot', () => {
-    const s = snapshot(5);
-    const codec = new SnapshotCodec();
-    const { groups, ...header } = s;
-    const sections = groups.map(({ customers, ...section }) => ({
-      ...section,
-      chunks: [
-        codec.encodeChunk(customers.slice(0, 2) as Array<[string, Uint8Array]>),
-        ...customers.slice(2).map((c) => codec.encodeChunk([c as [string, Uint8Array]])),
+  it('encodes a cut whose entries held as objects outgrow the size it guessed, as the whole snapshot', () => {
+    // entries of ~6 KB each held as objects: far more than the writer's guess, so its buffer grows
+    const big = (i: number) => ({ ...entry(i), state: { ...entry(i).state, note: 'x'.repeat(6000 + i) } });
+    const own = new CustomerStore(0);
+    const customers = Array.from({ length: CHUNK_CUSTOMERS + 3 }, (_, i) => [`c${i}`, big(i)] as const);
+    let finished = 0;
+    const cut = {
+      header: { version: 6 as const, keyGroups: 128, delta: false },
+      sections: [
+        {
+          kg: 3,
+          lastSeq: 42,
+          watermark: { maxEventTime: 5000, value: 0 },
+          ...section,
+          structures: [] as string[][],
+          names: customers.map(([c]) => c),
+          values: customers.map(([, e]) => e as unknown as CustomerEntry),
+          sizes: new Uint32Array(customers.length),
+          bytes: new Uint8Array(0),
+        },
       ],
-    }));
-    expect(plain(new SnapshotCodec().decode(codec.assemble({ ...header, groups: sections })))).toEqual(
-      plain(s),
+      encode: (_: number, __: string, e: CustomerEntry) => own.encode(e),
+      finish: (s: number) => {
+        finished++;
+        cut.sections[s]!.structures = own.structures.map((keys) => [...keys]);
+      },
+    };
+    const decoded = new SnapshotCodec().decode(new SnapshotCodec().encodeCut(cut));
+    expect(finished).toBe(1);
+    const reader = new CustomerStore(0, decoded.groups[0]!.structures);
+    expect(decoded.groups[0]!.customers.map(([c, b]) => [c, reader.decode(b as Uint8Array)])).toEqual(
+      customers,
     );
+    expect(decoded.groups[0]!.timers).toEqual(section.timers);
+  });
+
+  it('yields after every key group with customers, also those smaller than a chunk', () => {
+    // a worker encodes between two yields without taking a batch: 128 small key groups must not be one slice
+    const own = new CustomerStore(0);
+    const sections = Array.from({ length: 10 }, (_, kg) => ({
+      kg,
+      lastSeq: kg,
+      watermark: { maxEventTime: 5000, value: 0 },
+      ...section,
+      structures: [] as string[][],
+      names: kg === 4 ? [] : [`c${kg}`],
+      values: kg === 4 ? [] : [entry(kg)],
+      sizes: new Uint32Array(kg === 4 ? 0 : 1),
+      bytes: new Uint8Array(0),
+    }));
+    const steps = new SnapshotCodec().cutSteps({
+      header: { version: 6 as const, keyGroups: 128, delta: false },
+      sections,
+      encode: (_, __, e) => own.encode(e),
+      finish: () => {},
+    });
+    let yields = 0;
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) yields++;
+    expect(yields).toBe(9);
+    expect(new SnapshotCodec().decode(step.value).groups.map((g) => g.customers.length)).toEqual([
+      1, 1, 1, 1, 0, 1, 1, 1, 1, 1,
+    ]);
   });
 
   it('decodes only the key groups asked for, and lists the sections without decoding customers', () => {
