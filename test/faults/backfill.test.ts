@@ -123,9 +123,13 @@ describe(`backfill under a seeded fault plan (${kind}, FAULT_SEED=${seed})`, () 
     expect(bodies).toEqual([]);
   });
 
-  it('ran every fault of the plan, and the engine never exited by itself', () => {
-    expect(faulty.unexpectedExits).toEqual([]);
-    expect(faulty.restarts).toBe(plan.filter((f) => f.kind === 'engine').length);
+  it('ran every fault of the plan, and the engine exited by itself only when NATS was unreachable', () => {
+    // An engine started (after a kill) while nats-server is down may exit 1: the CLI contract's
+    // "NATS not reachable (yet), restart with a short delay". Any other exit is a bug.
+    expect(faulty.unexpectedExits.filter((x) => !(x.code === 1 && x.duringBrokerOutage))).toEqual([]);
+    expect(faulty.restarts).toBe(
+      plan.filter((f) => f.kind === 'engine').length + faulty.unexpectedExits.length,
+    );
     expect(run?.brokerRecoveries.length).toBe(plan.filter((f) => f.kind === 'nats').length);
   });
 

@@ -73,7 +73,16 @@ export interface ScenarioResult {
   /** Engine starts after the first (kills and crashes). */
   restarts: number;
   /** Engine exits that were not ours (crash-only restarts, e.g. a sink failing during a NATS outage). */
-  unexpectedExits: Array<{ code: number | null; signal: string | null }>;
+  unexpectedExits: Array<{
+    code: number | null;
+    signal: string | null;
+    /**
+     * nats-server was down, or back for less than {@link BROKER_GRACE_MS}: an engine that starts
+     * then (after a kill) may find NATS unreachable and exit 1, as the CLI contract says it does.
+     */
+    duringBrokerOutage: boolean;
+    lastLines: string[];
+  }>;
   /** Directory of the run (embedded ClickHouse in `clickhouse/`); the caller removes it. */
   dir: string;
   log: string;
@@ -94,6 +103,8 @@ export interface ScenarioOptions {
 }
 
 const CHECK_TIMEOUT = Number(process.env.FAULT_CHECK_TIMEOUT ?? 120_000);
+/** After nats-server is back, how long an engine exit still counts as caused by the outage. */
+const BROKER_GRACE_MS = 15_000;
 
 /** Runs the engine over the traffic under a fault plan; see the file comment. */
 export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult> {
@@ -116,15 +127,21 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
   let stopping = false;
   let killing = false;
   const unexpectedExits: ScenarioResult['unexpectedExits'] = [];
+  /** When nats-server was killed (null while it runs), and when it last came back. */
+  let brokerDownAt: number | null = null;
+  let brokerUpAt = Number.NEGATIVE_INFINITY;
   const start = (): void => {
     const e = new EngineProcess(env);
     engine = e;
     void e.exited.then((x) => {
       log += e.stderrTail();
       if (stopping || killing || engine !== e) return;
+      // the last lines the engine wrote: why it exited (printed by the test when it fails)
+      const lastLines = e.stderrTail().trimEnd().split('\n').slice(-6);
+      const duringBrokerOutage = brokerDownAt !== null || Date.now() - brokerUpAt < BROKER_GRACE_MS;
+      unexpectedExits.push({ code: x.code, signal: x.signal, duringBrokerOutage, lastLines });
       // a supervisor (systemd, Kubernetes) restarts a crashed engine; so does this harness, after a
       // short pause like systemd's RestartSec (an engine that cannot reach NATS exits at once)
-      unexpectedExits.push({ code: x.code, signal: x.signal });
       restarts++;
       setTimeout(() => {
         if (!stopping && engine === e) start();
@@ -146,10 +163,13 @@ export async function runScenario(opts: ScenarioOptions): Promise<ScenarioResult
     const consumer = () => watch.call(() => jsm.consumers.info('CX_EVENTS', 'cxstream'));
     const restartServer = async (outageMs: number): Promise<BrokerRecovery> => {
       const killedAt = Date.now();
+      brokerDownAt = killedAt;
       await server.kill();
       await new Promise((r) => setTimeout(r, outageMs));
       await server.restart();
       const back = Date.now();
+      brokerDownAt = null;
+      brokerUpAt = back;
       const e = engine;
       // outputs delivered at the restart: the engine delivers again once this count rises
       const before = await e.metric('cx_events_total');
