@@ -67,10 +67,11 @@ export class SnapshotCodec {
    * it through. `entry` gives the bytes of an entry held as an object, or undefined when it was
    * encoded out of turn (copy on write) and is among `early(section)`, added when the section is done.
    *
-   * Everything is written into one buffer, sized up front from the bytes the cut holds. A buffer per
-   * chunk, then a copy of them all into the envelope, allocated the snapshot's size twice outside the
-   * heap, in ~2 000 pieces at 1M customers, and V8 answered those allocations with full garbage
-   * collections, each marking every object of the state (bench/RESULTS.md, "One buffer per snapshot").
+   * Everything is written into one buffer, sized up front from the bytes the cut holds, rather than
+   * a buffer per chunk and a copy of them all into the envelope (the snapshot's size allocated twice
+   * outside the heap, in ~2 000 pieces at 1M customers). Customers at rest are offsets into their key
+   * group's arena, so the cut holds no object per customer (bench/RESULTS.md, "A byte arena per key
+   * group, one buffer per snapshot").
    */
   *cutSteps(cut: SnapshotCut, hooks: CutHooks = {}): Generator<void, Uint8Array, void> {
     const entry = hooks.entry ?? ((s, customer, e) => cut.encode(cut.sections[s]!.kg, customer, e));
