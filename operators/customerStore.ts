@@ -126,16 +126,14 @@ export class CustomerStore {
 
   /** The customer's entry for reading only (a decoded copy when cold; the store does not change). */
   peek(customer: string): CustomerEntry | undefined {
-    const stored = this.entries.get(customer);
-    return typeof stored === 'number' || stored instanceof Uint8Array
-      ? this.decode(this.bytesAt(stored))
-      : stored;
+    const stored = this.stored(customer);
+    return stored instanceof Uint8Array ? this.decode(stored) : stored;
   }
 
   /** The entry, or its bytes when held as bytes. */
   stored(customer: string): StoredEntry | undefined {
     const stored = this.entries.get(customer);
-    return typeof stored === 'number' ? this.arena.view(stored) : stored;
+    return stored === undefined ? undefined : this.asStored(stored);
   }
 
   /** The customer's bytes when it is held as bytes or is a clean hot entry; else undefined. */
@@ -191,8 +189,7 @@ export class CustomerStore {
 
   /** Every customer with its entry or bytes, in insertion order. */
   *items(): IterableIterator<[string, StoredEntry]> {
-    for (const [customer, stored] of this.entries)
-      yield [customer, typeof stored === 'number' ? this.arena.view(stored) : stored];
+    for (const [customer, stored] of this.entries) yield [customer, this.asStored(stored)];
   }
 
   /**
@@ -274,7 +271,8 @@ export class CustomerStore {
     return typeof stored === 'number' ? stored : this.clean.get(customer);
   }
 
-  private bytesAt(stored: number | Uint8Array): Uint8Array {
+  /** What the map holds as the entry or its bytes (a slot is read from the arena). */
+  private asStored(stored: CustomerEntry | number | Uint8Array): StoredEntry {
     return typeof stored === 'number' ? this.arena.view(stored) : stored;
   }
 
